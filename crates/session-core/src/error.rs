@@ -1,0 +1,268 @@
+//! The error matrix: every rejection the service can answer, and the one table
+//! that gives each its HTTP status, `error` slug and `code`.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// One row of the error matrix (SPEC.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    DecodeError,
+    MissingParam,
+    ValidationError,
+    CurrencyNotAllowed,
+    NetworkNotAllowed,
+    WalletNotSupported,
+    InvalidSignature,
+    MissingToken,
+    InvalidToken,
+    InvalidInitToken,
+    InvalidProviderSignature,
+    ForbiddenOrigin,
+    OfframpDisabled,
+    NotFound,
+    MethodNotAllowed,
+    SessionAlreadyUsed,
+    IdempotencyKeyReused,
+    SessionExpired,
+    RequestTimeout,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    RateLimitExceeded,
+    DbError,
+    TokenError,
+    ProviderError,
+    UpstreamUnavailable,
+    UpstreamInvalidResponse,
+    ShuttingDown,
+    StoreUnavailable,
+}
+
+impl ErrorKind {
+    /// The HTTP status, `error` slug and `code` of this row.
+    pub const fn triple(self) -> (u16, &'static str, &'static str) {
+        use ErrorKind::*;
+        match self {
+            DecodeError => (400, "invalid_request", "decode_error"),
+            MissingParam => (400, "invalid_request", "missing_param"),
+            ValidationError => (400, "invalid_request", "validation_error"),
+            CurrencyNotAllowed => (400, "invalid_request", "currency_not_allowed"),
+            NetworkNotAllowed => (400, "invalid_request", "network_not_allowed"),
+            WalletNotSupported => (400, "wallet_not_supported", "WALLET_NOT_SUPPORTED"),
+            InvalidSignature => (400, "invalid_request", "invalid_signature"),
+            MissingToken => (401, "unauthorised", "missing_token"),
+            InvalidToken => (401, "unauthorised", "invalid_token"),
+            InvalidInitToken => (401, "unauthorised", "invalid_init_token"),
+            InvalidProviderSignature => (401, "unauthorised", "invalid_signature"),
+            ForbiddenOrigin => (403, "forbidden", "forbidden_origin"),
+            OfframpDisabled => (403, "forbidden", "offramp_disabled"),
+            NotFound => (404, "not_found", "not_found"),
+            MethodNotAllowed => (405, "invalid_request", "method_not_allowed"),
+            RequestTimeout => (408, "invalid_request", "request_timeout"),
+            SessionAlreadyUsed => (409, "conflict", "session_already_used"),
+            IdempotencyKeyReused => (409, "conflict", "idempotency_key_reused"),
+            SessionExpired => (410, "gone", "session_expired"),
+            PayloadTooLarge => (413, "invalid_request", "payload_too_large"),
+            UnsupportedMediaType => (415, "invalid_request", "unsupported_media_type"),
+            RateLimitExceeded => (429, "rate_limited", "rate_limit_exceeded"),
+            DbError => (500, "internal_error", "db_error"),
+            TokenError => (500, "internal_error", "token_error"),
+            ProviderError => (502, "upstream_error", "provider_error"),
+            UpstreamUnavailable => (502, "upstream_unavailable", "upstream_unavailable"),
+            UpstreamInvalidResponse => (502, "upstream_unavailable", "upstream_invalid_response"),
+            ShuttingDown => (503, "unavailable", "shutting_down"),
+            StoreUnavailable => (503, "unavailable", "store_unavailable"),
+        }
+    }
+
+    pub const fn status(self) -> u16 {
+        self.triple().0
+    }
+
+    pub const fn error(self) -> &'static str {
+        self.triple().1
+    }
+
+    pub const fn code(self) -> &'static str {
+        self.triple().2
+    }
+
+    /// The message a client sees when the rejection carries no more specific one.
+    /// Server-side faults never say more than this: their details go to the logs.
+    pub const fn default_message(self) -> &'static str {
+        use ErrorKind::*;
+        match self {
+            DecodeError => "request body is not a valid JSON object",
+            MissingParam => "a required field is missing",
+            ValidationError => "a field is invalid",
+            CurrencyNotAllowed => "currency is not enabled for this partner",
+            NetworkNotAllowed => "network is not enabled for this partner",
+            WalletNotSupported => "no active wallet for this currency and network",
+            InvalidSignature => "presented parameters do not match the session",
+            MissingToken => "missing bearer token in the Authorization header",
+            InvalidToken => "client token is unknown, revoked or expired",
+            InvalidInitToken => "init_token is malformed or not valid for this session",
+            InvalidProviderSignature => "X-Signature is missing or does not match the body",
+            ForbiddenOrigin => "origin or caller address is not allowed for this partner",
+            OfframpDisabled => "off-ramp (type sell) is not enabled for this partner",
+            NotFound => "not found",
+            MethodNotAllowed => "method not allowed for this route",
+            RequestTimeout => "the request was not received in time",
+            SessionAlreadyUsed => "init_token has already been redeemed",
+            IdempotencyKeyReused => "Idempotency-Key was used with a different body",
+            SessionExpired => "init_token has expired",
+            PayloadTooLarge => "request body is too large",
+            UnsupportedMediaType => "Content-Type must be application/json",
+            RateLimitExceeded => "request budget exceeded",
+            DbError => "internal store error",
+            TokenError => "internal token error",
+            ProviderError => "an upstream provider answered with an error",
+            UpstreamUnavailable => "an upstream provider is unreachable",
+            UpstreamInvalidResponse => "an upstream provider answered with an invalid response",
+            ShuttingDown => "the service is shutting down",
+            StoreUnavailable => "the store is unavailable",
+        }
+    }
+
+    /// Every row, for tests and documentation checks.
+    pub const ALL: [ErrorKind; 29] = {
+        use ErrorKind::*;
+        [
+            DecodeError,
+            MissingParam,
+            ValidationError,
+            CurrencyNotAllowed,
+            NetworkNotAllowed,
+            WalletNotSupported,
+            InvalidSignature,
+            MissingToken,
+            InvalidToken,
+            InvalidInitToken,
+            InvalidProviderSignature,
+            ForbiddenOrigin,
+            OfframpDisabled,
+            NotFound,
+            MethodNotAllowed,
+            SessionAlreadyUsed,
+            IdempotencyKeyReused,
+            SessionExpired,
+            RequestTimeout,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            RateLimitExceeded,
+            DbError,
+            TokenError,
+            ProviderError,
+            UpstreamUnavailable,
+            UpstreamInvalidResponse,
+            ShuttingDown,
+            StoreUnavailable,
+        ]
+    };
+}
+
+/// A request the service refuses, with the message the client will read.
+///
+/// The message is built by the core from field names and fixed text only; it
+/// never contains a secret, a token or an expected signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+    /// What went wrong underneath (a store or upstream fault), for logs only.
+    detail: Option<String>,
+}
+
+impl Rejection {
+    pub fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            detail: None,
+        }
+    }
+
+    /// A rejection with the row's generic message.
+    pub const fn of(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            message: Cow::Borrowed(kind.default_message()),
+            detail: None,
+        }
+    }
+
+    /// Attaches a cause for the logs; clients never see it.
+    pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
+    }
+
+    pub fn missing(field: &str) -> Self {
+        Self::new(ErrorKind::MissingParam, format!("{field} is required"))
+    }
+
+    pub fn invalid(field: &str, why: &str) -> Self {
+        Self::new(ErrorKind::ValidationError, format!("{field}: {why}"))
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<ErrorKind> for Rejection {
+    fn from(kind: ErrorKind) -> Self {
+        Self::of(kind)
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (status, error, code) = self.kind.triple();
+        write!(f, "{status} {error}/{code}: {}", self.message)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_row_is_distinct_and_statuses_are_http_errors() {
+        let mut seen = HashSet::new();
+        for kind in ErrorKind::ALL {
+            let (status, error, code) = kind.triple();
+            assert!((400..600).contains(&status), "{kind:?} has status {status}");
+            assert!(seen.insert((status, error, code)), "{kind:?} repeats a row");
+            assert!(
+                !kind.default_message().ends_with('.'),
+                "{kind:?} message ends with a period"
+            );
+        }
+    }
+
+    #[test]
+    fn spec_rows_that_share_a_code_differ_by_status() {
+        // `invalid_signature` means two things: a widget mismatch (400) and a bad
+        // provider signature (401). Both must keep the spec's code.
+        assert_eq!(
+            ErrorKind::InvalidSignature.triple(),
+            (400, "invalid_request", "invalid_signature")
+        );
+        assert_eq!(
+            ErrorKind::InvalidProviderSignature.triple(),
+            (401, "unauthorised", "invalid_signature")
+        );
+    }
+}

@@ -1,0 +1,537 @@
+//! A partner's configuration, validated once when it is loaded (from a bootstrap
+//! file, the operator CLI or a store) and shared read-only by every request.
+
+use std::fmt;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use uuid::Uuid;
+
+use crate::access::Origin;
+use crate::secret::Secret;
+use crate::signing::{SignatureScheme, SigningKey, SigningKeys};
+use crate::time::Timestamp;
+use crate::value::{Address, AddressRule, Code, DEFAULT_DECIMALS, RedirectUrl, TxType};
+
+/// A partner's identifier: 1–64 chars of `[a-z0-9_-]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PartnerId(Box<str>);
+
+impl PartnerId {
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let ok = (1..=64).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(text.into()))
+        } else {
+            Err("partner id must be 1 to 64 chars of [a-z0-9_-]")
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PartnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What the widget shows. Every session keeps the view it was created with, so
+/// a later configuration change does not alter a session already handed out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetView {
+    pub widget_id: Uuid,
+    pub currencies: Vec<Code>,
+    pub networks: Vec<Code>,
+    pub fiat_currency: Code,
+    pub fiat_currencies: Vec<Code>,
+    pub lang: String,
+    pub theme: String,
+}
+
+/// The widget's view and the defaults a session request may override.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetConfig {
+    pub view: Arc<WidgetView>,
+    pub default_type: TxType,
+    pub redirect_url: Option<RedirectUrl>,
+    /// Fraction digits per currency; currencies not listed allow 8.
+    pub decimals: Vec<(Code, u8)>,
+}
+
+impl WidgetConfig {
+    pub fn decimals_of(&self, currency: &Code) -> u8 {
+        self.decimals
+            .iter()
+            .find(|(code, _)| code == currency)
+            .map_or(DEFAULT_DECIMALS, |(_, digits)| *digits)
+    }
+}
+
+/// A destination wallet the service resolves for (currency, network).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wallet {
+    pub currency: Code,
+    pub network: Code,
+    pub address: Address,
+    pub active: bool,
+}
+
+/// Where and how status changes are pushed to the partner.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: Secret,
+}
+
+/// A partner, ready for requests.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    pub id: PartnerId,
+    pub name: String,
+    pub allowed_origins: Vec<Origin>,
+    /// Empty: no IP gate.
+    pub allowed_ips: Vec<IpNet>,
+    pub offramp_enabled: bool,
+    pub accept_client_address: bool,
+    /// Empty: any host.
+    pub redirect_hosts: Vec<String>,
+    pub webhook: Option<WebhookTarget>,
+    pub signing: SigningKeys,
+    pub widget: WidgetConfig,
+    pub wallets: Vec<Wallet>,
+}
+
+impl Partner {
+    /// The first active wallet for (currency, network).
+    pub fn active_wallet(&self, currency: &Code, network: &Code) -> Option<&Wallet> {
+        self.wallets
+            .iter()
+            .find(|w| w.active && w.currency == *currency && w.network == *network)
+    }
+
+    /// How strictly client-sent addresses are checked for this partner.
+    pub fn address_rule(&self) -> AddressRule {
+        match self.signing.scheme() {
+            SignatureScheme::HmacSha512 => AddressRule::Network,
+            SignatureScheme::Sha512Concat => AddressRule::Alphanumeric,
+        }
+    }
+}
+
+/// A signing secret as configured, before it is prepared for use.
+#[derive(Debug, Clone)]
+pub struct SigningKeySpec {
+    pub kid: String,
+    pub secret: Secret,
+    /// Set when the key has been rotated out: it verifies until then.
+    pub not_after: Option<Timestamp>,
+}
+
+/// A partner as written in a bootstrap file or stored by an adapter: plain text
+/// that [`PartnerSpec::build`] validates into a [`Partner`].
+#[derive(Debug, Clone, Default)]
+pub struct PartnerSpec {
+    pub id: String,
+    pub name: String,
+    pub allowed_origins: Vec<String>,
+    pub allowed_ips: Vec<String>,
+    pub offramp_enabled: bool,
+    pub accept_client_address: bool,
+    pub redirect_hosts: Vec<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<Secret>,
+    /// `hmac-sha512` (default) or `sha512-concat`.
+    pub signature_scheme: String,
+    /// The first key signs; later keys are rotated-out keys still in their grace period.
+    pub signing_keys: Vec<SigningKeySpec>,
+    pub widget: WidgetSpec,
+    pub wallets: Vec<WalletSpec>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WidgetSpec {
+    pub widget_id: String,
+    pub currencies: Vec<String>,
+    pub networks: Vec<String>,
+    pub fiat_currency: String,
+    pub fiat_currencies: Vec<String>,
+    pub default_type: String,
+    pub lang: String,
+    pub theme: String,
+    pub redirect_url: Option<String>,
+    pub decimals: Vec<(String, u8)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletSpec {
+    pub currency: String,
+    pub network: String,
+    pub address: String,
+    pub active: bool,
+}
+
+/// Why a partner configuration was refused; names the partner and the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl PartnerSpec {
+    /// Validates every field; the first problem is reported with its field name.
+    pub fn build(&self) -> Result<Partner, ConfigError> {
+        let fail = |field: &str, why: &dyn fmt::Display| {
+            ConfigError(format!("partner {:?}: {field}: {why}", self.id))
+        };
+        let id = PartnerId::parse(&self.id).map_err(|e| fail("id", &e))?;
+        if self.name.trim().is_empty() {
+            return Err(fail("name", &"must not be empty"));
+        }
+        let allowed_origins = self
+            .allowed_origins
+            .iter()
+            .map(|o| {
+                Origin::parse(o).ok_or_else(|| {
+                    fail(
+                        "allowed_origins",
+                        &format!("{o:?} is not scheme://host[:port]"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let allowed_ips = self
+            .allowed_ips
+            .iter()
+            .map(|text| {
+                parse_ip_range(text).ok_or_else(|| {
+                    fail(
+                        "allowed_ips",
+                        &format!("{text:?} is not an IP or CIDR range"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let redirect_hosts = self
+            .redirect_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect::<Vec<_>>();
+        let scheme = match self.signature_scheme.as_str() {
+            "" => SignatureScheme::HmacSha512,
+            text => SignatureScheme::parse(text)
+                .ok_or_else(|| fail("signature_scheme", &"must be hmac-sha512 or sha512-concat"))?,
+        };
+        let signing = build_signing_keys(scheme, &self.signing_keys)
+            .map_err(|why| fail("signing_secret", &why))?;
+        let widget = self
+            .widget
+            .build(&redirect_hosts)
+            .map_err(|(field, why)| fail(&format!("widget.{field}"), &why))?;
+        let address_rule = match scheme {
+            SignatureScheme::HmacSha512 => AddressRule::Network,
+            SignatureScheme::Sha512Concat => AddressRule::Alphanumeric,
+        };
+        let wallets = self
+            .wallets
+            .iter()
+            .map(|w| w.build(address_rule).map_err(|why| fail("wallet", &why)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let webhook = match (&self.webhook_url, &self.webhook_secret) {
+            (Some(url), Some(secret)) => {
+                RedirectUrl::parse(url, &[]).map_err(|why| fail("webhook_url", &why))?;
+                if secret.expose().is_empty() {
+                    return Err(fail("webhook_secret", &"must not be empty"));
+                }
+                Some(WebhookTarget {
+                    url: url.clone(),
+                    secret: secret.clone(),
+                })
+            }
+            (Some(_), None) => return Err(fail("webhook_secret", &"is required with webhook_url")),
+            (None, _) => None,
+        };
+        Ok(Partner {
+            id,
+            name: self.name.clone(),
+            allowed_origins,
+            allowed_ips,
+            offramp_enabled: self.offramp_enabled,
+            accept_client_address: self.accept_client_address,
+            redirect_hosts,
+            webhook,
+            signing,
+            widget,
+            wallets,
+        })
+    }
+}
+
+fn build_signing_keys(
+    scheme: SignatureScheme,
+    specs: &[SigningKeySpec],
+) -> Result<SigningKeys, String> {
+    let mut keys = specs.iter().map(|spec| {
+        SigningKey::new(spec.kid.as_str(), spec.secret.clone(), spec.not_after)
+            .ok_or_else(|| format!("key {:?} must be a non-empty string", spec.kid))
+    });
+    let current = keys
+        .next()
+        .ok_or("at least one signing key is required")??;
+    let previous = keys.collect::<Result<Vec<_>, _>>()?;
+    Ok(SigningKeys::new(scheme, current, previous))
+}
+
+/// An IP address (a /32 or /128 range) or a CIDR range.
+pub fn parse_ip_range(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
+        .ok()
+        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
+        .map(|net| net.trunc())
+}
+
+impl WidgetSpec {
+    fn build(&self, redirect_hosts: &[String]) -> Result<WidgetConfig, (&'static str, String)> {
+        let codes = |field: &'static str, list: &[String]| {
+            if list.is_empty() {
+                return Err((field, "must list at least one code".to_owned()));
+            }
+            list.iter()
+                .map(|c| Code::parse(c).map_err(|why| (field, format!("{c:?} {why}"))))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let widget_id = Uuid::parse_str(&self.widget_id)
+            .map_err(|_| ("widget_id", "must be a UUID".to_owned()))?;
+        let currencies = codes("currencies", &self.currencies)?;
+        let networks = codes("networks", &self.networks)?;
+        let fiat_currency =
+            Code::parse(&self.fiat_currency).map_err(|why| ("fiat_currency", why.to_owned()))?;
+        let fiat_currencies = codes("fiat_currencies", &self.fiat_currencies)?;
+        let default_type = match self.default_type.as_str() {
+            "" => TxType::Buy,
+            text => TxType::parse(text).map_err(|why| ("type", why.to_owned()))?,
+        };
+        let redirect_url = self
+            .redirect_url
+            .as_deref()
+            .map(|url| {
+                RedirectUrl::parse(url, redirect_hosts)
+                    .map_err(|why| ("redirect_url", why.to_owned()))
+            })
+            .transpose()?;
+        let decimals = self
+            .decimals
+            .iter()
+            .map(|(code, digits)| match Code::parse(code) {
+                Ok(code) if *digits <= 18 => Ok((code, *digits)),
+                _ => Err((
+                    "decimals",
+                    format!("{code:?} = {digits} is not a currency with 0 to 18 decimals"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let text = |field: &'static str, value: &str, default: &str| {
+            let value = if value.is_empty() { default } else { value };
+            if value.len() > 32
+                || !value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err((field, "must be up to 32 chars of [A-Za-z0-9_-]".to_owned()));
+            }
+            Ok(value.to_owned())
+        };
+        let view = WidgetView {
+            widget_id,
+            currencies,
+            networks,
+            fiat_currency,
+            fiat_currencies,
+            lang: text("lang", &self.lang, "en")?,
+            theme: text("theme", &self.theme, "light")?,
+        };
+        Ok(WidgetConfig {
+            view: Arc::new(view),
+            default_type,
+            redirect_url,
+            decimals,
+        })
+    }
+}
+
+impl WalletSpec {
+    fn build(&self, rule: AddressRule) -> Result<Wallet, String> {
+        let currency = Code::parse(&self.currency)
+            .map_err(|why| format!("currency {:?} {why}", self.currency))?;
+        let network = Code::parse(&self.network)
+            .map_err(|why| format!("network {:?} {why}", self.network))?;
+        let address = Address::parse(&self.address, &network, rule)
+            .map_err(|why| format!("address for {currency}/{network} {why}"))?;
+        Ok(Wallet {
+            currency,
+            network,
+            address,
+            active: self.active,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A valid spec that tests adjust field by field.
+    pub(crate) fn acme() -> PartnerSpec {
+        PartnerSpec {
+            id: "acme".into(),
+            name: "Acme Wallet".into(),
+            allowed_origins: vec!["https://app.acme.example".into()],
+            allowed_ips: vec![],
+            offramp_enabled: false,
+            accept_client_address: false,
+            redirect_hosts: vec![],
+            webhook_url: None,
+            webhook_secret: None,
+            signature_scheme: "hmac-sha512".into(),
+            signing_keys: vec![SigningKeySpec {
+                kid: "k1".into(),
+                secret: Secret::new("partner-secret"),
+                not_after: None,
+            }],
+            widget: WidgetSpec {
+                widget_id: "fb359d09-fff6-4b1f-906c-b9062b135065".into(),
+                currencies: vec!["USDT".into()],
+                networks: vec!["TRC20".into(), "ERC20".into()],
+                fiat_currency: "EUR".into(),
+                fiat_currencies: vec!["EUR".into(), "USD".into()],
+                default_type: "buy".into(),
+                lang: "en".into(),
+                theme: "light".into(),
+                redirect_url: Some("https://app.acme.example/done".into()),
+                decimals: vec![("USDT".into(), 6)],
+            },
+            wallets: vec![WalletSpec {
+                currency: "USDT".into(),
+                network: "TRC20".into(),
+                address: "TXYZabcdefghijkmnopqrstuvwxyz12345".into(),
+                active: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn a_complete_spec_builds() {
+        let partner = acme().build().expect("valid spec");
+        assert_eq!(partner.id.as_str(), "acme");
+        let usdt = Code::parse("USDT").expect("code");
+        assert_eq!(partner.widget.decimals_of(&usdt), 6);
+        assert_eq!(
+            partner
+                .widget
+                .decimals_of(&Code::parse("BTC").expect("code")),
+            8
+        );
+        let trc20 = Code::parse("TRC20").expect("code");
+        assert!(partner.active_wallet(&usdt, &trc20).is_some());
+        assert!(
+            partner
+                .active_wallet(&usdt, &Code::parse("ERC20").expect("code"))
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn each_invalid_field_is_named() {
+        type Edit = Box<dyn Fn(&mut PartnerSpec)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            ("id", Box::new(|s| s.id = "Acme!".into())),
+            ("name", Box::new(|s| s.name = " ".into())),
+            (
+                "allowed_origins",
+                Box::new(|s| s.allowed_origins = vec!["app.acme.example".into()]),
+            ),
+            (
+                "allowed_ips",
+                Box::new(|s| s.allowed_ips = vec!["10.0.0.0/33".into()]),
+            ),
+            (
+                "signature_scheme",
+                Box::new(|s| s.signature_scheme = "md5".into()),
+            ),
+            (
+                "signing_secret",
+                Box::new(|s| s.signing_keys[0].secret = Secret::new("")),
+            ),
+            ("signing_secret", Box::new(|s| s.signing_keys.clear())),
+            (
+                "widget.widget_id",
+                Box::new(|s| s.widget.widget_id = "nope".into()),
+            ),
+            (
+                "widget.currencies",
+                Box::new(|s| s.widget.currencies.clear()),
+            ),
+            (
+                "widget.networks",
+                Box::new(|s| s.widget.networks = vec!["TRC 20".into()]),
+            ),
+            (
+                "widget.type",
+                Box::new(|s| s.widget.default_type = "hold".into()),
+            ),
+            (
+                "widget.redirect_url",
+                Box::new(|s| s.widget.redirect_url = Some("http://acme.example".into())),
+            ),
+            (
+                "widget.decimals",
+                Box::new(|s| s.widget.decimals = vec![("USDT".into(), 19)]),
+            ),
+            ("widget.lang", Box::new(|s| s.widget.lang = "en US".into())),
+            ("wallet", Box::new(|s| s.wallets[0].address = "0x00".into())),
+            (
+                "webhook_secret",
+                Box::new(|s| s.webhook_url = Some("https://hooks.acme.example/x".into())),
+            ),
+        ];
+        for (field, mutate) in cases {
+            let mut spec = acme();
+            mutate(&mut spec);
+            let error = spec.build().expect_err(field);
+            assert!(error.0.contains(field), "{field}: {error}");
+        }
+    }
+
+    #[test]
+    fn concat_scheme_partners_need_alphanumeric_wallets() {
+        let mut spec = acme();
+        spec.signature_scheme = "sha512-concat".into();
+        spec.wallets[0] = WalletSpec {
+            currency: "USDT".into(),
+            network: "CUSTOM".into(),
+            address: "acct:12345678".into(),
+            active: true,
+        };
+        assert!(spec.build().is_err());
+        spec.wallets[0].address = "acct12345678".into();
+        assert!(spec.build().is_ok());
+    }
+
+    #[test]
+    fn single_addresses_become_host_ranges() {
+        assert_eq!(parse_ip_range("10.1.2.3"), "10.1.2.3/32".parse().ok());
+        assert_eq!(parse_ip_range("10.1.2.3/8"), "10.0.0.0/8".parse().ok());
+        assert_eq!(parse_ip_range("::1"), "::1/128".parse().ok());
+        assert_eq!(parse_ip_range("nope"), None);
+    }
+}

@@ -1,0 +1,207 @@
+//! The ports: what the core needs from the world, as small traits with small
+//! errors. Adapters (the stores, a wallet provider client) implement them and
+//! translate their drivers' errors into these.
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::client_token::TokenDigest;
+use crate::partner::{Partner, PartnerId, PartnerSpec};
+use crate::session::{EventEffects, EventPlan, KycState, Session, StoredSession};
+use crate::time::Timestamp;
+use crate::value::{Address, Code, PartnerUserId};
+
+/// A store fault. Details are for logs only; clients see the generic message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// The store cannot be reached or is overloaded; the request may be retried.
+    Unavailable(String),
+    /// A uniqueness rule refused the write.
+    Conflict(String),
+    /// A statement failed for another reason.
+    Failed(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unavailable(detail) => write!(f, "store unavailable: {detail}"),
+            Self::Conflict(detail) => write!(f, "store conflict: {detail}"),
+            Self::Failed(detail) => write!(f, "store failure: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// A client token that matched, and the partner it belongs to.
+#[derive(Debug, Clone)]
+pub struct TokenGrant {
+    pub partner: Arc<Partner>,
+    /// End of the rotation grace period, when the token has been rotated.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// Finds the partner a client token belongs to. Revoked tokens are not found.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PartnerDirectory: Send + Sync {
+    async fn find_by_token(&self, digest: &TokenDigest) -> Result<Option<TokenGrant>, StoreError>;
+}
+
+/// A fault of an upstream provider (wallet custody, identity).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// The provider answered with an error.
+    Rejected(String),
+    /// The provider could not be reached or timed out.
+    Unreachable(String),
+    /// The provider answered something that cannot be understood.
+    InvalidResponse(String),
+}
+
+/// Resolves the destination address for a (currency, network) of a partner.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait WalletDirectory: Send + Sync {
+    async fn resolve(
+        &self,
+        partner: &Partner,
+        currency: &Code,
+        network: &Code,
+    ) -> Result<Option<Address>, UpstreamError>;
+}
+
+/// Wallets as configured on the partner itself: the directory for deployments
+/// without an external custody service.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConfiguredWallets;
+
+#[async_trait]
+impl WalletDirectory for ConfiguredWallets {
+    async fn resolve(
+        &self,
+        partner: &Partner,
+        currency: &Code,
+        network: &Code,
+    ) -> Result<Option<Address>, UpstreamError> {
+        Ok(partner
+            .active_wallet(currency, network)
+            .map(|w| w.address.clone()))
+    }
+}
+
+/// The outcome of an attempt to redeem an init token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redemption {
+    /// This call consumed the token.
+    Redeemed,
+    /// The token had been consumed before.
+    AlreadyUsed,
+    /// No session with that id and jti.
+    Unknown,
+}
+
+/// The outcome of offering a provider event to the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventApplied {
+    /// The event's effects were written (they may be empty).
+    Applied(Box<EventEffects>),
+    /// The `event_id` was seen before; nothing was written.
+    Replayed,
+    /// No such transaction; nothing was written, the event id is not recorded.
+    UnknownTransaction,
+}
+
+/// Sessions, their users and their transactions.
+///
+/// Every method that writes returns only after the write is durable.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Finds or creates the end user (by partner and `partner_user_id`, keeping the
+    /// latest email) and inserts the session in status `pending`, atomically.
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The session with this id, whoever owns it.
+    async fn session(&self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;
+
+    /// Consumes the init token `jti` of session `id` at `at`. Of any number of
+    /// concurrent calls for one session, exactly one returns `Redeemed`.
+    async fn redeem(&self, id: Uuid, jti: &str, at: Timestamp) -> Result<Redemption, StoreError>;
+
+    /// The KYC state of a partner's end user, `None` for an unknown user.
+    async fn kyc(
+        &self,
+        partner: &PartnerId,
+        user: &PartnerUserId,
+    ) -> Result<Option<KycState>, StoreError>;
+
+    /// Applies a provider event exactly once per `event_id`: records the id, locks
+    /// the transaction and its user, asks [`EventPlan::effects`] what changes and
+    /// writes that (state, KYC, outbox event) in one transaction.
+    async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError>;
+}
+
+/// A stored client token, as operators see it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTokenRecord {
+    pub digest: TokenDigest,
+    pub partner_id: PartnerId,
+    pub label: String,
+    pub created_at: Timestamp,
+    /// End of the grace period once rotated.
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ClientTokenRecord {
+    /// Whether the token authenticates at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|end| now < end)
+    }
+}
+
+/// Partner administration: what the bootstrap loader and the operator CLI use.
+/// Changes take effect on every instance sharing the store.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PartnerRegistry: Send + Sync {
+    async fn partner(&self, id: &PartnerId) -> Result<Option<PartnerSpec>, StoreError>;
+
+    async fn partners(&self) -> Result<Vec<PartnerSpec>, StoreError>;
+
+    /// Creates the partner or replaces its whole configuration. `spec` must build.
+    async fn put_partner(&self, spec: &PartnerSpec) -> Result<(), StoreError>;
+
+    async fn tokens(&self, partner: &PartnerId) -> Result<Vec<ClientTokenRecord>, StoreError>;
+
+    /// Adds a token; adding a digest that exists already changes nothing and
+    /// returns `false`.
+    async fn add_token(&self, token: &ClientTokenRecord) -> Result<bool, StoreError>;
+
+    /// Sets the end of a token's grace period (rotation). `false` if unknown.
+    async fn expire_token(
+        &self,
+        partner: &PartnerId,
+        digest: &TokenDigest,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes a token at once. `false` if unknown.
+    async fn revoke_token(
+        &self,
+        partner: &PartnerId,
+        digest: &TokenDigest,
+        at: Timestamp,
+    ) -> Result<bool, StoreError>;
+}
+
+/// Whether the store is reachable, for readiness probes.
+#[async_trait]
+pub trait Health: Send + Sync {
+    async fn check(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,184 @@
+//! The use cases: each takes raw request input, runs the pure checks, calls the
+//! ports, and answers with a domain value or a [`Rejection`].
+
+mod auth;
+mod create;
+mod events;
+mod query;
+mod redeem;
+
+use std::sync::Arc;
+
+pub use create::CreatedSession;
+pub use events::{EventReport, plan_event};
+
+use crate::error::{ErrorKind, Rejection};
+use crate::init_token::TokenKeys;
+use crate::ports::{PartnerDirectory, SessionStore, StoreError, UpstreamError, WalletDirectory};
+use crate::provider::ProviderKey;
+use crate::random::Random;
+use crate::time::Clock;
+
+/// Behaviour an operator tunes.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Lifetime of an init token, in seconds.
+    pub init_token_ttl_seconds: i64,
+}
+
+/// The adapters the use cases run on, chosen once at the composition root.
+#[derive(Clone)]
+pub struct Ports {
+    pub partners: Arc<dyn PartnerDirectory>,
+    pub wallets: Arc<dyn WalletDirectory>,
+    pub sessions: Arc<dyn SessionStore>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
+}
+
+impl std::fmt::Debug for Ports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ports")
+    }
+}
+
+/// The service's use cases over its ports.
+#[derive(Debug, Clone)]
+pub struct SessionService {
+    ports: Ports,
+    tokens: TokenKeys,
+    provider_key: Option<ProviderKey>,
+    settings: Settings,
+}
+
+impl SessionService {
+    /// `provider_key` is `None` when no provider secret is configured: every
+    /// provider event is then refused as unsigned.
+    pub fn new(
+        ports: Ports,
+        tokens: TokenKeys,
+        provider_key: Option<ProviderKey>,
+        settings: Settings,
+    ) -> Self {
+        Self {
+            ports,
+            tokens,
+            provider_key,
+            settings,
+        }
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+}
+
+/// Store faults become 503 (retryable) or 500; the cause goes to the logs only.
+pub fn store_rejection(error: StoreError) -> Rejection {
+    let kind = match error {
+        StoreError::Unavailable(_) => ErrorKind::StoreUnavailable,
+        StoreError::Conflict(_) | StoreError::Failed(_) => ErrorKind::DbError,
+    };
+    Rejection::of(kind).with_detail(error.to_string())
+}
+
+fn upstream_rejection(error: UpstreamError) -> Rejection {
+    let (kind, detail) = match error {
+        UpstreamError::Rejected(detail) => (ErrorKind::ProviderError, detail),
+        UpstreamError::Unreachable(detail) => (ErrorKind::UpstreamUnavailable, detail),
+        UpstreamError::InvalidResponse(detail) => (ErrorKind::UpstreamInvalidResponse, detail),
+    };
+    Rejection::of(kind).with_detail(detail)
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! Ports and partners for the use-case tests.
+
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
+
+    use super::*;
+    use crate::init_token::TokenKey;
+    use crate::partner::{Partner, tests::acme};
+    use crate::ports::{
+        ConfiguredWallets, MockPartnerDirectory, MockSessionStore, MockWalletDirectory,
+    };
+    use crate::secret::Secret;
+    use crate::time::Timestamp;
+
+    pub struct FixedClock(pub AtomicI64);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
+        }
+    }
+
+    /// Deterministic bytes: each call fills with the next counter value.
+    #[derive(Default)]
+    pub struct CountingRandom(AtomicU8);
+
+    impl Random for CountingRandom {
+        fn fill(&self, dest: &mut [u8]) {
+            let next = self.0.fetch_add(1, Ordering::SeqCst);
+            dest.fill(next);
+        }
+    }
+
+    pub const NOW_MICROS: i64 = 1_795_509_330_000_000;
+
+    pub fn partner() -> Arc<Partner> {
+        Arc::new(acme().build().expect("fixture partner"))
+    }
+
+    pub fn token_keys() -> TokenKeys {
+        TokenKeys::new(
+            TokenKey::new("t1", &Secret::new("x".repeat(32))).expect("key"),
+            vec![],
+        )
+    }
+
+    /// Mocks that refuse any call not expected by the test.
+    pub struct Mocks {
+        pub partners: MockPartnerDirectory,
+        pub wallets: Option<MockWalletDirectory>,
+        pub sessions: MockSessionStore,
+    }
+
+    impl Mocks {
+        pub fn new() -> Self {
+            Self {
+                partners: MockPartnerDirectory::new(),
+                wallets: None,
+                sessions: MockSessionStore::new(),
+            }
+        }
+
+        pub fn service(self) -> SessionService {
+            let wallets: Arc<dyn WalletDirectory> = match self.wallets {
+                Some(mock) => Arc::new(mock),
+                None => Arc::new(ConfiguredWallets),
+            };
+            let ports = Ports {
+                partners: Arc::new(self.partners),
+                wallets,
+                sessions: Arc::new(self.sessions),
+                clock: Arc::new(FixedClock(AtomicI64::new(NOW_MICROS))),
+                random: Arc::new(CountingRandom::default()),
+            };
+            let provider = ProviderKey::new(&Secret::new("provider-secret"));
+            SessionService::new(
+                ports,
+                token_keys(),
+                provider,
+                Settings {
+                    init_token_ttl_seconds: 3_600,
+                },
+            )
+        }
+    }
+
+    /// Captures what a store mock was asked to write.
+    pub type Captured<T> = Arc<Mutex<Vec<T>>>;
+}

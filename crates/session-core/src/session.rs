@@ -1,0 +1,180 @@
+//! The records a session leaves: what was agreed at creation (immutable), the
+//! transaction's evolving state, and the facts the provider reports.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::partner::{PartnerId, WidgetView};
+use crate::signing::{Signature, SignedFields};
+use crate::status::{KycStatus, Transition, TxStatus};
+use crate::time::Timestamp;
+use crate::value::{Address, Amount, ClientIp, Code, Email, PartnerUserId, RedirectUrl, TxType};
+
+/// The end user a session is for, per partner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndUser {
+    pub partner_user_id: PartnerUserId,
+    pub email: Email,
+}
+
+/// Everything fixed when a session is created. The store keeps it verbatim;
+/// nothing in it changes afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub merchant_transaction_id: Uuid,
+    pub partner_id: PartnerId,
+    pub user: EndUser,
+    pub tx_type: TxType,
+    pub currency: Code,
+    pub network: Code,
+    pub amount: Amount,
+    pub address: Address,
+    pub client_ip: Option<ClientIp>,
+    pub redirect_url: Option<RedirectUrl>,
+    pub widget: Arc<WidgetView>,
+    pub signature: Signature,
+    /// The partner signing key that produced `signature`.
+    pub signing_kid: String,
+    /// The init token's `jti`; the token itself is never stored.
+    pub init_token_jti: String,
+    pub init_token_expires_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+impl Session {
+    /// The state of a session that has just been created.
+    pub fn initial_state(&self) -> TxState {
+        TxState {
+            status: TxStatus::Pending,
+            crypto_amount: None,
+            fiat_amount: None,
+            fiat_currency: self.widget.fiat_currency.clone(),
+            payment_method: None,
+            updated_at: self.created_at,
+        }
+    }
+
+    /// The canonical text of the session id.
+    pub fn id_text(&self) -> String {
+        self.merchant_transaction_id.hyphenated().to_string()
+    }
+}
+
+/// Builds the signed field tuple of a session. Takes the id and widget id as text
+/// so callers format each UUID once.
+pub fn signed_fields<'a>(
+    session: &'a Session,
+    id: &'a str,
+    widget_id: &'a str,
+) -> SignedFields<'a> {
+    SignedFields {
+        merchant_transaction_id: id,
+        address: session.address.as_str(),
+        client_ip: session.client_ip.as_ref().map_or("", ClientIp::as_str),
+        currency: session.currency.as_str(),
+        network: session.network.as_str(),
+        amount: session.amount.as_str(),
+        tx_type: session.tx_type.as_str(),
+        widget_id,
+    }
+}
+
+/// What changes over a transaction's life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxState {
+    pub status: TxStatus,
+    /// Decimal strings, absent until the provider reports them.
+    pub crypto_amount: Option<String>,
+    pub fiat_amount: Option<String>,
+    pub fiat_currency: Code,
+    pub payment_method: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// A session as the store returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSession {
+    pub session: Session,
+    pub state: TxState,
+    /// When the init token was redeemed, if it was.
+    pub redeemed_at: Option<Timestamp>,
+}
+
+/// An end user's KYC status and when the provider last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KycState {
+    pub status: KycStatus,
+    pub updated_at: Option<Timestamp>,
+}
+
+impl KycState {
+    pub const NOT_STARTED: KycState = KycState {
+        status: KycStatus::NotStarted,
+        updated_at: None,
+    };
+}
+
+/// A progress report from the payment provider, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    pub event_id: String,
+    pub merchant_transaction_id: Uuid,
+    pub status: TxStatus,
+    pub crypto_amount: Option<Amount>,
+    pub fiat_amount: Option<Amount>,
+    pub fiat_currency: Option<Code>,
+    pub payment_method: Option<String>,
+    /// When the provider says it happened (the receipt time when it did not say).
+    pub occurred_at: Timestamp,
+    pub kyc_status: Option<KycStatus>,
+}
+
+/// The event written to the outbox with every applied status change, for
+/// webhooks and live subscribers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusChanged {
+    pub merchant_transaction_id: Uuid,
+    pub partner_id: PartnerId,
+    pub tx_type: TxType,
+    pub status: TxStatus,
+    pub currency: Code,
+    pub network: Code,
+    pub crypto_amount: Option<String>,
+    pub fiat_currency: Code,
+    pub fiat_amount: Option<String>,
+    pub payment_method: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub occurred_at: Timestamp,
+}
+
+/// What applying one provider event changes; computed by the core, written
+/// atomically by the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventEffects {
+    /// The state machine's verdict on the reported status.
+    pub decision: Transition,
+    /// The transaction's status once the event is applied.
+    pub status_after: TxStatus,
+    /// The transaction's new state, when the status change is applied.
+    pub state: Option<TxState>,
+    /// The user's new KYC state, when the event carries a newer one.
+    pub kyc: Option<KycState>,
+    /// Written with `state`, in the same transaction.
+    pub outbox: Option<StatusChanged>,
+}
+
+/// A provider event to apply, and the instant it is applied at. Stores call
+/// [`EventPlan::effects`] under their locks; the decision itself stays here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPlan {
+    pub event: ProviderEvent,
+    pub now: Timestamp,
+}
+
+impl EventPlan {
+    pub fn effects(&self, stored: &StoredSession, kyc: &KycState) -> EventEffects {
+        crate::service::plan_event(&self.event, stored, kyc, self.now)
+    }
+}
