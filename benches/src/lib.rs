@@ -1,0 +1,1 @@
+//! Benchmarks of the widget session service live in `benches/`.

@@ -1,0 +1,2 @@
+//! Project tasks: `cargo xtask test | ci | bench | load`.
+fn main() {}
