@@ -125,7 +125,7 @@ impl Partner {
 }
 
 /// A signing secret as configured, before it is prepared for use.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeySpec {
     pub kid: String,
     pub secret: Secret,
@@ -135,7 +135,7 @@ pub struct SigningKeySpec {
 
 /// A partner as written in a bootstrap file or stored by an adapter: plain text
 /// that [`PartnerSpec::build`] validates into a [`Partner`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartnerSpec {
     pub id: String,
     pub name: String,
@@ -154,7 +154,7 @@ pub struct PartnerSpec {
     pub wallets: Vec<WalletSpec>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WidgetSpec {
     pub widget_id: String,
     pub currencies: Vec<String>,

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::client_token::TokenDigest;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
-use crate::session::{EventEffects, EventPlan, KycState, Session, StoredSession};
+use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
 use crate::time::Timestamp;
 use crate::value::{Address, Code, PartnerUserId};
 
@@ -144,6 +144,9 @@ pub trait SessionStore: Send + Sync {
     /// the transaction and its user, asks [`EventPlan::effects`] what changes and
     /// writes that (state, KYC, outbox event) in one transaction.
     async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError>;
+
+    /// The outbox events written for transaction `id`, oldest first.
+    async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError>;
 }
 
 /// A stored client token, as operators see it (never the token itself).

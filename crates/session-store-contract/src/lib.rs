@@ -1,1 +1,55 @@
-//! Placeholder.
+//! The store contract: what every store adapter must do, written once against
+//! the port traits and run against each store by [`store_contract_tests!`].
+//!
+//! Each case takes a fresh, empty store, so the cases can run in parallel and
+//! never see each other's rows.
+
+mod fixtures;
+mod partners;
+mod sessions;
+
+use session_core::ports::{Health, PartnerDirectory, PartnerRegistry, SessionStore};
+
+pub use fixtures::{at, partner_spec, sample_session};
+pub use partners::*;
+pub use sessions::*;
+
+/// Everything a complete store provides.
+pub trait Store:
+    SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
+{
+}
+
+/// Expands to one `#[tokio::test]` per contract case, each on a store made by
+/// `$make().await` (an async function returning a fresh store).
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:path) => {
+        $crate::store_contract_tests!(@cases $make;
+            registry_round_trips_partner_specs,
+            configuration_changes_reach_the_directory,
+            token_lifecycle,
+            sessions_round_trip_unchanged,
+            users_are_per_partner_and_keep_the_latest_email,
+            redemption_happens_once,
+            concurrent_redemptions_have_exactly_one_winner,
+            provider_events_apply_once_with_their_outbox_event,
+            events_for_unknown_transactions_leave_no_trace,
+            scripted_provider_sequences_end_where_the_state_machine_says,
+            concurrent_events_on_one_transaction_serialise,
+        );
+    };
+    (@cases $make:path; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                $crate::$case($make().await).await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,9 @@
+//! The store contract, run against the in-memory store.
+
+use session_store_mem::MemStore;
+
+async fn fresh_store() -> MemStore {
+    MemStore::new()
+}
+
+session_store_contract::store_contract_tests!(fresh_store);
