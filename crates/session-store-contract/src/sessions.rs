@@ -292,8 +292,9 @@ pub async fn events_for_unknown_transactions_leave_no_trace(store: impl Store) {
 pub async fn scripted_provider_sequences_end_where_the_state_machine_says(store: impl Store) {
     use TxStatus::*;
     let acme = partner(&store, "acme").await;
-    // (script of (event id, status), expected final status, expected outbox statuses)
-    let scripts: [(&[(&str, TxStatus)], TxStatus, &[TxStatus]); 6] = [
+    /// Events as (event id, status), the expected final status, the expected outbox.
+    type Script<'a> = (&'a [(&'a str, TxStatus)], TxStatus, &'a [TxStatus]);
+    let scripts: [Script<'_>; 6] = [
         (
             &[
                 ("a1", Processing),

@@ -106,7 +106,7 @@ impl PartnerRegistry for MemStore {
             .filter(|t| t.partner_id == *partner)
             .cloned()
             .collect();
-        tokens.sort_by(|a, b| (a.created_at, a.digest).cmp(&(b.created_at, b.digest)));
+        tokens.sort_by_key(|t| (t.created_at, t.digest));
         Ok(tokens)
     }
 
