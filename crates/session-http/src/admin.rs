@@ -1,0 +1,96 @@
+//! The admin listener: liveness and readiness for orchestrators.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{ALLOW, HeaderValue};
+use http::{Method, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Serialize;
+use session_core::ports::Health;
+use session_core::{ErrorKind, Rejection};
+
+use crate::app::{X_REQUEST_ID, log_rejection};
+use crate::request_id::RequestIds;
+use crate::response::{HttpResponse, error, json};
+use crate::server::{Handler, Lifecycle};
+
+/// How long a readiness probe waits for the store.
+const READINESS_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct Admin {
+    health: Arc<dyn Health>,
+    lifecycle: Arc<Lifecycle>,
+    request_ids: RequestIds,
+}
+
+impl std::fmt::Debug for Admin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admin")
+            .field("lifecycle", &self.lifecycle)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct Status {
+    status: &'static str,
+}
+
+impl Admin {
+    pub fn new(health: Arc<dyn Health>, lifecycle: Arc<Lifecycle>, request_id_prefix: u64) -> Self {
+        Self {
+            health,
+            lifecycle,
+            request_ids: RequestIds::new(request_id_prefix),
+        }
+    }
+
+    async fn dispatch(&self, method: &Method, path: &str) -> Result<HttpResponse, Rejection> {
+        match (path, method) {
+            ("/healthz", &Method::GET) => Ok(json(StatusCode::OK, &Status { status: "ok" })),
+            ("/readyz", &Method::GET) => {
+                if self.lifecycle.is_draining() {
+                    return Err(Rejection::of(ErrorKind::ShuttingDown));
+                }
+                match tokio::time::timeout(READINESS_TIMEOUT, self.health.check()).await {
+                    Ok(Ok(())) => Ok(json(StatusCode::OK, &Status { status: "ready" })),
+                    Ok(Err(fault)) => {
+                        Err(Rejection::of(ErrorKind::StoreUnavailable)
+                            .with_detail(fault.to_string()))
+                    }
+                    Err(_) => Err(Rejection::of(ErrorKind::StoreUnavailable)
+                        .with_detail("health check timed out")),
+                }
+            }
+            ("/healthz" | "/readyz", _) => {
+                let mut response = error(&Rejection::of(ErrorKind::MethodNotAllowed));
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static("GET"));
+                Ok(response)
+            }
+            _ => Err(Rejection::of(ErrorKind::NotFound)),
+        }
+    }
+}
+
+impl Handler for Admin {
+    async fn handle(&self, request: Request<Incoming>, _peer: SocketAddr) -> HttpResponse {
+        let request_id = self
+            .request_ids
+            .for_request(request.headers().get(&X_REQUEST_ID));
+        let mut response = self
+            .dispatch(request.method(), request.uri().path())
+            .await
+            .unwrap_or_else(|rejection| {
+                log_rejection(&request_id, &rejection);
+                error(&rejection)
+            });
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id);
+        response
+    }
+}

@@ -1,0 +1,220 @@
+//! The public API's request handling: the check order of SPEC.md §1 for
+//! each route, then the use case, then the response.
+
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use http::header::{ALLOW, HeaderName, HeaderValue, ORIGIN};
+use http::request::Parts;
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use session_core::access::{self, TrustedProxies};
+use session_core::partner::Partner;
+use session_core::{ErrorKind, Rejection, SessionService};
+
+use crate::body;
+use crate::config::HttpConfig;
+use crate::cors;
+use crate::request_id::RequestIds;
+use crate::response::{HttpResponse, error, json, json_bytes};
+use crate::router::{self, Route, Routed};
+use crate::server::Handler;
+use crate::wire;
+
+pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The public listener's handler.
+#[derive(Debug)]
+pub struct App {
+    service: SessionService,
+    config: HttpConfig,
+    request_ids: RequestIds,
+}
+
+impl App {
+    pub fn new(service: SessionService, config: HttpConfig, request_id_prefix: u64) -> Self {
+        Self {
+            service,
+            config,
+            request_ids: RequestIds::new(request_id_prefix),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        request: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Result<HttpResponse, Rejection> {
+        let (parts, body) = request.into_parts();
+        let route = match router::route(&parts.method, parts.uri.path()) {
+            Routed::Found(route) => route,
+            Routed::NotFound => return Err(Rejection::of(ErrorKind::NotFound)),
+            Routed::MethodNotAllowed(allow) => {
+                let mut response = error(&Rejection::of(ErrorKind::MethodNotAllowed));
+                response
+                    .headers_mut()
+                    .insert(ALLOW, HeaderValue::from_static(allow));
+                return Ok(response);
+            }
+        };
+        match route {
+            Route::CreateSession => {
+                let partner = self.partner_gate(&parts, peer).await?;
+                let bytes = self.json_body(&parts, body).await?;
+                let created = self.service.create_session(&partner, &bytes).await?;
+                let encoded = wire::created_session(&created)
+                    .map_err(|e| Rejection::of(ErrorKind::Internal).with_detail(e.to_string()))?;
+                Ok(json_bytes(StatusCode::OK, encoded))
+            }
+            Route::Transaction(id) => {
+                let partner = self.partner_gate(&parts, peer).await?;
+                let stored = self.service.transaction(&partner, id).await?;
+                Ok(json(StatusCode::OK, &wire::transaction(&stored)))
+            }
+            Route::KycStatus(raw_user) => {
+                let partner = self.partner_gate(&parts, peer).await?;
+                let user = router::decode_segment(raw_user)
+                    .ok_or_else(|| Rejection::of(ErrorKind::NotFound))?;
+                let (user, status) = self.service.kyc_status(&partner, &user).await?;
+                Ok(json(StatusCode::OK, &wire::kyc(&user, status)))
+            }
+            Route::WidgetInit => {
+                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
+                let allowed = origin.as_ref().ok().cloned().flatten();
+                let outcome = async {
+                    origin?;
+                    let bytes = self.json_body(&parts, body).await?;
+                    let stored = self.service.redeem_init_token(&bytes).await?;
+                    Ok(json(StatusCode::OK, &wire::redeemed(&stored)))
+                };
+                // The widget must be able to read errors too, so CORS headers go
+                // on every answer to an allowed origin.
+                let mut response = outcome
+                    .await
+                    .unwrap_or_else(|rejection: Rejection| error(&rejection));
+                cors::expose(&mut response, allowed);
+                Ok(response)
+            }
+            Route::WidgetInitPreflight => {
+                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins)?;
+                Ok(cors::preflight(origin))
+            }
+            Route::ProviderEvents => {
+                // 401 comes before 415/413 in the check order; the MAC itself can
+                // only be checked once the body is read.
+                let signature = parts.headers.get(&X_SIGNATURE).cloned();
+                if signature.is_none() {
+                    return Err(Rejection::of(ErrorKind::InvalidProviderSignature));
+                }
+                let bytes = self.json_body(&parts, body).await?;
+                let report = self
+                    .service
+                    .provider_event(signature.as_ref().map(HeaderValue::as_bytes), &bytes)
+                    .await?;
+                Ok(json(StatusCode::OK, &wire::event_report(&report)))
+            }
+        }
+    }
+
+    /// Authentication (401), then the partner's origin and IP gate (403).
+    async fn partner_gate(
+        &self,
+        parts: &Parts,
+        peer: SocketAddr,
+    ) -> Result<Arc<Partner>, Rejection> {
+        let authorization = parts
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes);
+        let partner = self.service.authenticate(authorization).await?;
+        let caller = caller_address(&self.config.trusted_proxies, parts, peer);
+        let origin = match parts.headers.get(ORIGIN) {
+            // An Origin that is not even text cannot be registered.
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| Rejection::of(ErrorKind::ForbiddenOrigin))?,
+            ),
+            None => None,
+        };
+        access::admit(&partner, origin, caller)?;
+        Ok(partner)
+    }
+
+    /// Media type (415), then size (413) and read timeout (408).
+    async fn json_body(&self, parts: &Parts, body: Incoming) -> Result<bytes::Bytes, Rejection> {
+        body::require_json(&parts.headers)?;
+        body::read(
+            &parts.headers,
+            body,
+            self.config.body_limit,
+            self.config.body_read_timeout,
+        )
+        .await
+    }
+}
+
+fn caller_address(proxies: &TrustedProxies, parts: &Parts, peer: SocketAddr) -> std::net::IpAddr {
+    let forwarded = parts
+        .headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    proxies.caller(peer.ip(), forwarded)
+}
+
+/// Logs a refused request: faults of ours at `error` with their cause, client
+/// mistakes at `debug`. Never logs bodies, tokens or signatures.
+pub(crate) fn log_rejection(request_id: &HeaderValue, rejection: &Rejection) {
+    let request_id = request_id.to_str().unwrap_or("");
+    let code = rejection.kind().code();
+    if rejection.kind().status() >= 500 {
+        tracing::error!(
+            request_id,
+            code,
+            detail = rejection.detail().unwrap_or(""),
+            "request failed"
+        );
+    } else {
+        tracing::debug!(
+            request_id,
+            code,
+            message = rejection.message(),
+            "request refused"
+        );
+    }
+}
+
+impl Handler for App {
+    async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let request_id = self
+            .request_ids
+            .for_request(request.headers().get(&X_REQUEST_ID));
+        let dispatched = AssertUnwindSafe(tokio::time::timeout(
+            self.config.request_deadline,
+            self.dispatch(request, peer),
+        ))
+        .catch_unwind()
+        .await;
+        let outcome = match dispatched {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(_elapsed)) => {
+                Err(Rejection::of(ErrorKind::StoreUnavailable)
+                    .with_detail("request deadline exceeded"))
+            }
+            Err(_panic) => Err(Rejection::of(ErrorKind::Internal).with_detail("handler panicked")),
+        };
+        let mut response = outcome.unwrap_or_else(|rejection| {
+            log_rejection(&request_id, &rejection);
+            error(&rejection)
+        });
+        response
+            .headers_mut()
+            .insert(X_REQUEST_ID.clone(), request_id);
+        response
+    }
+}

@@ -1,0 +1,50 @@
+//! Settings of the HTTP layer, resolved once by the binary.
+
+use std::time::Duration;
+
+use session_core::access::{Origin, TrustedProxies};
+
+/// Defaults the binary offers when nothing is configured.
+pub mod defaults {
+    use std::time::Duration;
+
+    /// SPEC.md §1: bodies over 64 KiB answer 413.
+    pub const BODY_LIMIT: usize = 64 * 1024;
+    /// From accept (or the end of the previous response) to a complete request head.
+    pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+    /// From a complete head to a complete body.
+    pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// A last-resort bound on one request's handling (store calls have their own).
+    pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+    /// How long SIGTERM waits for in-flight requests.
+    pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+}
+
+/// Which browser origins may call the widget API.
+#[derive(Debug, Clone)]
+pub enum WidgetOrigins {
+    /// Any origin (development only).
+    Any,
+    /// Exactly these.
+    List(Vec<Origin>),
+}
+
+impl WidgetOrigins {
+    pub fn allows(&self, origin: &Origin) -> bool {
+        match self {
+            Self::Any => true,
+            Self::List(list) => list.contains(origin),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub body_limit: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub request_deadline: Duration,
+    pub drain_timeout: Duration,
+    pub trusted_proxies: TrustedProxies,
+    pub widget_origins: WidgetOrigins,
+}

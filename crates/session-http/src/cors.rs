@@ -1,0 +1,64 @@
+//! CORS for the widget API: only the configured widget origins may call it
+//! from a browser. Partner routes send no CORS headers at all.
+
+use http::header::{
+    ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_MAX_AGE, HeaderValue, VARY,
+};
+use http::{HeaderMap, StatusCode};
+use session_core::access::Origin;
+use session_core::{ErrorKind, Rejection};
+
+use crate::config::WidgetOrigins;
+use crate::response::{HttpResponse, json_bytes};
+
+/// The request's `Origin` when it is allowed; `Ok(None)` when there is none
+/// (a non-browser caller); `forbidden_origin` when it is not allowed.
+pub fn allowed_origin(
+    headers: &HeaderMap,
+    origins: &WidgetOrigins,
+) -> Result<Option<HeaderValue>, Rejection> {
+    let Some(value) = headers.get(http::header::ORIGIN) else {
+        return Ok(None);
+    };
+    let allowed = value
+        .to_str()
+        .ok()
+        .and_then(Origin::parse)
+        .is_some_and(|origin| origins.allows(&origin));
+    if allowed {
+        Ok(Some(value.clone()))
+    } else {
+        Err(Rejection::new(
+            ErrorKind::ForbiddenOrigin,
+            "Origin is not an allowed widget origin",
+        ))
+    }
+}
+
+/// Adds the headers that let the allowed `origin` read `response`.
+pub fn expose(response: &mut HttpResponse, origin: Option<HeaderValue>) {
+    let headers = response.headers_mut();
+    headers.insert(VARY, HeaderValue::from_static("Origin"));
+    if let Some(origin) = origin {
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    }
+}
+
+/// The answer to a preflight from an allowed origin.
+pub fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
+    let mut response = json_bytes(StatusCode::NO_CONTENT, Vec::new());
+    response.headers_mut().remove(http::header::CONTENT_TYPE);
+    let headers = response.headers_mut();
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("POST, OPTIONS"),
+    );
+    headers.insert(
+        ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Content-Type, X-Request-Id"),
+    );
+    headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    expose(&mut response, origin);
+    response
+}

@@ -1,0 +1,165 @@
+//! Which route a request is for: the first check of SPEC.md §1.
+
+use http::Method;
+
+/// A known route, with its path parameter still percent-encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    CreateSession,
+    WidgetInit,
+    WidgetInitPreflight,
+    Transaction(&'a str),
+    KycStatus(&'a str),
+    ProviderEvents,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routed<'a> {
+    Found(Route<'a>),
+    NotFound,
+    /// A known path with another method; the value is the `Allow` header.
+    MethodNotAllowed(&'static str),
+}
+
+/// Matches a request line. Paths match exactly (no trailing slash, no
+/// normalisation); a path parameter is one non-empty segment.
+pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
+    let (allow, found) = match path {
+        "/widget/session" => (
+            "POST",
+            (method == Method::POST).then_some(Route::CreateSession),
+        ),
+        "/widget/init" => (
+            "POST, OPTIONS",
+            match *method {
+                Method::POST => Some(Route::WidgetInit),
+                Method::OPTIONS => Some(Route::WidgetInitPreflight),
+                _ => None,
+            },
+        ),
+        "/provider/events" => (
+            "POST",
+            (method == Method::POST).then_some(Route::ProviderEvents),
+        ),
+        _ => {
+            if let Some(id) = segment(path.strip_prefix("/widget/transactions/")) {
+                (
+                    "GET",
+                    (method == Method::GET).then_some(Route::Transaction(id)),
+                )
+            } else if let Some(user) = segment(
+                path.strip_prefix("/widget/users/")
+                    .and_then(|rest| rest.strip_suffix("/kyc-status")),
+            ) {
+                (
+                    "GET",
+                    (method == Method::GET).then_some(Route::KycStatus(user)),
+                )
+            } else {
+                return Routed::NotFound;
+            }
+        }
+    };
+    match found {
+        Some(route) => Routed::Found(route),
+        None => Routed::MethodNotAllowed(allow),
+    }
+}
+
+fn segment(candidate: Option<&str>) -> Option<&str> {
+    candidate.filter(|s| !s.is_empty() && !s.contains('/'))
+}
+
+/// Decodes a percent-encoded path segment; `None` unless it is UTF-8.
+pub fn decode_segment(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|text| text.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_methods_and_misses() {
+        let cases = [
+            (
+                Method::POST,
+                "/widget/session",
+                Routed::Found(Route::CreateSession),
+            ),
+            (
+                Method::GET,
+                "/widget/session",
+                Routed::MethodNotAllowed("POST"),
+            ),
+            (
+                Method::OPTIONS,
+                "/widget/session",
+                Routed::MethodNotAllowed("POST"),
+            ),
+            (Method::POST, "/widget/session/", Routed::NotFound),
+            (
+                Method::POST,
+                "/widget/init",
+                Routed::Found(Route::WidgetInit),
+            ),
+            (
+                Method::OPTIONS,
+                "/widget/init",
+                Routed::Found(Route::WidgetInitPreflight),
+            ),
+            (
+                Method::GET,
+                "/widget/init",
+                Routed::MethodNotAllowed("POST, OPTIONS"),
+            ),
+            (
+                Method::GET,
+                "/widget/transactions/abc",
+                Routed::Found(Route::Transaction("abc")),
+            ),
+            (
+                Method::DELETE,
+                "/widget/transactions/abc",
+                Routed::MethodNotAllowed("GET"),
+            ),
+            (Method::GET, "/widget/transactions/", Routed::NotFound),
+            (Method::GET, "/widget/transactions/a/b", Routed::NotFound),
+            (
+                Method::GET,
+                "/widget/users/u%2F1/kyc-status",
+                Routed::Found(Route::KycStatus("u%2F1")),
+            ),
+            (
+                Method::POST,
+                "/widget/users/u1/kyc-status",
+                Routed::MethodNotAllowed("GET"),
+            ),
+            (Method::GET, "/widget/users//kyc-status", Routed::NotFound),
+            (
+                Method::GET,
+                "/widget/users/a/b/kyc-status",
+                Routed::NotFound,
+            ),
+            (
+                Method::POST,
+                "/provider/events",
+                Routed::Found(Route::ProviderEvents),
+            ),
+            (Method::GET, "/", Routed::NotFound),
+            (Method::GET, "/healthz", Routed::NotFound),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(route(&method, path), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn segments_decode_to_utf8_only() {
+        assert_eq!(decode_segment("u%2F1%20%C3%A9").as_deref(), Some("u/1 é"));
+        assert_eq!(decode_segment("%FF"), None);
+    }
+}

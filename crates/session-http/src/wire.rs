@@ -1,0 +1,216 @@
+//! The JSON the service answers with. Only this module knows field names and
+//! order; the domain types carry no serde derives.
+
+use serde::Serialize;
+use serde::ser::{SerializeSeq, Serializer};
+use session_core::session::{Session, StoredSession};
+use session_core::status::KycStatus;
+use session_core::value::{Code, PartnerUserId};
+use session_core::{CreatedSession, EventReport};
+
+/// A list of codes, serialised without building an intermediate vector.
+struct Codes<'a>(&'a [Code]);
+
+impl Serialize for Codes<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
+        for code in self.0 {
+            seq.serialize_element(code.as_str())?;
+        }
+        seq.end()
+    }
+}
+
+/// The 22 fields of the seed page, in its order, shaped for `proofWidget.run`.
+#[derive(Serialize)]
+struct SessionBody<'a> {
+    merchant_transaction_id: &'a str,
+    widget_id: &'a str,
+    address: &'a str,
+    signature: &'a str,
+    init_token: &'a str,
+    init_token_type: &'static str,
+    currency: &'a str,
+    currencies: Codes<'a>,
+    fix_currency: bool,
+    network: &'a str,
+    networks: Codes<'a>,
+    fix_network: [&'a str; 1],
+    amount: &'a str,
+    fix_amount: bool,
+    fiat_currency: &'a str,
+    fiat_currencies: Codes<'a>,
+    fix_fiat_currency: bool,
+    fix_fiat_amount: bool,
+    #[serde(rename = "type")]
+    tx_type: &'static str,
+    lang: &'a str,
+    theme: &'a str,
+    redirect_url: &'a str,
+}
+
+pub const INIT_TOKEN_TYPE: &str = "sdk_partner_authorization";
+
+pub fn created_session(created: &CreatedSession) -> Result<Vec<u8>, serde_json::Error> {
+    let s = &created.session;
+    let id = s.merchant_transaction_id.hyphenated();
+    let widget_id = s.widget.widget_id.hyphenated();
+    let mut id_buf = [0u8; 36];
+    let mut widget_buf = [0u8; 36];
+    let body = SessionBody {
+        merchant_transaction_id: id.encode_lower(&mut id_buf),
+        widget_id: widget_id.encode_lower(&mut widget_buf),
+        address: s.address.as_str(),
+        signature: s.signature.as_str(),
+        init_token: &created.init_token,
+        init_token_type: INIT_TOKEN_TYPE,
+        currency: s.currency.as_str(),
+        currencies: Codes(&s.widget.currencies),
+        fix_currency: true,
+        network: s.network.as_str(),
+        networks: Codes(&s.widget.networks),
+        fix_network: [s.network.as_str()],
+        amount: s.amount.as_str(),
+        fix_amount: true,
+        fiat_currency: s.widget.fiat_currency.as_str(),
+        fiat_currencies: Codes(&s.widget.fiat_currencies),
+        fix_fiat_currency: false,
+        fix_fiat_amount: true,
+        tx_type: s.tx_type.as_str(),
+        lang: &s.widget.lang,
+        theme: &s.widget.theme,
+        redirect_url: redirect_url(s),
+    };
+    let mut out = Vec::with_capacity(1024);
+    serde_json::to_writer(&mut out, &body)?;
+    Ok(out)
+}
+
+fn redirect_url(session: &Session) -> &str {
+    session.redirect_url.as_ref().map_or("", |url| url.as_str())
+}
+
+/// What the widget needs once its token is redeemed.
+#[derive(Serialize)]
+struct RedeemedBody<'a> {
+    merchant_transaction_id: String,
+    widget_id: String,
+    status: &'static str,
+    address: &'a str,
+    signature: &'a str,
+    currency: &'a str,
+    currencies: Codes<'a>,
+    fix_currency: bool,
+    network: &'a str,
+    networks: Codes<'a>,
+    fix_network: [&'a str; 1],
+    amount: &'a str,
+    fix_amount: bool,
+    fiat_currency: &'a str,
+    fiat_currencies: Codes<'a>,
+    fix_fiat_currency: bool,
+    fix_fiat_amount: bool,
+    #[serde(rename = "type")]
+    tx_type: &'static str,
+    lang: &'a str,
+    theme: &'a str,
+    redirect_url: &'a str,
+}
+
+pub fn redeemed(stored: &StoredSession) -> impl Serialize + '_ {
+    let s = &stored.session;
+    RedeemedBody {
+        merchant_transaction_id: s.id_text(),
+        widget_id: s.widget.widget_id.to_string(),
+        status: stored.state.status.as_str(),
+        address: s.address.as_str(),
+        signature: s.signature.as_str(),
+        currency: s.currency.as_str(),
+        currencies: Codes(&s.widget.currencies),
+        fix_currency: true,
+        network: s.network.as_str(),
+        networks: Codes(&s.widget.networks),
+        fix_network: [s.network.as_str()],
+        amount: s.amount.as_str(),
+        fix_amount: true,
+        fiat_currency: stored.state.fiat_currency.as_str(),
+        fiat_currencies: Codes(&s.widget.fiat_currencies),
+        fix_fiat_currency: false,
+        fix_fiat_amount: true,
+        tx_type: s.tx_type.as_str(),
+        lang: &s.widget.lang,
+        theme: &s.widget.theme,
+        redirect_url: redirect_url(s),
+    }
+}
+
+/// `GET /widget/transactions/{id}`: amounts are `""` until known.
+#[derive(Serialize)]
+struct TransactionBody<'a> {
+    merchant_transaction_id: String,
+    partner_user_id: &'a str,
+    #[serde(rename = "type")]
+    tx_type: &'static str,
+    status: &'static str,
+    currency: &'a str,
+    network: &'a str,
+    crypto_amount: &'a str,
+    fiat_currency: &'a str,
+    fiat_amount: &'a str,
+    created_at: String,
+    updated_at: String,
+}
+
+pub fn transaction(stored: &StoredSession) -> impl Serialize + '_ {
+    let s = &stored.session;
+    let state = &stored.state;
+    TransactionBody {
+        merchant_transaction_id: s.id_text(),
+        partner_user_id: s.user.partner_user_id.as_str(),
+        tx_type: s.tx_type.as_str(),
+        status: state.status.as_str(),
+        currency: s.currency.as_str(),
+        network: s.network.as_str(),
+        crypto_amount: state.crypto_amount.as_deref().unwrap_or(""),
+        fiat_currency: state.fiat_currency.as_str(),
+        fiat_amount: state.fiat_amount.as_deref().unwrap_or(""),
+        created_at: s.created_at.to_rfc3339(),
+        updated_at: state.updated_at.to_rfc3339(),
+    }
+}
+
+#[derive(Serialize)]
+struct KycBody<'a> {
+    partner_user_id: &'a str,
+    status: &'static str,
+}
+
+pub fn kyc<'a>(user: &'a PartnerUserId, status: KycStatus) -> impl Serialize + 'a {
+    KycBody {
+        partner_user_id: user.as_str(),
+        status: status.as_str(),
+    }
+}
+
+#[derive(Serialize)]
+struct EventReportBody<'a> {
+    event_id: &'a str,
+    merchant_transaction_id: String,
+    applied: bool,
+    duplicate: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored_because: Option<&'static str>,
+}
+
+pub fn event_report(report: &EventReport) -> impl Serialize + '_ {
+    EventReportBody {
+        event_id: &report.event_id,
+        merchant_transaction_id: report.merchant_transaction_id.hyphenated().to_string(),
+        applied: report.applied,
+        duplicate: report.duplicate,
+        status: report.status.map(|s| s.as_str()),
+        ignored_because: report.ignored_because.map(|why| why.as_str()),
+    }
+}

@@ -1,0 +1,55 @@
+//! The HTTP test suite: one binary, run against every store.
+
+mod lifecycle;
+mod server;
+mod session;
+mod support;
+
+/// Expands to one test per case and store: `cases!(module_name, store_factory; case, ...)`.
+macro_rules! cases {
+    ($module:ident, $make:expr; $($suite:ident :: $case:ident),* $(,)?) => {
+        mod $module {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let make = $make;
+                    crate::$suite::$case(make().await).await;
+                }
+            )*
+        }
+    };
+}
+
+/// Every store-generic case, for `cases!`.
+macro_rules! all_cases {
+    ($module:ident, $make:expr) => {
+        cases!($module, $make;
+            session::seed_example_answers_the_22_fields,
+            session::two_sessions_share_no_identifier,
+            session::routes_and_methods,
+            session::authentication,
+            session::origin_and_ip_gate,
+            session::trusted_proxy_forwarded_address,
+            session::media_type_and_size,
+            session::body_errors,
+            session::upstream_and_store_faults,
+            session::check_order,
+            session::request_ids,
+            session::sell_needs_offramp,
+            lifecycle::widget_redeems_once,
+            lifecycle::tampered_parameters_do_not_consume_the_token,
+            lifecycle::expired_and_forged_tokens,
+            lifecycle::widget_cors,
+            lifecycle::concurrent_redemptions_have_one_winner,
+            lifecycle::provider_events_drive_the_status,
+            lifecycle::provider_requests_are_authenticated_and_validated,
+            lifecycle::tenants_cannot_see_each_other,
+        );
+    };
+}
+
+async fn mem_store() -> std::sync::Arc<session_store_mem::MemStore> {
+    std::sync::Arc::new(session_store_mem::MemStore::new())
+}
+
+all_cases!(on_mem, || crate::mem_store());

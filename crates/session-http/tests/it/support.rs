@@ -1,0 +1,523 @@
+//! A real server on a loopback port, a bootstrapped store behind it, and a
+//! small HTTP client.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use session_core::access::TrustedProxies;
+use session_core::client_token::{self, TokenDigest, TokenEnv};
+use session_core::init_token::{TokenKey, TokenKeys};
+use session_core::partner::{
+    Partner, PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec,
+};
+use session_core::ports::{
+    ClientTokenRecord, ConfiguredWallets, EventApplied, Health, PartnerDirectory, PartnerRegistry,
+    Redemption, SessionStore, StoreError, UpstreamError, WalletDirectory,
+};
+use session_core::provider::ProviderKey;
+use session_core::random::Random;
+use session_core::secret::Secret;
+use session_core::session::{EventPlan, KycState, Session, StatusChanged, StoredSession};
+use session_core::time::{Clock, Timestamp};
+use session_core::value::{Address, Code, PartnerUserId};
+use session_core::{Ports, SessionService, Settings};
+use session_http::{
+    Admin, App, HttpConfig, Lifecycle, ServeOptions, WidgetOrigins, defaults, serve,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// Everything a store under test must provide.
+pub trait TestStore:
+    SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
+{
+}
+impl<T> TestStore for T where
+    T: SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
+{
+}
+
+pub const PROVIDER_SECRET: &str = "provider-shared-secret";
+pub const WIDGET_ORIGIN: &str = "https://widget.example";
+pub const WIDGET_ID: &str = "fb359d09-fff6-4b1f-906c-b9062b135065";
+pub const TRON_WALLET: &str = "TXYZabcdefghijkmnopqrstuvwxyz12345";
+
+/// The seed page's example request.
+pub const SEED_BODY: &str = r#"{
+    "partner_user_id": "user-123",
+    "user_email": "user@example.com",
+    "network": "TRC20",
+    "currency": "USDT",
+    "amount": "100",
+    "type": "buy",
+    "client_ip": "203.0.113.42"
+}"#;
+
+/// A clock tests can move.
+#[derive(Debug)]
+pub struct TestClock(AtomicI64);
+
+impl TestClock {
+    pub fn advance(&self, seconds: i64) {
+        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
+    }
+}
+
+struct OsRandom;
+
+impl Random for OsRandom {
+    fn fill(&self, dest: &mut [u8]) {
+        rand::fill(dest);
+    }
+}
+
+/// Wallet lookups that fail on purpose for the partner `upstream`, by network.
+struct ScriptedWallets;
+
+#[async_trait]
+impl WalletDirectory for ScriptedWallets {
+    async fn resolve(
+        &self,
+        partner: &Partner,
+        currency: &Code,
+        network: &Code,
+    ) -> Result<Option<Address>, UpstreamError> {
+        match (partner.id.as_str(), network.as_str()) {
+            ("upstream", "ERC20") => Err(UpstreamError::Rejected("custody answered 500".into())),
+            ("upstream", "BEP20") => Err(UpstreamError::Unreachable("custody timed out".into())),
+            ("upstream", "POLYGON") => {
+                Err(UpstreamError::InvalidResponse("custody sent html".into()))
+            }
+            _ => ConfiguredWallets.resolve(partner, currency, network).await,
+        }
+    }
+}
+
+/// A store that fails on purpose for end users named `fail-unavailable` and
+/// `fail-db`, and otherwise delegates.
+struct FaultyStore<S>(Arc<S>);
+
+#[async_trait]
+impl<S: TestStore> SessionStore for FaultyStore<S> {
+    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+        match session.user.partner_user_id.as_str() {
+            "fail-unavailable" => Err(StoreError::Unavailable("connection refused (test)".into())),
+            "fail-db" => Err(StoreError::Failed("syntax error at or near (test)".into())),
+            _ => self.0.insert_session(session).await,
+        }
+    }
+    async fn session(&self, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
+        self.0.session(id).await
+    }
+    async fn redeem(&self, id: Uuid, jti: &str, at: Timestamp) -> Result<Redemption, StoreError> {
+        self.0.redeem(id, jti, at).await
+    }
+    async fn kyc(
+        &self,
+        partner: &PartnerId,
+        user: &PartnerUserId,
+    ) -> Result<Option<KycState>, StoreError> {
+        self.0.kyc(partner, user).await
+    }
+    async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError> {
+        self.0.apply_provider_event(plan).await
+    }
+    async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError> {
+        self.0.status_events(id).await
+    }
+}
+
+/// Issued client tokens, by name.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub acme: String,
+    pub acme_rotated: String,
+    pub acme_revoked: String,
+    pub other: String,
+    pub gated: String,
+    pub upstream: String,
+    pub offramp: String,
+}
+
+/// The acme partner of the seed page, with variations by id.
+pub fn partner_spec(id: &str) -> PartnerSpec {
+    PartnerSpec {
+        id: id.into(),
+        name: format!("{id} wallet"),
+        allowed_origins: vec![format!("https://app.{id}.example")],
+        allowed_ips: vec![],
+        offramp_enabled: false,
+        accept_client_address: false,
+        redirect_hosts: vec![],
+        webhook_url: None,
+        webhook_secret: None,
+        signature_scheme: "hmac-sha512".into(),
+        signing_keys: vec![SigningKeySpec {
+            kid: "k1".into(),
+            secret: Secret::new(format!("{id}-signing-secret")),
+            not_after: None,
+        }],
+        widget: WidgetSpec {
+            widget_id: WIDGET_ID.into(),
+            currencies: vec!["USDT".into()],
+            networks: vec![
+                "TRC20".into(),
+                "ERC20".into(),
+                "BEP20".into(),
+                "POLYGON".into(),
+            ],
+            fiat_currency: "EUR".into(),
+            fiat_currencies: vec!["EUR".into(), "USD".into()],
+            default_type: "buy".into(),
+            lang: "en".into(),
+            theme: "light".into(),
+            redirect_url: Some("https://app.example.com/done".into()),
+            decimals: vec![],
+        },
+        wallets: vec![WalletSpec {
+            currency: "USDT".into(),
+            network: "TRC20".into(),
+            address: TRON_WALLET.into(),
+            active: true,
+        }],
+    }
+}
+
+/// Knobs a test may turn before the server starts.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub body_limit: usize,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub init_token_ttl_seconds: i64,
+    pub trusted_proxies: Vec<&'static str>,
+}
+
+impl Options {
+    pub fn standard() -> Self {
+        Self {
+            body_limit: defaults::BODY_LIMIT,
+            header_read_timeout: defaults::HEADER_READ_TIMEOUT,
+            body_read_timeout: defaults::BODY_READ_TIMEOUT,
+            init_token_ttl_seconds: 3_600,
+            trusted_proxies: vec![],
+        }
+    }
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub tokens: Tokens,
+    pub clock: Arc<TestClock>,
+    pub lifecycle: Arc<Lifecycle>,
+    pub provider: ProviderKey,
+    shutdown: Option<oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn issue(
+    store: &dyn PartnerRegistry,
+    partner: &str,
+    now: Timestamp,
+) -> (String, TokenDigest) {
+    struct Os;
+    impl Random for Os {
+        fn fill(&self, dest: &mut [u8]) {
+            rand::fill(dest);
+        }
+    }
+    let token = client_token::generate(TokenEnv::Test, &Os);
+    let digest = TokenDigest::of(&token);
+    let record = ClientTokenRecord {
+        digest,
+        partner_id: PartnerId::parse(partner).expect("partner id"),
+        label: "test".into(),
+        created_at: now,
+        expires_at: None,
+        revoked_at: None,
+    };
+    store.add_token(&record).await.expect("add token");
+    (token, digest)
+}
+
+impl TestServer {
+    pub async fn start<S: TestStore>(store: Arc<S>, options: Options) -> Self {
+        let clock = Arc::new(TestClock(AtomicI64::new(1_795_509_330_000_000)));
+        let now = clock.now();
+        let mut gated = partner_spec("gated");
+        gated.allowed_ips = vec!["10.0.0.0/8".into()];
+        let mut offramp = partner_spec("offramp");
+        offramp.offramp_enabled = true;
+        for spec in [
+            partner_spec("acme"),
+            partner_spec("other"),
+            gated,
+            partner_spec("upstream"),
+            offramp,
+        ] {
+            store.put_partner(&spec).await.expect("put partner");
+        }
+        let acme_id = PartnerId::parse("acme").expect("id");
+        let (acme, _) = issue(store.as_ref(), "acme", now).await;
+        let (acme_rotated, rotated) = issue(store.as_ref(), "acme", now).await;
+        store
+            .expire_token(&acme_id, &rotated, now.plus_seconds(60))
+            .await
+            .expect("rotate");
+        let (acme_revoked, revoked) = issue(store.as_ref(), "acme", now).await;
+        store
+            .revoke_token(&acme_id, &revoked, now)
+            .await
+            .expect("revoke");
+        let tokens = Tokens {
+            acme,
+            acme_rotated,
+            acme_revoked,
+            other: issue(store.as_ref(), "other", now).await.0,
+            gated: issue(store.as_ref(), "gated", now).await.0,
+            upstream: issue(store.as_ref(), "upstream", now).await.0,
+            offramp: issue(store.as_ref(), "offramp", now).await.0,
+        };
+
+        let token_keys = TokenKeys::new(
+            TokenKey::new("t1", &Secret::new("init-token-key-for-tests-0123456789")).expect("key"),
+            vec![],
+        );
+        let provider = ProviderKey::new(&Secret::new(PROVIDER_SECRET)).expect("provider key");
+        let ports = Ports {
+            partners: store.clone(),
+            wallets: Arc::new(ScriptedWallets),
+            sessions: Arc::new(FaultyStore(store.clone())),
+            clock: clock.clone(),
+            random: Arc::new(OsRandom),
+        };
+        let service = SessionService::new(
+            ports,
+            token_keys,
+            Some(provider.clone()),
+            Settings {
+                init_token_ttl_seconds: options.init_token_ttl_seconds,
+            },
+        );
+        let config = HttpConfig {
+            body_limit: options.body_limit,
+            header_read_timeout: options.header_read_timeout,
+            body_read_timeout: options.body_read_timeout,
+            request_deadline: defaults::REQUEST_DEADLINE,
+            drain_timeout: Duration::from_secs(5),
+            trusted_proxies: TrustedProxies::new(
+                options
+                    .trusted_proxies
+                    .iter()
+                    .map(|p| p.parse().expect("cidr"))
+                    .collect(),
+            ),
+            widget_origins: WidgetOrigins::List(vec![
+                session_core::access::Origin::parse(WIDGET_ORIGIN).expect("origin"),
+            ]),
+        };
+        let serve_options = ServeOptions {
+            header_read_timeout: config.header_read_timeout,
+            drain_timeout: config.drain_timeout,
+        };
+        let lifecycle = Arc::new(Lifecycle::default());
+        let app = Arc::new(App::new(service, config, 1));
+        let admin = Arc::new(Admin::new(store.clone(), lifecycle.clone(), 2));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+        let addr = listener.local_addr().expect("addr");
+        let admin_addr = admin_listener.local_addr().expect("admin addr");
+        let (shutdown, stop) = oneshot::channel::<()>();
+        let drain = lifecycle.clone();
+        let served = tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop.await;
+                drain.start_draining();
+            };
+            let stop = futures_util::FutureExt::shared(Box::pin(stop));
+            tokio::join!(
+                serve(listener, app, serve_options, stop.clone()),
+                serve(admin_listener, admin, serve_options, stop),
+            );
+        });
+        Self {
+            addr,
+            admin_addr,
+            tokens,
+            clock,
+            lifecycle,
+            provider,
+            shutdown: Some(shutdown),
+            served: Some(served),
+        }
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        RequestBuilder {
+            addr: self.addr,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        RequestBuilder {
+            addr: self.admin_addr,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// `POST /widget/session` as `token` with a JSON body.
+    pub async fn create_session(&self, token: &str, body: &str) -> TestResponse {
+        self.request(Method::POST, "/widget/session")
+            .bearer(token)
+            .json(body)
+            .send()
+            .await
+    }
+
+    /// Stops accepting, drains, and waits for the server tasks to end.
+    pub async fn stop(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(served) = self.served.take() {
+            served.await.expect("server task");
+        }
+    }
+}
+
+pub struct RequestBuilder {
+    addr: SocketAddr,
+    method: Method,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RequestBuilder {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn bearer(self, token: &str) -> Self {
+        self.header("authorization", &format!("Bearer {token}"))
+    }
+
+    pub fn json(self, body: &str) -> Self {
+        self.header("content-type", "application/json")
+            .body(body.as_bytes())
+    }
+
+    pub fn body(mut self, body: &[u8]) -> Self {
+        self.body = body.to_vec();
+        self
+    }
+
+    pub async fn send(self) -> TestResponse {
+        let stream = TcpStream::connect(self.addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        let mut request = Request::builder()
+            .method(self.method)
+            .uri(&self.path)
+            .header("host", "localhost");
+        for (name, value) in &self.headers {
+            request = request.header(name, value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(self.body)))
+            .expect("request");
+        let response = sender.send_request(request).await.expect("response");
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.expect("body").to_bytes();
+        TestResponse {
+            status: parts.status,
+            headers: parts.headers,
+            body: bytes,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", self.body))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts an error response: status, `error`, `code`, exactly three fields.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, error: &str, code: &str) {
+        let body = self.json();
+        assert_eq!(
+            (
+                self.status.as_u16(),
+                body["error"].as_str(),
+                body["code"].as_str()
+            ),
+            (status, Some(error), Some(code)),
+            "body: {body}"
+        );
+        let fields: Vec<&String> = body.as_object().expect("object").keys().collect();
+        assert_eq!(
+            fields,
+            ["error", "code", "message"],
+            "error bodies have exactly these three fields, in this order"
+        );
+        assert!(
+            self.header("x-request-id").is_some(),
+            "every response carries X-Request-Id"
+        );
+    }
+}
+
+/// Edits the seed body: `Some(json)` sets a field, `None` removes it.
+pub fn seed_with(edits: &[(&str, Option<&str>)]) -> String {
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(SEED_BODY).expect("seed");
+    for (key, value) in edits {
+        match value {
+            Some(raw) => body.insert(
+                (*key).to_owned(),
+                serde_json::from_str(raw).expect("JSON value"),
+            ),
+            None => body.remove(*key),
+        };
+    }
+    serde_json::Value::Object(body).to_string()
+}
