@@ -5,7 +5,7 @@
 //! SPEC.md §1 (route, auth, gate, media type and size, then the use case),
 //! request ids, CORS for the widget route, timeouts and graceful draining.
 //! Every decision it makes is delegated to `session-core`; the one table from
-//! domain errors to HTTP lives in [`response::error`].
+//! domain errors to HTTP lives in `response::error`.
 
 mod admin;
 mod app;

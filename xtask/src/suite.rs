@@ -1,0 +1,64 @@
+//! `cargo xtask test` and `ci`: lints, then the whole test suite against a real
+//! PostgreSQL that this module asks `pg` for and keeps alive until the tests end.
+
+use crate::cargo::{self, Cargo};
+use crate::error::Result;
+use crate::pg::{self, Mode};
+
+/// What a run of the suite includes.
+#[derive(Debug)]
+pub struct Plan {
+    pub pg: Mode,
+    /// `cargo fmt --check` and `cargo clippy -D warnings`.
+    pub lint: bool,
+    /// `cargo doc` with rustdoc warnings as errors.
+    pub docs: bool,
+    /// Extra arguments for `cargo test`.
+    pub cargo_test_args: Vec<String>,
+}
+
+/// Tells the pg tests to fail rather than skip when they find no database: under
+/// xtask a database is always provided, so a skip would hide a broken setup.
+const REQUIRE_PG_VAR: &str = "SESSION_REQUIRE_PG";
+
+pub fn run(plan: &Plan) -> Result<()> {
+    let cargo = Cargo::from_env();
+    // Cheap checks first, so a formatting slip fails in seconds.
+    if plan.lint {
+        cargo::step("fmt", cargo.command(&["fmt", "--all", "--", "--check"]))?;
+        cargo::step(
+            "clippy",
+            cargo.command(&[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ]),
+        )?;
+    }
+    if plan.docs {
+        let mut doc = cargo.command(&["doc", "--workspace", "--no-deps"]);
+        doc.env("RUSTDOCFLAGS", "-D warnings");
+        cargo::step("doc (RUSTDOCFLAGS=-D warnings)", doc)?;
+    }
+
+    // Provided after the lints so a lint failure never pays for a cluster; dropped at
+    // the end of this function, which stops a throwaway cluster even when tests fail.
+    let database = pg::provide(plan.pg)?;
+    println!(
+        "    the tests get {}={} and {REQUIRE_PG_VAR}=1",
+        pg::URL_VAR,
+        database.display_url()
+    );
+
+    let mut test = cargo.command(&["test"]);
+    if !cargo::selects_packages(&plan.cargo_test_args) {
+        test.arg("--workspace");
+    }
+    test.args(&plan.cargo_test_args)
+        .env(pg::URL_VAR, database.url())
+        .env(REQUIRE_PG_VAR, "1");
+    cargo::step("test", test)
+}
