@@ -1,0 +1,490 @@
+//! `--bootstrap FILE`: partners declared in TOML, loaded into the store.
+//!
+//! Loading is idempotent: a partner whose stored configuration already equals
+//! the file's is not written, a token already stored is not added, and secrets
+//! the file leaves out are generated once and then kept. The whole file is
+//! validated before anything is written, so a broken file changes nothing.
+//! Tokens missing from the file are not revoked: revocation is an explicit
+//! operator action (`session-server partners token revoke`).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+use session_core::client_token::{self, TokenDigest};
+use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use session_core::ports::{ClientTokenRecord, PartnerRegistry};
+use session_core::random::Random;
+use session_core::secret::Secret;
+use session_core::time::Clock;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    partner: Vec<PartnerEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartnerEntry {
+    id: String,
+    name: String,
+    #[serde(default)]
+    client_tokens: Vec<String>,
+    #[serde(default)]
+    client_token_sha256: Vec<String>,
+    #[serde(default)]
+    allowed_origins: Vec<String>,
+    #[serde(default)]
+    allowed_ips: Vec<String>,
+    #[serde(default)]
+    offramp_enabled: bool,
+    #[serde(default)]
+    accept_client_address: bool,
+    #[serde(default)]
+    redirect_hosts: Vec<String>,
+    webhook_url: Option<String>,
+    webhook_secret: Option<String>,
+    signing_secret: Option<String>,
+    signature_scheme: Option<String>,
+    widget: WidgetEntry,
+    #[serde(default)]
+    wallet: Vec<WalletEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WidgetEntry {
+    widget_id: String,
+    currencies: Vec<String>,
+    networks: Vec<String>,
+    fiat_currency: String,
+    fiat_currencies: Vec<String>,
+    #[serde(rename = "type")]
+    tx_type: Option<String>,
+    lang: Option<String>,
+    theme: Option<String>,
+    redirect_url: Option<String>,
+    /// Fraction digits per currency (an extension; 8 when absent).
+    #[serde(default)]
+    decimals: BTreeMap<String, u8>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WalletEntry {
+    currency: String,
+    network: String,
+    address: String,
+    #[serde(default = "yes")]
+    active: bool,
+}
+
+/// What a load did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub tokens_added: usize,
+}
+
+/// A partner ready to be written: its configuration and token digests.
+struct Planned {
+    spec: PartnerSpec,
+    tokens: Vec<TokenDigest>,
+}
+
+/// Reads and loads `path` into `registry`.
+pub async fn load_file(
+    path: &Path,
+    registry: &dyn PartnerRegistry,
+    clock: &dyn Clock,
+    random: &dyn Random,
+) -> Result<Report, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    load(&text, registry, clock, random)
+        .await
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Loads bootstrap TOML `text` into `registry`.
+pub async fn load(
+    text: &str,
+    registry: &dyn PartnerRegistry,
+    clock: &dyn Clock,
+    random: &dyn Random,
+) -> Result<Report, String> {
+    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut seen = std::collections::HashSet::new();
+    let mut planned = Vec::with_capacity(file.partner.len());
+    for entry in file.partner {
+        if !seen.insert(entry.id.clone()) {
+            return Err(format!("partner {:?} is declared twice", entry.id));
+        }
+        let id =
+            PartnerId::parse(&entry.id).map_err(|why| format!("partner {:?}: {why}", entry.id))?;
+        let existing = registry.partner(&id).await.map_err(|e| e.to_string())?;
+        planned.push(plan(entry, existing.as_ref(), random)?);
+    }
+    let now = clock.now();
+    let mut report = Report::default();
+    for Planned { spec, tokens } in planned {
+        let id = PartnerId::parse(&spec.id).map_err(str::to_owned)?;
+        match registry.partner(&id).await.map_err(|e| e.to_string())? {
+            Some(stored) if stored == spec => report.unchanged.push(spec.id.clone()),
+            stored => {
+                registry
+                    .put_partner(&spec)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if stored.is_some() {
+                    &mut report.updated
+                } else {
+                    &mut report.created
+                }
+                .push(spec.id.clone());
+            }
+        }
+        for digest in tokens {
+            let record = ClientTokenRecord {
+                digest,
+                partner_id: id.clone(),
+                label: "bootstrap".into(),
+                created_at: now,
+                expires_at: None,
+                revoked_at: None,
+            };
+            if registry
+                .add_token(&record)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                report.tokens_added += 1;
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// A random secret of 32 bytes as 64 hex digits.
+fn generated_secret(random: &dyn Random) -> String {
+    let mut bytes = [0u8; 32];
+    random.fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+fn plan(
+    entry: PartnerEntry,
+    existing: Option<&PartnerSpec>,
+    random: &dyn Random,
+) -> Result<Planned, String> {
+    let fail = |why: String| format!("partner {:?}: {why}", entry.id);
+    let current_key = existing.and_then(|spec| spec.signing_keys.first());
+    let signing_keys = match (&entry.signing_secret, current_key) {
+        // The file names a secret: keep the stored key id when it is the same secret.
+        (Some(secret), Some(key)) if key.secret.expose() == secret => vec![key.clone()],
+        (Some(secret), Some(key)) => vec![SigningKeySpec {
+            kid: next_kid(&key.kid),
+            secret: Secret::new(secret.as_str()),
+            not_after: None,
+        }],
+        (Some(secret), None) => vec![SigningKeySpec {
+            kid: "k1".into(),
+            secret: Secret::new(secret.as_str()),
+            not_after: None,
+        }],
+        // No secret in the file: the one generated on the first load stays.
+        (None, Some(_)) => existing
+            .map(|spec| spec.signing_keys.clone())
+            .unwrap_or_default(),
+        (None, None) => vec![SigningKeySpec {
+            kid: "k1".into(),
+            secret: Secret::new(generated_secret(random)),
+            not_after: None,
+        }],
+    };
+    let webhook_secret = match (&entry.webhook_url, &entry.webhook_secret) {
+        (None, _) => None,
+        (Some(_), Some(secret)) => Some(Secret::new(secret.as_str())),
+        (Some(_), None) => Some(
+            existing
+                .and_then(|spec| spec.webhook_secret.clone())
+                .unwrap_or_else(|| Secret::new(format!("whsec_{}", generated_secret(random)))),
+        ),
+    };
+    let widget = entry.widget;
+    let spec = PartnerSpec {
+        id: entry.id.clone(),
+        name: entry.name,
+        allowed_origins: entry.allowed_origins,
+        allowed_ips: entry.allowed_ips,
+        offramp_enabled: entry.offramp_enabled,
+        accept_client_address: entry.accept_client_address,
+        redirect_hosts: entry.redirect_hosts,
+        webhook_url: entry.webhook_url,
+        webhook_secret,
+        signature_scheme: entry
+            .signature_scheme
+            .unwrap_or_else(|| "hmac-sha512".into()),
+        signing_keys,
+        widget: WidgetSpec {
+            widget_id: widget.widget_id,
+            currencies: widget.currencies,
+            networks: widget.networks,
+            fiat_currency: widget.fiat_currency,
+            fiat_currencies: widget.fiat_currencies,
+            default_type: widget.tx_type.unwrap_or_else(|| "buy".into()),
+            lang: widget.lang.unwrap_or_else(|| "en".into()),
+            theme: widget.theme.unwrap_or_else(|| "light".into()),
+            redirect_url: widget.redirect_url,
+            decimals: widget.decimals.into_iter().collect(),
+        },
+        wallets: entry
+            .wallet
+            .into_iter()
+            .map(|w| WalletSpec {
+                currency: w.currency,
+                network: w.network,
+                address: w.address,
+                active: w.active,
+            })
+            .collect(),
+    };
+    spec.build().map_err(|e| e.to_string())?;
+    let mut tokens = Vec::new();
+    for token in &entry.client_tokens {
+        if !client_token::is_well_formed(token) {
+            return Err(fail("client_tokens: each must be ct_live_ or ct_test_ followed by at least 43 base64url characters".into()));
+        }
+        tokens.push(TokenDigest::of(token));
+    }
+    for digest in &entry.client_token_sha256 {
+        tokens.push(
+            TokenDigest::from_hex(digest)
+                .ok_or_else(|| fail("client_token_sha256: each must be 64 hex digits".into()))?,
+        );
+    }
+    Ok(Planned { spec, tokens })
+}
+
+/// `k1` → `k2`; anything else gets a `-2` suffix.
+fn next_kid(kid: &str) -> String {
+    match kid.strip_prefix('k').and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) => format!("k{}", n.saturating_add(1)),
+        None => format!("{kid}-2"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use session_core::client_token::TokenDigest;
+    use session_core::ports::PartnerDirectory;
+    use session_core::time::Timestamp;
+    use session_store_mem::MemStore;
+
+    use super::*;
+
+    struct Fixed;
+    impl Clock for Fixed {
+        fn now(&self) -> Timestamp {
+            Timestamp::from_unix_seconds(1_800_000_000)
+        }
+    }
+
+    #[derive(Default)]
+    struct Counter(AtomicU8);
+    impl Random for Counter {
+        fn fill(&self, dest: &mut [u8]) {
+            dest.fill(self.0.fetch_add(1, Ordering::SeqCst));
+        }
+    }
+
+    const TOKEN: &str = "ct_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+    /// The file of SPEC.md §6, made concrete.
+    fn spec_example() -> String {
+        format!(
+            r#"
+[[partner]]
+id = "acme"
+name = "Acme Wallet"
+client_tokens = ["{TOKEN}"]
+client_token_sha256 = ["{}"]
+allowed_origins = ["https://app.acme.example"]
+allowed_ips = ["127.0.0.0/8", "::1/128"]
+offramp_enabled = false
+accept_client_address = false
+redirect_hosts = ["app.acme.example"]
+webhook_url = "https://hooks.acme.example/proof"
+signature_scheme = "hmac-sha512"
+
+[partner.widget]
+widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
+currencies = ["USDT"]
+networks = ["TRC20", "ERC20"]
+fiat_currency = "EUR"
+fiat_currencies = ["EUR", "USD"]
+type = "buy"
+lang = "en"
+theme = "light"
+redirect_url = "https://app.acme.example/done"
+
+[[partner.wallet]]
+currency = "USDT"
+network = "TRC20"
+address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
+active = true
+"#,
+            TokenDigest::of("ct_live_some-other-token").to_hex()
+        )
+    }
+
+    #[tokio::test]
+    async fn loads_the_spec_example_and_generates_missing_secrets() {
+        let store = MemStore::new();
+        let report = load(&spec_example(), &store, &Fixed, &Counter::default())
+            .await
+            .expect("loads");
+        assert_eq!(
+            (report.created, report.tokens_added),
+            (vec!["acme".to_owned()], 2)
+        );
+        let id = PartnerId::parse("acme").expect("id");
+        let spec = store.partner(&id).await.expect("read").expect("stored");
+        assert_eq!(spec.signing_keys.len(), 1);
+        assert_eq!(
+            spec.signing_keys[0].secret.expose().len(),
+            64,
+            "generated as 64 hex chars"
+        );
+        assert!(
+            spec.webhook_secret.is_some(),
+            "generated because webhook_url is set"
+        );
+        let grant = store
+            .find_by_token(&TokenDigest::of(TOKEN))
+            .await
+            .expect("lookup")
+            .expect("token works");
+        assert_eq!(grant.partner.id, id);
+    }
+
+    #[tokio::test]
+    async fn loading_twice_changes_nothing() {
+        let store = MemStore::new();
+        let random = Counter::default();
+        load(&spec_example(), &store, &Fixed, &random)
+            .await
+            .expect("first load");
+        let before = store.partners().await.expect("list");
+        let tokens_before = store
+            .tokens(&PartnerId::parse("acme").expect("id"))
+            .await
+            .expect("tokens");
+        let again = load(&spec_example(), &store, &Fixed, &random)
+            .await
+            .expect("second load");
+        assert_eq!(
+            again,
+            Report {
+                unchanged: vec!["acme".into()],
+                ..Report::default()
+            }
+        );
+        assert_eq!(
+            store.partners().await.expect("list"),
+            before,
+            "generated secrets are kept"
+        );
+        assert_eq!(
+            store
+                .tokens(&PartnerId::parse("acme").expect("id"))
+                .await
+                .expect("tokens"),
+            tokens_before
+        );
+    }
+
+    #[tokio::test]
+    async fn a_changed_file_updates_and_a_new_secret_gets_a_new_key_id() {
+        let store = MemStore::new();
+        load(&spec_example(), &store, &Fixed, &Counter::default())
+            .await
+            .expect("first load");
+        let changed = spec_example().replace(
+            "offramp_enabled = false",
+            "offramp_enabled = true\nsigning_secret = \"explicit\"",
+        );
+        let report = load(&changed, &store, &Fixed, &Counter::default())
+            .await
+            .expect("second load");
+        assert_eq!(report.updated, vec!["acme".to_owned()]);
+        let spec = store
+            .partner(&PartnerId::parse("acme").expect("id"))
+            .await
+            .expect("read")
+            .expect("stored");
+        assert!(spec.offramp_enabled);
+        assert_eq!(
+            (
+                spec.signing_keys[0].kid.as_str(),
+                spec.signing_keys[0].secret.expose()
+            ),
+            ("k2", "explicit")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_broken_file_writes_nothing() {
+        let cases = [
+            (
+                "unknown key",
+                spec_example().replace("offramp_enabled = false", "offramp = false"),
+            ),
+            (
+                "bad origin",
+                spec_example().replace("https://app.acme.example\"]", "app.acme.example\"]"),
+            ),
+            ("weak token", spec_example().replace(TOKEN, "ct_test_short")),
+            (
+                "bad digest",
+                spec_example().replace("client_token_sha256 = [\"", "client_token_sha256 = [\"zz"),
+            ),
+            (
+                "duplicate partner",
+                format!("{}\n{}", spec_example(), spec_example()),
+            ),
+            ("not toml", "[[partner]\n".to_owned()),
+        ];
+        for (why, text) in cases {
+            let store = MemStore::new();
+            assert!(
+                load(&text, &store, &Fixed, &Counter::default())
+                    .await
+                    .is_err(),
+                "{why}"
+            );
+            assert_eq!(
+                store.partners().await.expect("list"),
+                vec![],
+                "{why}: nothing written"
+            );
+        }
+    }
+
+    #[test]
+    fn key_ids_advance() {
+        assert_eq!(next_kid("k1"), "k2");
+        assert_eq!(next_kid("k41"), "k42");
+        assert_eq!(next_kid("primary"), "primary-2");
+    }
+}

@@ -1,0 +1,130 @@
+//! The command line: flags, each also readable from a `SESSION_*` variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "session-server",
+    version,
+    about = "The widget session service of a crypto on/off-ramp"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default). With nothing configured it runs the
+    /// in-memory dev mode and prints a demo partner's token.
+    Serve(ServeArgs),
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Self::Serve(ServeArgs::default())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    Mem,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// JSON when stderr is not a terminal, text otherwise.
+    Auto,
+    Json,
+    Text,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Public API address.
+    #[arg(long, env = "SESSION_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Admin address (/healthz, /readyz).
+    #[arg(long, env = "SESSION_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+
+    /// Where sessions and partners are kept.
+    #[arg(long, env = "SESSION_STORE", value_enum)]
+    pub store: Option<StoreKind>,
+
+    /// PostgreSQL connection URL (implies `--store postgres`).
+    #[arg(long, env = "SESSION_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Load partners from this TOML file into the store (idempotent).
+    #[arg(long, env = "SESSION_BOOTSTRAP")]
+    pub bootstrap: Option<PathBuf>,
+
+    /// Init token lifetime, in seconds.
+    #[arg(long, env = "SESSION_INIT_TOKEN_TTL", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=86_400 * 7))]
+    pub init_token_ttl: i64,
+
+    /// A proxy (IP or CIDR) whose X-Forwarded-For is believed. Repeatable.
+    #[arg(
+        long = "trusted-proxy",
+        env = "SESSION_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+
+    /// A browser origin allowed to call the widget API (`*` for any). Repeatable.
+    #[arg(
+        long = "widget-origin",
+        env = "SESSION_WIDGET_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub widget_origins: Vec<String>,
+
+    /// Shared secret of the payment provider's event signatures.
+    #[arg(long, env = "SESSION_PROVIDER_SECRET", hide_env_values = true)]
+    pub provider_secret: Option<String>,
+
+    /// Secret (at least 32 bytes) that signs init tokens. Instances behind one
+    /// load balancer must share it; with PostgreSQL it is kept in the database
+    /// when not given.
+    #[arg(long, env = "SESSION_TOKEN_SECRET", hide_env_values = true)]
+    pub token_secret: Option<String>,
+
+    /// Run in-memory with a demo partner, printing its token.
+    #[arg(long, env = "SESSION_DEV")]
+    pub dev: bool,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "SESSION_BODY_LIMIT", default_value_t = 64 * 1024)]
+    pub body_limit: usize,
+
+    /// Seconds SIGTERM waits for in-flight requests.
+    #[arg(long, env = "SESSION_DRAIN_TIMEOUT", default_value_t = 20)]
+    pub drain_timeout: u64,
+
+    /// Seconds a connection may take to send a request head (also bounds idle keep-alive).
+    #[arg(long, env = "SESSION_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    pub header_read_timeout: u64,
+
+    /// Worker threads of the runtime (default: one per core).
+    #[arg(long, env = "SESSION_WORKERS")]
+    pub workers: Option<usize>,
+
+    #[arg(long, env = "SESSION_LOG_FORMAT", value_enum, default_value = "auto")]
+    pub log_format: LogFormat,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        // Exactly what `session-server serve` with no flags and no environment means.
+        match Cli::parse_from(["session-server", "serve"]).command {
+            Some(Command::Serve(args)) => args,
+            None => unreachable!("the serve subcommand always parses"),
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Turns command-line arguments into a checked configuration, once, before
+//! anything starts. Pure: every rule here is testable without a server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use session_core::access::Origin;
+use session_core::partner::parse_ip_range;
+use session_core::secret::Secret;
+use session_http::WidgetOrigins;
+
+use crate::cli::{LogFormat, ServeArgs, StoreKind};
+
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Mem,
+    #[expect(
+        dead_code,
+        reason = "read once the PostgreSQL store is wired into serve"
+    )]
+    Postgres {
+        url: Secret,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub store: StoreConfig,
+    pub bootstrap: Option<PathBuf>,
+    /// In-memory with a demo partner printed at start.
+    pub dev: bool,
+    pub init_token_ttl_seconds: i64,
+    pub trusted_proxies: Vec<IpNet>,
+    pub widget_origins: WidgetOrigins,
+    pub provider_secret: Option<Secret>,
+    pub token_secret: Option<Secret>,
+    pub body_limit: usize,
+    pub header_read_timeout: Duration,
+    pub drain_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+/// Resolves `args`. Dev mode is `--dev`, or the default when no store, database
+/// or bootstrap file is configured.
+pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
+    let nothing_configured =
+        args.store.is_none() && args.database_url.is_none() && args.bootstrap.is_none();
+    let dev = args.dev || nothing_configured;
+    let store = match (args.store, &args.database_url) {
+        (Some(StoreKind::Postgres), _) | (None, Some(_)) if dev => {
+            return Err(
+                "--dev runs on the in-memory store; remove --store postgres / --database-url"
+                    .into(),
+            );
+        }
+        (Some(StoreKind::Postgres) | None, Some(url)) => StoreConfig::Postgres {
+            url: Secret::new(url.as_str()),
+        },
+        (Some(StoreKind::Postgres), None) => {
+            return Err("--store postgres needs --database-url (or SESSION_DATABASE_URL)".into());
+        }
+        (Some(StoreKind::Mem), Some(_)) => {
+            return Err("--database-url is only used with --store postgres".into());
+        }
+        (Some(StoreKind::Mem) | None, None) => StoreConfig::Mem,
+    };
+    let trusted_proxies = args
+        .trusted_proxies
+        .iter()
+        .map(|text| {
+            parse_ip_range(text.trim())
+                .ok_or_else(|| format!("--trusted-proxy {text:?} is not an IP or CIDR range"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let widget_origins = if args.widget_origins.iter().any(|o| o.trim() == "*")
+        || (dev && args.widget_origins.is_empty())
+    {
+        WidgetOrigins::Any
+    } else {
+        WidgetOrigins::List(
+            args.widget_origins
+                .iter()
+                .map(|text| {
+                    Origin::parse(text.trim()).ok_or_else(|| {
+                        format!("--widget-origin {text:?} is not scheme://host[:port]")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let non_empty = |value: &Option<String>, flag: &str| match value.as_deref() {
+        Some("") => Err(format!("{flag} must not be empty")),
+        Some(text) => Ok(Some(Secret::new(text))),
+        None => Ok(None),
+    };
+    let token_secret = non_empty(&args.token_secret, "--token-secret")?;
+    if token_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
+        return Err("--token-secret must be at least 32 bytes".into());
+    }
+    if args.body_limit == 0 {
+        return Err("--body-limit must be positive".into());
+    }
+    Ok(ServeConfig {
+        listen: args.listen,
+        admin_listen: args.admin_listen,
+        store,
+        bootstrap: args.bootstrap.clone(),
+        dev,
+        init_token_ttl_seconds: args.init_token_ttl,
+        trusted_proxies,
+        widget_origins,
+        provider_secret: non_empty(&args.provider_secret, "--provider-secret")?,
+        token_secret,
+        body_limit: args.body_limit,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        log_format: args.log_format,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    fn resolve_args(args: &[&str]) -> Result<ServeConfig, String> {
+        let cli = Cli::try_parse_from(["session-server", "serve"].iter().chain(args))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Some(Command::Serve(serve)) => resolve(&serve),
+            _ => Err("not serve".into()),
+        }
+    }
+
+    #[test]
+    fn nothing_configured_means_dev_in_memory() {
+        let config = resolve_args(&[]).expect("defaults resolve");
+        assert!(config.dev);
+        assert!(matches!(config.store, StoreConfig::Mem));
+        assert!(matches!(config.widget_origins, WidgetOrigins::Any));
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
+        assert_eq!(config.init_token_ttl_seconds, 3_600);
+    }
+
+    #[test]
+    fn a_database_url_means_postgres() {
+        let config = resolve_args(&["--database-url", "postgres://db/x"]).expect("resolves");
+        assert!(!config.dev);
+        assert!(matches!(config.store, StoreConfig::Postgres { .. }));
+        let bootstrap_only = resolve_args(&["--bootstrap", "partners.toml"]).expect("resolves");
+        assert!(!bootstrap_only.dev && matches!(bootstrap_only.store, StoreConfig::Mem));
+    }
+
+    #[test]
+    fn contradictions_and_malformed_values_are_refused() {
+        let cases: [&[&str]; 8] = [
+            &[
+                "--dev",
+                "--store",
+                "postgres",
+                "--database-url",
+                "postgres://x",
+            ],
+            &["--store", "postgres"],
+            &["--store", "mem", "--database-url", "postgres://x"],
+            &["--trusted-proxy", "10.0.0.0/33", "--store", "mem"],
+            &["--widget-origin", "widget.example", "--store", "mem"],
+            &["--token-secret", "short", "--store", "mem"],
+            &["--init-token-ttl", "0"],
+            &["--listen", "nonsense"],
+        ];
+        for args in cases {
+            assert!(resolve_args(args).is_err(), "{args:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn repeatable_lists() {
+        let config = resolve_args(&[
+            "--store",
+            "mem",
+            "--trusted-proxy",
+            "10.0.0.1",
+            "--trusted-proxy",
+            "192.168.0.0/16,::1",
+            "--widget-origin",
+            "https://widget.example",
+        ])
+        .expect("resolves");
+        assert_eq!(config.trusted_proxies.len(), 3);
+        assert!(matches!(config.widget_origins, WidgetOrigins::List(ref list) if list.len() == 1));
+    }
+}

@@ -1,0 +1,195 @@
+//! `serve`: wires the adapters to the core, starts both listeners, and drains
+//! on SIGTERM or Ctrl-C.
+
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use session_core::access::TrustedProxies;
+use session_core::init_token::{TokenKey, TokenKeys};
+use session_core::ports::{ConfiguredWallets, Health};
+use session_core::provider::ProviderKey;
+use session_core::random::Random;
+use session_core::secret::Secret;
+use session_core::time::Clock;
+use session_core::{Ports, SessionService, Settings};
+use session_http::{Admin, App, HttpConfig, Lifecycle, ServeOptions, defaults};
+use session_store_mem::MemStore;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::config::{self, ServeConfig, StoreConfig};
+use crate::system::{OsRandom, SystemClock};
+use crate::{bootstrap, dev, logging};
+
+/// Descriptors to ask for: enough for tens of thousands of keep-alive clients.
+const WANTED_OPEN_FILES: u64 = 65_536;
+
+pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    let config = config::resolve(&args)?;
+    logging::init(config.log_format);
+    match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
+        Ok(limit) => tracing::debug!(limit, "open file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open file limit"),
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let random: Arc<dyn Random> = Arc::new(OsRandom);
+
+    let store = match &config.store {
+        StoreConfig::Mem => Arc::new(MemStore::new()),
+        StoreConfig::Postgres { .. } => {
+            return Err("the PostgreSQL store is not available in this build yet".into());
+        }
+    };
+    if let Some(path) = &config.bootstrap {
+        let report =
+            bootstrap::load_file(path, store.as_ref(), clock.as_ref(), random.as_ref()).await?;
+        tracing::info!(
+            created = report.created.len(),
+            updated = report.updated.len(),
+            unchanged = report.unchanged.len(),
+            tokens_added = report.tokens_added,
+            "bootstrap loaded"
+        );
+    }
+    let demo = if config.dev {
+        Some(
+            dev::install(
+                store.as_ref(),
+                clock.as_ref(),
+                random.as_ref(),
+                config.provider_secret.as_ref(),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let provider_secret = demo
+        .as_ref()
+        .map(|d| Secret::new(d.provider_secret.as_str()))
+        .or_else(|| config.provider_secret.clone());
+    if provider_secret.is_none() {
+        tracing::warn!(
+            "no --provider-secret: every POST /provider/events will be refused as unsigned"
+        );
+    }
+    let token_secret = config.token_secret.clone().unwrap_or_else(|| {
+        // Per process: fine for one in-memory instance, which is the only case
+        // that reaches here without a configured or shared secret.
+        let mut bytes = [0u8; 32];
+        random.fill(&mut bytes);
+        Secret::new(hex::encode(bytes))
+    });
+
+    let ports = Ports {
+        partners: store.clone(),
+        wallets: Arc::new(ConfiguredWallets),
+        sessions: store.clone(),
+        clock,
+        random: random.clone(),
+    };
+    let service = SessionService::new(
+        ports,
+        token_keys(&token_secret)?,
+        provider_secret.as_ref().and_then(ProviderKey::new),
+        Settings {
+            init_token_ttl_seconds: config.init_token_ttl_seconds,
+        },
+    );
+    run_listeners(&config, service, store, random.as_ref(), demo.as_ref()).await
+}
+
+/// The init-token key, identified by a digest of the secret so every instance
+/// configured with the same secret mints and accepts the same `kid`.
+fn token_keys(secret: &Secret) -> Result<TokenKeys, String> {
+    let kid = format!(
+        "t{}",
+        hex::encode(&Sha256::digest(format!("init-token-kid:{}", secret.expose()))[..4])
+    );
+    let key =
+        TokenKey::new(&kid, secret).ok_or("the init token secret must be at least 32 bytes")?;
+    Ok(TokenKeys::new(key, vec![]))
+}
+
+async fn run_listeners(
+    config: &ServeConfig,
+    service: SessionService,
+    health: Arc<dyn Health>,
+    random: &dyn Random,
+    demo: Option<&dev::Demo>,
+) -> Result<(), String> {
+    let bind = |addr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))
+    };
+    let public = bind(config.listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let public_addr = public.local_addr().map_err(|e| e.to_string())?;
+    let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+
+    let http = HttpConfig {
+        body_limit: config.body_limit,
+        header_read_timeout: config.header_read_timeout,
+        body_read_timeout: defaults::BODY_READ_TIMEOUT,
+        request_deadline: defaults::REQUEST_DEADLINE,
+        drain_timeout: config.drain_timeout,
+        trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        widget_origins: config.widget_origins.clone(),
+    };
+    let options = ServeOptions {
+        header_read_timeout: http.header_read_timeout,
+        drain_timeout: http.drain_timeout,
+    };
+    let mut prefixes = [0u8; 16];
+    random.fill(&mut prefixes);
+    let (public_prefix, admin_prefix) = prefixes.split_at(8);
+    let prefix = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
+    let lifecycle = Arc::new(Lifecycle::default());
+    let app = Arc::new(App::new(service, http, prefix(public_prefix)));
+    let admin_handler = Arc::new(Admin::new(health, lifecycle.clone(), prefix(admin_prefix)));
+
+    if let Some(demo) = demo {
+        println!("{}", dev::banner(demo, public_addr, admin_addr));
+    }
+    tracing::info!(public = %public_addr, admin = %admin_addr, "listening");
+
+    let draining = lifecycle.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: draining");
+        draining.start_draining();
+    }
+    .shared();
+    tokio::join!(
+        session_http::serve(public, app, options, shutdown.clone()),
+        session_http::serve(admin, admin_handler, options, shutdown),
+    );
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
