@@ -1,0 +1,104 @@
+//! The binary in its in-memory modes: dev banner, bootstrap, draining.
+
+use std::time::Duration;
+
+use crate::support::{create_seed_session, request, start, terminate};
+
+const LOOPBACK: [&str; 4] = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+
+#[tokio::test]
+async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let server = start(&args).await;
+    assert!(
+        server.stdout.contains("curl -s -X POST http://"),
+        "banner shows a curl line: {}",
+        server.stdout
+    );
+    let token = server
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("ct_test_"))
+        .map(|word| word.trim_matches('\''))
+        .expect("the banner prints the demo token");
+    let response = create_seed_session(server.public, token)
+        .await
+        .expect("request");
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert_eq!(response.json().as_object().map(|o| o.len()), Some(22));
+    assert!(
+        response
+            .head
+            .to_ascii_lowercase()
+            .contains("x-request-id: "),
+        "{}",
+        response.head
+    );
+    let ready = request(server.admin, "GET", "/readyz", &[], "")
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status, 200);
+}
+
+#[tokio::test]
+async fn bootstrap_partners_authenticate() {
+    let token = "ct_test_bootstrapbootstrapbootstrapbootstrap01234567";
+    let file = std::env::temp_dir().join(format!("session-bootstrap-{}.toml", std::process::id()));
+    let toml = format!(
+        r#"
+[[partner]]
+id = "acme"
+name = "Acme Wallet"
+client_tokens = ["{token}"]
+[partner.widget]
+widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
+currencies = ["USDT"]
+networks = ["TRC20"]
+fiat_currency = "EUR"
+fiat_currencies = ["EUR"]
+[[partner.wallet]]
+currency = "USDT"
+network = "TRC20"
+address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
+"#
+    );
+    std::fs::write(&file, toml).expect("write bootstrap file");
+    let path = file.to_string_lossy().into_owned();
+    let args: Vec<&str> = ["serve", "--store", "mem", "--bootstrap", &path]
+        .into_iter()
+        .chain(LOOPBACK)
+        .collect();
+    let server = start(&args).await;
+    assert!(
+        !server.stdout.contains("ct_test_"),
+        "no dev banner outside dev mode"
+    );
+    let response = create_seed_session(server.public, token)
+        .await
+        .expect("request");
+    assert_eq!(response.status, 200, "{}", response.body);
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let mut server = start(&args).await;
+    terminate(&server.child);
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn a_broken_configuration_fails_fast_with_a_message() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_session-server"))
+        .args(["serve", "--store", "postgres"])
+        .output()
+        .await
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--database-url"));
+}

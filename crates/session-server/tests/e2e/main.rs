@@ -1,0 +1,4 @@
+//! End-to-end tests of the `session-server` binary.
+
+mod dev;
+mod support;
