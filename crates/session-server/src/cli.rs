@@ -21,6 +21,9 @@ pub enum Command {
     /// Run the service (the default). With nothing configured it runs the
     /// in-memory dev mode and prints a demo partner's token.
     Serve(ServeArgs),
+    /// Manage partners, client tokens, origins, IP ranges, wallets and widget
+    /// configuration in the store.
+    Partners(crate::partners::PartnersArgs),
 }
 
 impl Default for Command {
@@ -124,7 +127,9 @@ impl Default for ServeArgs {
         // Exactly what `session-server serve` with no flags and no environment means.
         match Cli::parse_from(["session-server", "serve"]).command {
             Some(Command::Serve(args)) => args,
-            None => unreachable!("the serve subcommand always parses"),
+            Some(Command::Partners(_)) | None => {
+                unreachable!("the serve subcommand always parses")
+            }
         }
     }
 }

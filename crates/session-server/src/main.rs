@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod dev;
 mod logging;
+mod partners;
 mod run;
 mod system;
 
@@ -32,6 +33,9 @@ fn main() -> ExitCode {
     };
     let outcome = match command {
         Command::Serve(args) => runtime.block_on(run::serve(args)),
+        Command::Partners(_) => Err(
+            "partners: needs --database-url (the PostgreSQL store is not wired in yet)".to_owned(),
+        ),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -150,6 +150,7 @@ async fn run_listeners(
     let app = Arc::new(App::new(service, http, prefix(public_prefix)));
     let admin_handler = Arc::new(Admin::new(health, lifecycle.clone(), prefix(admin_prefix)));
 
+    let signalled = shutdown_signal()?;
     if let Some(demo) = demo {
         println!("{}", dev::banner(demo, public_addr, admin_addr));
     }
@@ -157,7 +158,7 @@ async fn run_listeners(
 
     let draining = lifecycle.clone();
     let shutdown = async move {
-        shutdown_signal().await;
+        signalled.await;
         tracing::info!("shutdown requested: draining");
         draining.start_draining();
     }
@@ -170,26 +171,18 @@ async fn run_listeners(
     Ok(())
 }
 
-/// Completes on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = interrupt.await;
-            }
+/// Installs the SIGTERM and Ctrl-C handlers now, and returns a future that
+/// completes on either. Installing before the server says it is listening
+/// matters: a signal that arrives in between would otherwise kill the process
+/// with the default action instead of draining it.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
-    }
+    })
 }
