@@ -1,0 +1,138 @@
+//! Provider events, applied exactly once per `event_id` in one transaction:
+//! record the id, lock the transaction and its end user, let the core decide
+//! ([`EventPlan::effects`]), write state, KYC and outbox row, commit.
+
+use session_core::ports::{EventApplied, StoreError};
+use session_core::session::EventPlan;
+use session_core::status::Transition;
+use tokio_postgres::types::Json;
+
+use crate::db::Client;
+use crate::error::Fault;
+use crate::outbox::OutboxEvent;
+use crate::rows::{self, PgTime, maybe_pg_time, session_columns};
+
+pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<EventApplied, Fault> {
+    let event = &plan.event;
+    let id = event.merchant_transaction_id;
+    let tx = client.transaction().await?;
+
+    // First the id: a concurrent delivery of the same id waits here on the
+    // unique index until this transaction ends, then sees the conflict (we
+    // committed) or inserts it itself (we rolled back).
+    let record = tx
+        .prepare_cached(
+            "INSERT INTO provider_events (event_id, merchant_transaction_id, received_at, applied) \
+             VALUES ($1, $2, $3, false) ON CONFLICT (event_id) DO NOTHING",
+        )
+        .await?;
+    if tx
+        .execute(&record, &[&event.event_id, &id, &PgTime(plan.now)])
+        .await?
+        == 0
+    {
+        tx.rollback().await?;
+        return Ok(EventApplied::Replayed);
+    }
+
+    // FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it
+    // serialises events on one transaction without blocking the foreign-key
+    // checks of concurrent session inserts on the user row.
+    let lock_session = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM transactions WHERE merchant_transaction_id = $1 FOR NO KEY UPDATE"
+        ))
+        .await?;
+    let Some(row) = tx.query_opt(&lock_session, &[&id]).await? else {
+        // Nothing is kept, not even the id: the provider may deliver it again
+        // once the transaction exists.
+        tx.rollback().await?;
+        return Ok(EventApplied::UnknownTransaction);
+    };
+    let stored = rows::stored_session(&row)?;
+    let partner = stored.session.partner_id.as_str();
+    let user = stored.session.user.partner_user_id.as_str();
+    let lock_user = tx
+        .prepare_cached(
+            "SELECT kyc_status, kyc_updated_at FROM end_users \
+             WHERE partner_id = $1 AND partner_user_id = $2 FOR NO KEY UPDATE",
+        )
+        .await?;
+    let Some(user_row) = tx.query_opt(&lock_user, &[&partner, &user]).await? else {
+        return Err(Fault(StoreError::Failed(format!(
+            "transaction {id} has no end user row"
+        ))));
+    };
+    let kyc = rows::kyc_state(&user_row)?;
+
+    let effects = plan.effects(&stored, &kyc);
+
+    if let Some(state) = &effects.state {
+        let update = tx
+            .prepare_cached(
+                "UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
+                     fiat_currency = $5, payment_method = $6, updated_at = $7 \
+                 WHERE merchant_transaction_id = $1",
+            )
+            .await?;
+        tx.execute(
+            &update,
+            &[
+                &id,
+                &state.status.as_str(),
+                &state.crypto_amount,
+                &state.fiat_amount,
+                &state.fiat_currency.as_str(),
+                &state.payment_method,
+                &PgTime(state.updated_at),
+            ],
+        )
+        .await?;
+    }
+    if let Some(kyc) = &effects.kyc {
+        let update = tx
+            .prepare_cached(
+                "UPDATE end_users SET kyc_status = $3, kyc_updated_at = $4 \
+                 WHERE partner_id = $1 AND partner_user_id = $2",
+            )
+            .await?;
+        tx.execute(
+            &update,
+            &[
+                &partner,
+                &user,
+                &kyc.status.as_str(),
+                &maybe_pg_time(kyc.updated_at),
+            ],
+        )
+        .await?;
+    }
+    if let Some(change) = &effects.outbox {
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .await?;
+        tx.execute(
+            &insert,
+            &[
+                &change.partner_id.as_str(),
+                &id,
+                &Json(OutboxEvent::from(change)),
+                &PgTime(plan.now),
+            ],
+        )
+        .await?;
+    }
+    if effects.decision == Transition::Apply {
+        let mark = tx
+            .prepare_cached("UPDATE provider_events SET applied = true WHERE event_id = $1")
+            .await?;
+        tx.execute(&mark, &[&event.event_id]).await?;
+    }
+    tx.commit().await?;
+    Ok(EventApplied::Applied(Box::new(effects)))
+}

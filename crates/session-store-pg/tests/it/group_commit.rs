@@ -1,0 +1,122 @@
+//! Group commit: concurrent inserts all land, each is committed by the time
+//! its call returns, and a bad row fails alone.
+
+use std::sync::Arc;
+
+use session_core::ports::{SessionStore, StoreError};
+use session_store_contract::sample_session;
+
+use crate::{connect, database, partner, raw};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_all_land_and_are_committed_when_acknowledged() {
+    let Some(db) = database().await else { return };
+    let store = Arc::new(connect(db.url()).await);
+    let acme = partner(&store, "acme").await;
+    let observer = Arc::new(raw(db.url()).await);
+    let tasks: Vec<_> = (0..200u32)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            let observer = Arc::clone(&observer);
+            // 23 users, so batches hold several sessions of one user.
+            let session = sample_session(
+                &acme,
+                &format!("user-{}", n % 23),
+                &format!("u{n}@example.com"),
+                n,
+            );
+            tokio::spawn(async move {
+                store.insert_session(&session).await.expect("insert");
+                // Acknowledged means committed: another connection sees it now.
+                let seen = observer
+                    .query_opt(
+                        "SELECT 1 FROM transactions WHERE merchant_transaction_id = $1",
+                        &[&session.merchant_transaction_id],
+                    )
+                    .await
+                    .expect("observer query");
+                assert!(
+                    seen.is_some(),
+                    "session {n} not visible after its insert returned"
+                );
+                session
+            })
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    for task in tasks {
+        sessions.push(task.await.expect("insert task"));
+    }
+    let count: i64 = observer
+        .query_one("SELECT count(*) FROM transactions", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 200);
+    let users: i64 = observer
+        .query_one("SELECT count(*) FROM end_users", &[])
+        .await
+        .expect("count users")
+        .get(0);
+    assert_eq!(users, 23);
+    for session in sessions.iter().step_by(17) {
+        let stored = store
+            .session(session.merchant_transaction_id)
+            .await
+            .expect("read")
+            .expect("exists");
+        assert_eq!(&stored.session, session, "stored exactly as inserted");
+    }
+    let stats = store.group_commit_stats();
+    println!("group commit: {stats:?}");
+    assert_eq!(stats.rows, 200);
+    assert!(
+        stats.batches < 200,
+        "200 concurrent inserts were written as {} statements",
+        stats.batches
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_row_fails_alone() {
+    let Some(db) = database().await else { return };
+    let store = Arc::new(connect(db.url()).await);
+    let acme = partner(&store, "acme").await;
+    let first = sample_session(&acme, "u1", "u1@example.com", 1);
+    store.insert_session(&first).await.expect("first insert");
+
+    let mut foreign = sample_session(&acme, "u2", "u2@example.com", 2);
+    foreign.partner_id = session_core::partner::PartnerId::parse("nobody").expect("id");
+    let mut batch = vec![(first.clone(), "duplicate"), (foreign, "unknown partner")];
+    batch.extend((10..40).map(|n| (sample_session(&acme, "u3", "u3@example.com", n), "good")));
+    for round in 0..3 {
+        let tasks: Vec<_> = batch
+            .iter()
+            .cloned()
+            .map(|(mut session, kind)| {
+                let store = Arc::clone(&store);
+                if kind == "good" {
+                    session.merchant_transaction_id = uuid::Uuid::new_v4();
+                }
+                tokio::spawn(async move { (kind, store.insert_session(&session).await) })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.expect("task") {
+                ("good", result) => assert_eq!(result, Ok(()), "round {round}"),
+                ("duplicate", result) => {
+                    assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}")
+                }
+                (_, result) => assert!(matches!(result, Err(StoreError::Failed(_))), "{result:?}"),
+            }
+        }
+    }
+    let count: i64 = raw(db.url())
+        .await
+        .query_one("SELECT count(*) FROM transactions", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1 + 3 * 30);
+    println!("group commit: {:?}", store.group_commit_stats());
+}
