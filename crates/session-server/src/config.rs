@@ -16,13 +16,7 @@ use crate::cli::{LogFormat, ServeArgs, StoreKind};
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
     Mem,
-    #[expect(
-        dead_code,
-        reason = "read once the PostgreSQL store is wired into serve"
-    )]
-    Postgres {
-        url: Secret,
-    },
+    Postgres { url: Secret },
 }
 
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ mod dev;
 mod logging;
 mod partners;
 mod run;
+mod store;
 mod system;
 
 use std::process::ExitCode;
@@ -33,9 +34,7 @@ fn main() -> ExitCode {
     };
     let outcome = match command {
         Command::Serve(args) => runtime.block_on(run::serve(args)),
-        Command::Partners(_) => Err(
-            "partners: needs --database-url (the PostgreSQL store is not wired in yet)".to_owned(),
-        ),
+        Command::Partners(args) => runtime.block_on(run_partners(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -44,4 +43,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `partners ...` against the PostgreSQL store named by `--database-url`.
+async fn run_partners(args: partners::PartnersArgs) -> Result<(), String> {
+    let url = args
+        .database_url
+        .as_deref()
+        .ok_or("partners: needs --database-url or SESSION_DATABASE_URL")?;
+    let mut config = session_store_pg::PgConfig::new(url);
+    // One operator command at a time: a small pool is plenty.
+    config.pool_size = 2;
+    config.batch_writers = 1;
+    let store = store::connect_pg(config).await?;
+    let outcome = partners::run(
+        &args.command,
+        args.json,
+        &store,
+        &system::SystemClock,
+        &system::OsRandom,
+        &mut std::io::stdout().lock(),
+    )
+    .await;
+    store.shutdown();
+    outcome
 }

@@ -13,14 +13,17 @@ use session_core::secret::Secret;
 use session_core::time::Clock;
 use session_core::{Ports, SessionService, Settings};
 use session_http::{Admin, App, HttpConfig, Lifecycle, ServeOptions, defaults};
-use session_store_mem::MemStore;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
-use crate::config::{self, ServeConfig, StoreConfig};
+use crate::config::{self, ServeConfig};
+use crate::store::OpenStore;
 use crate::system::{OsRandom, SystemClock};
 use crate::{bootstrap, dev, logging};
+
+/// The name under which instances sharing a store share the init-token key.
+const INIT_TOKEN_SECRET: &str = "init_token_key";
 
 /// Descriptors to ask for: enough for tens of thousands of keep-alive clients.
 const WANTED_OPEN_FILES: u64 = 65_536;
@@ -35,12 +38,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
 
-    let store = match &config.store {
-        StoreConfig::Mem => Arc::new(MemStore::new()),
-        StoreConfig::Postgres { .. } => {
-            return Err("the PostgreSQL store is not available in this build yet".into());
-        }
-    };
+    let opened = OpenStore::open(&config.store).await?;
+    let store = opened.ports();
     if let Some(path) = &config.bootstrap {
         let report =
             bootstrap::load_file(path, store.as_ref(), clock.as_ref(), random.as_ref()).await?;
@@ -74,13 +73,18 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             "no --provider-secret: every POST /provider/events will be refused as unsigned"
         );
     }
-    let token_secret = config.token_secret.clone().unwrap_or_else(|| {
-        // Per process: fine for one in-memory instance, which is the only case
-        // that reaches here without a configured or shared secret.
-        let mut bytes = [0u8; 32];
-        random.fill(&mut bytes);
-        Secret::new(hex::encode(bytes))
-    });
+    let token_secret = match config.token_secret.clone() {
+        Some(secret) => secret,
+        None => {
+            // Instances on one database must accept each other's init tokens:
+            // the first to start stores its key, the others adopt it.
+            let mut bytes = [0u8; 32];
+            random.fill(&mut bytes);
+            opened
+                .shared_secret(INIT_TOKEN_SECRET, Secret::new(hex::encode(bytes)))
+                .await?
+        }
+    };
 
     let ports = Ports {
         partners: store.clone(),
@@ -177,8 +181,10 @@ async fn run_listeners(
 /// with the default action instead of draining it.
 fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     Ok(async move {
         tokio::select! {
             _ = terminate.recv() => {},

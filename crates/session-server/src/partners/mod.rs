@@ -6,13 +6,6 @@
 //! is written: an invalid change writes nothing. Secrets (signing secrets,
 //! webhook secrets, client tokens) are printed only by the command that
 //! generated them, once; `list` and `show` never print one.
-#![cfg_attr(
-    not(test),
-    expect(
-        dead_code,
-        reason = "main.rs runs `partners` once the PostgreSQL store is wired in; delete this then"
-    )
-)]
 
 mod args;
 mod edit;
