@@ -13,7 +13,10 @@ macro_rules! cases {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     let make = $make;
-                    crate::$suite::$case(make().await).await;
+                    // `None`: no database, and skipping is allowed (never under CI).
+                    if let Some(store) = make().await {
+                        crate::$suite::$case(store).await;
+                    }
                 }
             )*
         }
@@ -48,8 +51,16 @@ macro_rules! all_cases {
     };
 }
 
-async fn mem_store() -> std::sync::Arc<session_store_mem::MemStore> {
-    std::sync::Arc::new(session_store_mem::MemStore::new())
+async fn mem_store() -> Option<std::sync::Arc<session_store_mem::MemStore>> {
+    Some(std::sync::Arc::new(session_store_mem::MemStore::new()))
+}
+
+/// A PostgreSQL store on a database of its own, dropped with the store.
+async fn pg_store() -> Option<std::sync::Arc<session_store_pg::PgStore>> {
+    let database = session_store_pg::testing::TestDatabase::create().await?;
+    let store = session_store_pg::PgStore::connect(database.config()).await.expect("connect to the test database");
+    Some(std::sync::Arc::new(store.keep_alive(database)))
 }
 
 all_cases!(on_mem, || crate::mem_store());
+all_cases!(on_pg, || crate::pg_store());

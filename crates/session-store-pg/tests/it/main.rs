@@ -7,7 +7,6 @@ mod group_commit;
 mod instances;
 mod migrations;
 mod outage;
-mod proxy;
 mod registry;
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,6 @@
 //! `Unavailable`, known tokens still authenticate from the snapshot, and the
 //! same store works again once the database is back.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use session_core::client_token::TokenDigest;
@@ -11,46 +10,9 @@ use session_core::ports::{
 };
 use session_store_contract::{at, sample_session};
 use session_store_pg::PgStore;
-use tokio_postgres::config::Host;
 
-use crate::proxy::{Mode, Proxy};
 use crate::{connect, database, eventually, partner, quick, raw};
-
-/// The URL of `url`'s database reached through `proxy`, or `None` when the
-/// server is not on TCP.
-fn through(url: &str, proxy: SocketAddr) -> Option<String> {
-    let config: tokio_postgres::Config = url.parse().expect("test url parses");
-    let mut keywords = format!(
-        "host={} port={} dbname={} user={}",
-        proxy.ip(),
-        proxy.port(),
-        config.get_dbname()?,
-        config.get_user()?
-    );
-    if let Some(password) = config.get_password() {
-        keywords.push_str(&format!(
-            " password='{}'",
-            String::from_utf8_lossy(password)
-                .replace('\\', "\\\\")
-                .replace('\'', "\\'")
-        ));
-    }
-    Some(keywords)
-}
-
-fn upstream(url: &str) -> Option<SocketAddr> {
-    let config: tokio_postgres::Config = url.parse().expect("test url parses");
-    let Some(Host::Tcp(host)) = config.get_hosts().first() else {
-        return None;
-    };
-    let host = if host == "localhost" {
-        "127.0.0.1"
-    } else {
-        host.as_str()
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    format!("{host}:{port}").parse().ok()
-}
+use session_store_pg::testing::{Mode, Proxy, through, upstream};
 
 /// A store reaching the test database through a proxy, with one partner and
 /// one token registered.

@@ -12,11 +12,15 @@ use tokio::task::JoinHandle;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Bytes flow both ways.
     Open,
+    /// Connections stay open but nothing is forwarded: a silent network.
     Paused,
+    /// Every connection is closed and new ones are refused: the server is gone.
     Cut,
 }
 
+/// A proxy in front of a TCP server, for tests of what happens when it goes away.
 #[derive(Debug)]
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -25,9 +29,20 @@ pub struct Proxy {
 }
 
 impl Proxy {
+    /// Starts forwarding to `upstream`.
+    ///
+    /// # Panics
+    ///
+    /// When no loopback port can be bound (test support only).
     pub async fn start(upstream: SocketAddr) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
+        let listener = match TcpListener::bind("127.0.0.1:0").await {
+            Ok(listener) => listener,
+            Err(error) => panic!("cannot bind the test proxy: {error}"),
+        };
+        let addr = match listener.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => panic!("test proxy has no address: {error}"),
+        };
         let (mode, watcher) = watch::channel(Mode::Open);
         let accept = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
@@ -41,6 +56,7 @@ impl Proxy {
         Proxy { addr, mode, accept }
     }
 
+    /// Opens, pauses or cuts the link; takes effect on live connections too.
     pub fn set(&self, mode: Mode) {
         self.mode.send_replace(mode);
     }

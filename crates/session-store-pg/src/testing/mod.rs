@@ -20,9 +20,16 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::net::SocketAddr;
+
+use tokio_postgres::config::Host;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::PgConfig;
+
+mod proxy;
+
+pub use proxy::{Mode, Proxy};
 
 /// The admin URL of the server the tests may create databases on.
 pub const URL_VAR: &str = "SESSION_TEST_DATABASE_URL";
@@ -256,6 +263,43 @@ fn with_dbname(url: &str, dbname: &str) -> String {
         .find('?')
         .map_or("", |at| &after_authority[at..]);
     format!("{}/{dbname}{query}", &url[..rest_start + authority_end])
+}
+
+/// A connection string for `url`'s database reached through `proxy`, or `None` when the
+/// server is not on TCP.
+pub fn through(url: &str, proxy: SocketAddr) -> Option<String> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    let mut keywords = format!(
+        "host={} port={} dbname={} user={}",
+        proxy.ip(),
+        proxy.port(),
+        config.get_dbname()?,
+        config.get_user()?
+    );
+    if let Some(password) = config.get_password() {
+        keywords.push_str(&format!(
+            " password='{}'",
+            String::from_utf8_lossy(password)
+                .replace('\\', "\\\\")
+                .replace('\'', "\\'")
+        ));
+    }
+    Some(keywords)
+}
+
+/// The TCP address of the server `url` points at (`None` for a Unix socket).
+pub fn upstream(url: &str) -> Option<SocketAddr> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    let Some(Host::Tcp(host)) = config.get_hosts().first() else {
+        return None;
+    };
+    let host = if host == "localhost" {
+        "127.0.0.1"
+    } else {
+        host.as_str()
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("{host}:{port}").parse().ok()
 }
 
 #[cfg(test)]
