@@ -1,5 +1,6 @@
 //! The HTTP test suite: one binary, run against every store.
 
+mod instances;
 mod lifecycle;
 mod server;
 mod session;
@@ -58,7 +59,9 @@ async fn mem_store() -> Option<std::sync::Arc<session_store_mem::MemStore>> {
 /// A PostgreSQL store on a database of its own, dropped with the store.
 async fn pg_store() -> Option<std::sync::Arc<session_store_pg::PgStore>> {
     let database = session_store_pg::testing::TestDatabase::create().await?;
-    let store = session_store_pg::PgStore::connect(database.config()).await.expect("connect to the test database");
+    let store = session_store_pg::PgStore::connect(database.config())
+        .await
+        .expect("connect to the test database");
     Some(std::sync::Arc::new(store.keep_alive(database)))
 }
 

@@ -1,4 +1,5 @@
 //! End-to-end tests of the `session-server` binary.
 
 mod dev;
+mod postgres;
 mod support;

@@ -1,0 +1,104 @@
+//! Two instances of the service on one PostgreSQL database, in one process:
+//! what one instance creates, the other redeems, and a token is redeemed
+//! exactly once however the attempts are spread.
+
+use std::sync::Arc;
+
+use http::Method;
+use session_store_pg::PgStore;
+use session_store_pg::testing::TestDatabase;
+
+use crate::support::{Options, SEED_BODY, TestServer, WIDGET_ORIGIN};
+
+async fn two_instances() -> Option<(TestDatabase, TestServer, TestServer)> {
+    let database = TestDatabase::create().await?;
+    let a = PgStore::connect(database.config())
+        .await
+        .expect("instance a connects");
+    let b = PgStore::connect(database.config())
+        .await
+        .expect("instance b connects");
+    let first = TestServer::start(Arc::new(a), Options::standard()).await;
+    let second = TestServer::start(Arc::new(b), Options::standard()).await;
+    Some((database, first, second))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_redemptions_across_two_instances_have_one_winner() {
+    let Some((_database, a, b)) = two_instances().await else {
+        return;
+    };
+    let servers = Arc::new([a, b]);
+    for round in 0..200 {
+        let created = servers[round % 2]
+            .create_session(&servers[round % 2].tokens.acme, SEED_BODY)
+            .await;
+        assert_eq!(created.status, 200, "{:?}", created.body);
+        let session = created.json();
+        let mut body = serde_json::Map::new();
+        for field in [
+            "widget_id",
+            "merchant_transaction_id",
+            "init_token",
+            "signature",
+            "address",
+            "currency",
+            "network",
+            "amount",
+            "type",
+        ] {
+            body.insert(field.to_owned(), session[field].clone());
+        }
+        let body = serde_json::Value::Object(body).to_string();
+        let attempts: Vec<_> = (0..64)
+            .map(|i| {
+                let servers = Arc::clone(&servers);
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let server = &servers[i % 2];
+                    let response = server
+                        .request(Method::POST, "/widget/init")
+                        .header("origin", WIDGET_ORIGIN)
+                        .json(&body)
+                        .send()
+                        .await;
+                    response.status.as_u16()
+                })
+            })
+            .collect();
+        let mut statuses = Vec::with_capacity(64);
+        for attempt in attempts {
+            statuses.push(attempt.await.expect("task"));
+        }
+        let ok = statuses.iter().filter(|s| **s == 200).count();
+        let conflicts = statuses.iter().filter(|s| **s == 409).count();
+        assert_eq!((ok, conflicts), (1, 63), "round {round}: {statuses:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_created_on_one_instance_is_served_by_the_other() {
+    let Some((_database, a, b)) = two_instances().await else {
+        return;
+    };
+    let session = a.create_session(&a.tokens.acme, SEED_BODY).await.json();
+    let id = session["merchant_transaction_id"].as_str().expect("id");
+    let on_b = b
+        .request(Method::GET, &format!("/widget/transactions/{id}"))
+        .bearer(&b.tokens.acme)
+        .send()
+        .await;
+    assert_eq!(
+        (on_b.status.as_u16(), on_b.json()["status"].as_str()),
+        (200, Some("pending"))
+    );
+    let kyc = b
+        .request(Method::GET, "/widget/users/user-123/kyc-status")
+        .bearer(&a.tokens.acme)
+        .send()
+        .await;
+    assert_eq!(
+        kyc.status, 200,
+        "a token issued through instance a works on b at once"
+    );
+}

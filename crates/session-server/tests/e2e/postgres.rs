@@ -1,0 +1,364 @@
+//! The binary on PostgreSQL: several instances behaving as one, no
+//! acknowledged write lost to a SIGKILL, and recovery from a database outage
+//! without a restart.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use session_core::client_token::TokenDigest;
+use session_core::ports::SessionStore;
+use session_store_pg::PgStore;
+use session_store_pg::testing::{Mode, Proxy, TestDatabase, through, upstream};
+use tokio::sync::Mutex;
+
+use crate::support::{Server, create_seed_session, request, start};
+
+const TOKEN: &str = "ct_test_e2e-postgres-token-0123456789abcdefghijklmnop";
+
+/// A bootstrap file with partner `acme` and [`TOKEN`], removed on drop.
+struct Bootstrap(std::path::PathBuf);
+
+impl Bootstrap {
+    fn write() -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "session-e2e-{}.toml",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let toml = format!(
+            r#"
+[[partner]]
+id = "acme"
+name = "Acme Wallet"
+client_tokens = ["{TOKEN}"]
+[partner.widget]
+widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
+currencies = ["USDT"]
+networks = ["TRC20"]
+fiat_currency = "EUR"
+fiat_currencies = ["EUR"]
+[[partner.wallet]]
+currency = "USDT"
+network = "TRC20"
+address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
+"#
+        );
+        std::fs::write(&path, toml).expect("write bootstrap file");
+        Self(path)
+    }
+
+    fn path(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Bootstrap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn start_on(database_url: &str, bootstrap: &Bootstrap) -> Server {
+    let path = bootstrap.path();
+    start(&[
+        "serve",
+        "--database-url",
+        database_url,
+        "--bootstrap",
+        &path,
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .await
+}
+
+async fn status_of(addr: SocketAddr, token: &str, id: &str) -> u16 {
+    let auth = format!("Bearer {token}");
+    match request(
+        addr,
+        "GET",
+        &format!("/widget/transactions/{id}"),
+        &[("authorization", &auth)],
+        "",
+    )
+    .await
+    {
+        Ok(response) => response.status,
+        Err(_) => 0,
+    }
+}
+
+/// Polls until `check` holds or `limit` passes.
+async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_behave_as_one() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let bootstrap = Bootstrap::write();
+    // Started together: migrations and bootstrap race on a fresh database.
+    let (a, b, c) = tokio::join!(
+        start_on(database.url(), &bootstrap),
+        start_on(database.url(), &bootstrap),
+        start_on(database.url(), &bootstrap)
+    );
+    let instances = [a.public, b.public, c.public];
+
+    let mut ids = Vec::new();
+    for addr in instances {
+        let created = create_seed_session(addr, TOKEN).await.expect("create");
+        assert_eq!(created.status, 200, "{}", created.body);
+        ids.push(
+            created.json()["merchant_transaction_id"]
+                .as_str()
+                .expect("id")
+                .to_owned(),
+        );
+    }
+    for id in &ids {
+        for addr in instances {
+            assert_eq!(
+                status_of(addr, TOKEN, id).await,
+                200,
+                "session {id} visible through {addr}"
+            );
+        }
+    }
+
+    // Rotate through the CLI, in another process, with no grace period.
+    let old_id = TokenDigest::of(TOKEN).short_id();
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_session-server"))
+        .args([
+            "partners",
+            "--database-url",
+            database.url(),
+            "--json",
+            "token",
+            "rotate",
+            "acme",
+            &old_id,
+            "--grace",
+            "0",
+            "--env",
+            "test",
+        ])
+        .output()
+        .await
+        .expect("run the CLI");
+    assert!(
+        output.status.success(),
+        "rotate failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rotated: serde_json::Value = serde_json::from_slice(&output.stdout).expect("CLI JSON");
+    let new_token = rotated["token"]
+        .as_str()
+        .expect("the new token is printed once")
+        .to_owned();
+
+    for addr in instances {
+        let new_works = eventually(Duration::from_secs(2), || async {
+            status_of(addr, &new_token, &ids[0]).await == 200
+        })
+        .await;
+        assert!(new_works, "the new token works on {addr} without a restart");
+        let old_refused = eventually(Duration::from_secs(2), || async {
+            status_of(addr, TOKEN, &ids[0]).await == 401
+        })
+        .await;
+        assert!(
+            old_refused,
+            "the rotated-out token is refused on {addr} without a restart"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_loses_no_acknowledged_session() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let bootstrap = Bootstrap::write();
+    let mut server = start_on(database.url(), &bootstrap).await;
+    let addr = server.public;
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let acknowledged = Arc::clone(&acknowledged);
+            tokio::spawn(async move {
+                // Until the server dies: a refused or cut connection ends the loop.
+                while let Ok(response) = create_seed_session(addr, TOKEN).await {
+                    if response.status == 200
+                        && let Some(id) = serde_json::from_str::<serde_json::Value>(&response.body)
+                            .ok()
+                            .and_then(|body| {
+                                body["merchant_transaction_id"].as_str().map(str::to_owned)
+                            })
+                    {
+                        acknowledged.lock().await.push(id);
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    server.child.start_kill().expect("SIGKILL");
+    let _ = server.child.wait().await;
+    for client in clients {
+        let _ = client.await;
+    }
+
+    let ids = acknowledged.lock().await.clone();
+    eprintln!("{} sessions were acknowledged before SIGKILL", ids.len());
+    assert!(
+        ids.len() > 50,
+        "the stream was running when the process died ({} sessions)",
+        ids.len()
+    );
+    let store = PgStore::connect(database.config())
+        .await
+        .expect("reader connects");
+    let mut missing = Vec::new();
+    for id in &ids {
+        let id = uuid::Uuid::parse_str(id).expect("uuid");
+        if store.session(id).await.expect("read").is_none() {
+            missing.push(id);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged sessions are missing: {missing:?}",
+        missing.len(),
+        ids.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let Some(server_addr) = upstream(database.url()) else {
+        return;
+    };
+    let proxy = Proxy::start(server_addr).await;
+    let proxied = through(database.url(), proxy.addr).expect("TCP connection string");
+    let bootstrap = Bootstrap::write();
+    let server = start_on(&proxied, &bootstrap).await;
+    let (addr, admin) = (server.public, server.admin);
+
+    let running = Arc::new(AtomicBool::new(true));
+    // (phase, status, code) -> count
+    let seen = Arc::new(Mutex::new(
+        BTreeMap::<(&'static str, u16, String), usize>::new(),
+    ));
+    let phase = Arc::new(std::sync::Mutex::new("before"));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let (running, seen, phase) =
+                (Arc::clone(&running), Arc::clone(&seen), Arc::clone(&phase));
+            tokio::spawn(async move {
+                while running.load(Ordering::SeqCst) {
+                    let started = Instant::now();
+                    let response = create_seed_session(addr, TOKEN)
+                        .await
+                        .expect("the service itself stays up");
+                    assert!(
+                        started.elapsed() < Duration::from_secs(10),
+                        "a request hung for {:?}",
+                        started.elapsed()
+                    );
+                    let code = serde_json::from_str::<serde_json::Value>(&response.body)
+                        .ok()
+                        .and_then(|body| body["code"].as_str().map(str::to_owned))
+                        .unwrap_or_default();
+                    let now = *phase
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    *seen
+                        .lock()
+                        .await
+                        .entry((now, response.status, code))
+                        .or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    let set_phase = |name| {
+        *phase
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = name
+    };
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    set_phase("down");
+    proxy.set(Mode::Cut);
+    let red = eventually(Duration::from_secs(5), || async {
+        request(admin, "GET", "/readyz", &[], "")
+            .await
+            .is_ok_and(|r| r.status == 503)
+    })
+    .await;
+    assert!(red, "/readyz goes red while the database is unreachable");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    set_phase("recovering");
+    proxy.set(Mode::Open);
+    let green = eventually(Duration::from_secs(15), || async {
+        request(admin, "GET", "/readyz", &[], "")
+            .await
+            .is_ok_and(|r| r.status == 200)
+    })
+    .await;
+    assert!(green, "/readyz turns green again without a restart");
+    set_phase("after");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    running.store(false, Ordering::SeqCst);
+    for client in clients {
+        client.await.expect("client");
+    }
+
+    let seen = seen.lock().await.clone();
+    eprintln!("answers by phase: {seen:?}");
+    for ((phase, status, code), count) in &seen {
+        let documented = *status == 200 || (*status == 503 && code == "store_unavailable");
+        assert!(
+            documented,
+            "undocumented answer while {phase}: {status} {code} ({count}x); all: {seen:?}"
+        );
+    }
+    let count = |wanted_phase: &str, wanted_status: u16| {
+        seen.iter()
+            .filter(|((p, s, _), _)| *p == wanted_phase && *s == wanted_status)
+            .map(|(_, n)| n)
+            .sum::<usize>()
+    };
+    assert!(count("before", 200) > 0, "{seen:?}");
+    assert!(count("down", 503) > 0, "the outage was observed: {seen:?}");
+    assert!(
+        count("after", 200) > 0,
+        "success resumed without a restart: {seen:?}"
+    );
+    assert_eq!(
+        count("after", 503),
+        0,
+        "no failures once recovered: {seen:?}"
+    );
+}
