@@ -414,6 +414,41 @@ active = true
         );
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn loading_twice_into_postgres_changes_nothing() {
+        let Some(database) = session_store_pg::testing::TestDatabase::create().await else {
+            return;
+        };
+        let store = session_store_pg::PgStore::connect(database.config())
+            .await
+            .expect("connect");
+        let random = Counter::default();
+        let first = load(&spec_example(), &store, &Fixed, &random)
+            .await
+            .expect("first load");
+        assert_eq!((first.created.len(), first.tokens_added), (1, 2));
+        let before = store.partners().await.expect("list");
+        let again = load(&spec_example(), &store, &Fixed, &random)
+            .await
+            .expect("second load");
+        assert_eq!(
+            again,
+            Report {
+                unchanged: vec!["acme".into()],
+                ..Report::default()
+            }
+        );
+        assert_eq!(store.partners().await.expect("list"), before);
+        assert_eq!(
+            store
+                .tokens(&PartnerId::parse("acme").expect("id"))
+                .await
+                .expect("tokens")
+                .len(),
+            2
+        );
+    }
+
     #[tokio::test]
     async fn a_changed_file_updates_and_a_new_secret_gets_a_new_key_id() {
         let store = MemStore::new();

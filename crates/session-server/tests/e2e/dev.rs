@@ -102,3 +102,54 @@ async fn a_broken_configuration_fails_fast_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("--database-url"));
 }
+
+#[tokio::test]
+async fn an_init_token_used_after_its_lifetime_is_gone() {
+    let args: Vec<&str> = ["serve", "--dev", "--init-token-ttl", "1"]
+        .into_iter()
+        .chain(LOOPBACK)
+        .collect();
+    let server = start(&args).await;
+    let token = server
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("ct_test_"))
+        .map(|word| word.trim_matches('\''))
+        .expect("the banner prints the demo token");
+    let session = create_seed_session(server.public, token)
+        .await
+        .expect("create")
+        .json();
+    let mut init = serde_json::Map::new();
+    for field in [
+        "widget_id",
+        "merchant_transaction_id",
+        "init_token",
+        "signature",
+        "address",
+        "currency",
+        "network",
+        "amount",
+        "type",
+    ] {
+        init.insert(field.to_owned(), session[field].clone());
+    }
+    let body = serde_json::Value::Object(init).to_string();
+    // `exp` is in whole seconds: wait past the next second boundary after expiry.
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let late = request(
+        server.public,
+        "POST",
+        "/widget/init",
+        &[("content-type", "application/json")],
+        &body,
+    )
+    .await
+    .expect("init");
+    assert_eq!(
+        (late.status, late.json()["code"].as_str()),
+        (410, Some("session_expired")),
+        "{}",
+        late.body
+    );
+}
