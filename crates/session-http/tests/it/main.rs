@@ -2,6 +2,7 @@
 
 mod instances;
 mod lifecycle;
+mod openapi;
 mod server;
 mod session;
 mod support;

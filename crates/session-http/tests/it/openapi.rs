@@ -1,0 +1,1455 @@
+//! Keeps `docs/openapi.yaml` honest: its routes are the router's, its error
+//! rows are `ErrorKind::triple`'s, its examples fit its schemas, and real
+//! responses from a running server fit the document.
+//!
+//! Schemas are checked by a small validator for the JSON Schema subset the
+//! document uses (`$ref`, `allOf`, `type`, `const`, `enum`, `required`,
+//! `properties` with their order, `additionalProperties: false`, `items`,
+//! `min/maxItems`, `min/maxLength`, anchored `pattern`s, `format: uuid`). A
+//! keyword it does not know fails the test rather than being skipped.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
+
+use http::Method;
+use serde_json::{Value, json};
+use session_core::ErrorKind;
+
+use crate::support::{Options, SEED_BODY, TestResponse, TestServer, WIDGET_ORIGIN, seed_with};
+
+/// The public listener's routes and methods, as `crates/session-http/src/router.rs`
+/// serves them (path parameters in OpenAPI form). Update both together.
+const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
+    ("/widget/session", &["post"]),
+    ("/widget/init", &["post", "options"]),
+    ("/widget/transactions/{merchant_transaction_id}", &["get"]),
+    ("/widget/users/{partner_user_id}/kyc-status", &["get"]),
+    ("/provider/events", &["post"]),
+];
+
+/// The admin listener's routes, as `crates/session-http/src/admin.rs` serves them.
+const ADMIN_ROUTES: &[(&str, &[&str])] = &[("/healthz", &["get"]), ("/readyz", &["get"])];
+
+/// Rows of the error table that no route produces yet; the document must not
+/// list them as responses, and must say so in `info.description`.
+const NOT_SERVED: [ErrorKind; 3] = [
+    ErrorKind::RateLimitExceeded,
+    ErrorKind::IdempotencyKeyReused,
+    ErrorKind::TokenError,
+];
+
+/// Component responses no operation references, with the status they stand for.
+const UNREFERENCED_RESPONSES: &[(&str, u16)] = &[("MethodNotAllowed", 405)];
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+// ---------------------------------------------------------------------------
+// The document
+
+struct Doc {
+    root: Value,
+}
+
+fn doc() -> &'static Doc {
+    static DOC: OnceLock<Doc> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.yaml");
+        let text = std::fs::read_to_string(path).expect("docs/openapi.yaml is readable");
+        let root: Value =
+            serde_norway::from_str(&text).expect("docs/openapi.yaml is YAML with string keys");
+        Doc { root }
+    })
+}
+
+impl Doc {
+    fn paths(&self) -> &serde_json::Map<String, Value> {
+        self.root["paths"].as_object().expect("paths is a mapping")
+    }
+
+    /// Follows `$ref` (a local JSON pointer) until the value is not a bare reference.
+    fn deref<'a>(&'a self, mut value: &'a Value) -> &'a Value {
+        while let Some(target) = value.get("$ref").and_then(Value::as_str) {
+            value = self.target(target);
+        }
+        value
+    }
+
+    fn target(&self, reference: &str) -> &Value {
+        let pointer = reference
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("only local references are used: {reference}"));
+        self.root
+            .pointer(pointer)
+            .unwrap_or_else(|| panic!("dangling reference {reference}"))
+    }
+
+    fn operations(&self) -> Vec<(&str, &str, &Value)> {
+        let mut out = Vec::new();
+        for (path, item) in self.paths() {
+            let item = item.as_object().expect("path item is a mapping");
+            for (method, operation) in item {
+                if HTTP_METHODS.contains(&method.as_str()) {
+                    out.push((path.as_str(), method.as_str(), operation));
+                }
+            }
+        }
+        out
+    }
+
+    fn operation(&self, path: &str, method: &str) -> &Value {
+        self.paths()
+            .get(path)
+            .and_then(|item| item.get(method))
+            .unwrap_or_else(|| panic!("the document has no {method} {path}"))
+    }
+
+    /// The documented methods of `path`, upper-case, in document order.
+    fn methods(&self, path: &str) -> Vec<String> {
+        let item = self.paths()[path].as_object().expect("path item");
+        item.keys()
+            .filter(|k| HTTP_METHODS.contains(&k.as_str()))
+            .map(|k| k.to_ascii_uppercase())
+            .collect()
+    }
+
+    fn response(&self, path: &str, method: &str, status: u16) -> Option<&Value> {
+        self.operation(path, method)["responses"]
+            .get(status.to_string())
+            .map(|r| self.deref(r))
+    }
+
+    fn json_schema<'a>(&'a self, response: &'a Value) -> Option<&'a Value> {
+        response.pointer("/content/application~1json/schema")
+    }
+
+    /// Every response object: (where, status, response), operations first
+    /// (resolved), then the component responses no operation references.
+    fn all_responses(&self) -> Vec<(String, u16, &Value)> {
+        let mut out = Vec::new();
+        let mut referenced = BTreeSet::new();
+        for (path, method, operation) in self.operations() {
+            let responses = operation["responses"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{method} {path} has responses"));
+            for (status, response) in responses {
+                if let Some(r) = response.get("$ref").and_then(Value::as_str) {
+                    referenced.insert(r.trim_start_matches("#/components/responses/").to_owned());
+                }
+                let status: u16 = status
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{method} {path}: status {status} is a number"));
+                out.push((
+                    format!("{method} {path} {status}"),
+                    status,
+                    self.deref(response),
+                ));
+            }
+        }
+        let components = self.root["components"]["responses"]
+            .as_object()
+            .expect("components.responses");
+        let unreferenced: Vec<&str> = components
+            .keys()
+            .map(String::as_str)
+            .filter(|name| !referenced.contains(*name))
+            .collect();
+        let expected: Vec<&str> = UNREFERENCED_RESPONSES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(
+            unreferenced, expected,
+            "component responses that no operation uses (update UNREFERENCED_RESPONSES)"
+        );
+        for (name, status) in UNREFERENCED_RESPONSES {
+            out.push((
+                format!("components.responses.{name}"),
+                *status,
+                &components[*name],
+            ));
+        }
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------
+// A validator for the JSON Schema subset the document uses
+
+const ANNOTATIONS: [&str; 7] = [
+    "description",
+    "title",
+    "examples",
+    "example",
+    "default",
+    "deprecated",
+    "readOnly",
+];
+
+impl Doc {
+    /// Errors of a response body (or header) against `schema`, field order included.
+    fn validate(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        self.check_schema(schema, instance, "", true, &mut errors);
+        errors
+    }
+
+    /// Errors of a request body against `schema`: field order is free there.
+    fn validate_request(&self, schema: &Value, instance: &Value) -> Vec<String> {
+        let mut errors = Vec::new();
+        self.check_schema(schema, instance, "", false, &mut errors);
+        errors
+    }
+
+    fn check_schema(
+        &self,
+        schema: &Value,
+        instance: &Value,
+        at: &str,
+        ordered: bool,
+        errors: &mut Vec<String>,
+    ) {
+        let Some(keywords) = schema.as_object() else {
+            errors.push(format!("{at}: schema is not an object: {schema}"));
+            return;
+        };
+        let mut fail = |why: String| errors.push(format!("{at}: {why}"));
+        let mut nested = Vec::new();
+        for (keyword, value) in keywords {
+            match keyword.as_str() {
+                "$ref" => {
+                    let target = self.target(value.as_str().expect("$ref is a string"));
+                    self.check_schema(target, instance, at, ordered, &mut nested);
+                }
+                "allOf" => {
+                    for part in value.as_array().expect("allOf is a list") {
+                        self.check_schema(part, instance, at, ordered, &mut nested);
+                    }
+                }
+                "type" => {
+                    let allowed: Vec<&str> = match value {
+                        Value::String(one) => vec![one.as_str()],
+                        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+                        _ => panic!("type is a string or a list: {value}"),
+                    };
+                    if !allowed.iter().any(|t| has_type(instance, t)) {
+                        fail(format!("{instance} is not of type {allowed:?}"));
+                    }
+                }
+                "const" => {
+                    if instance != value {
+                        fail(format!("{instance} is not the constant {value}"));
+                    }
+                }
+                "enum" => {
+                    let options = value.as_array().expect("enum is a list");
+                    if !options.contains(instance) {
+                        fail(format!("{instance} is not one of {value}"));
+                    }
+                }
+                "required" => {
+                    if let Some(object) = instance.as_object() {
+                        for name in value.as_array().expect("required is a list") {
+                            let name = name.as_str().expect("required names are strings");
+                            if !object.contains_key(name) {
+                                fail(format!("required field {name} is missing"));
+                            }
+                        }
+                    }
+                }
+                "properties" => {
+                    let properties = value.as_object().expect("properties is a mapping");
+                    if let Some(object) = instance.as_object() {
+                        for (name, sub) in properties {
+                            if let Some(member) = object.get(name) {
+                                self.check_schema(
+                                    sub,
+                                    member,
+                                    &format!("{at}/{name}"),
+                                    ordered,
+                                    &mut nested,
+                                );
+                            }
+                        }
+                        // The wire format has a fixed field order; the document lists it.
+                        let documented: Vec<&String> = properties
+                            .keys()
+                            .filter(|k| object.contains_key(*k))
+                            .collect();
+                        let served: Vec<&String> = object
+                            .keys()
+                            .filter(|k| properties.contains_key(*k))
+                            .collect();
+                        if ordered && documented != served {
+                            fail(format!("field order {served:?}, documented {documented:?}"));
+                        }
+                    }
+                }
+                "additionalProperties" => {
+                    assert_eq!(
+                        value,
+                        &Value::Bool(false),
+                        "only additionalProperties: false is used"
+                    );
+                    let known = keywords
+                        .get("properties")
+                        .and_then(Value::as_object)
+                        .expect("additionalProperties: false comes with properties");
+                    if let Some(object) = instance.as_object() {
+                        for name in object.keys().filter(|k| !known.contains_key(*k)) {
+                            fail(format!("undocumented field {name}"));
+                        }
+                    }
+                }
+                "items" => {
+                    if let Some(items) = instance.as_array() {
+                        for (i, item) in items.iter().enumerate() {
+                            self.check_schema(
+                                value,
+                                item,
+                                &format!("{at}/{i}"),
+                                ordered,
+                                &mut nested,
+                            );
+                        }
+                    }
+                }
+                "minItems" | "maxItems" => {
+                    if let Some(items) = instance.as_array() {
+                        let bound = value.as_u64().expect("a count") as usize;
+                        let ok = if keyword == "minItems" {
+                            items.len() >= bound
+                        } else {
+                            items.len() <= bound
+                        };
+                        if !ok {
+                            fail(format!("{} items breaks {keyword} {bound}", items.len()));
+                        }
+                    }
+                }
+                "minLength" | "maxLength" => {
+                    if let Some(text) = instance.as_str() {
+                        let bound = value.as_u64().expect("a length") as usize;
+                        let chars = text.chars().count();
+                        let ok = if keyword == "minLength" {
+                            chars >= bound
+                        } else {
+                            chars <= bound
+                        };
+                        if !ok {
+                            fail(format!("{chars} characters breaks {keyword} {bound}"));
+                        }
+                    }
+                }
+                "pattern" => {
+                    let source = value.as_str().expect("pattern is a string");
+                    let pattern = pattern::Pattern::compile(source)
+                        .unwrap_or_else(|why| panic!("pattern {source}: {why}"));
+                    if let Some(text) = instance.as_str() {
+                        if !pattern.matches(text) {
+                            fail(format!("{text:?} does not match pattern {source}"));
+                        }
+                    }
+                }
+                "format" => {
+                    let format = value.as_str().expect("format is a string");
+                    if let (Some(text), "uuid") = (instance.as_str(), format) {
+                        if uuid::Uuid::try_parse(text).is_err() {
+                            fail(format!("{text:?} is not a UUID"));
+                        }
+                    }
+                    // Other formats (date-time, email, uri) are annotations here;
+                    // the document pins them down with patterns where it matters.
+                }
+                other if ANNOTATIONS.contains(&other) => {}
+                other => fail(format!(
+                    "the test's validator does not know keyword {other:?}"
+                )),
+            }
+        }
+        errors.extend(nested);
+    }
+}
+
+fn has_type(instance: &Value, name: &str) -> bool {
+    match name {
+        "object" => instance.is_object(),
+        "array" => instance.is_array(),
+        "string" => instance.is_string(),
+        "boolean" => instance.is_boolean(),
+        "null" => instance.is_null(),
+        "integer" => instance.is_i64() || instance.is_u64(),
+        "number" => instance.is_number(),
+        other => panic!("unknown JSON type {other}"),
+    }
+}
+
+/// Anchored regular expressions: literals, `.`, `\d`, escaped punctuation,
+/// `[...]` classes with ranges, `(...)` groups and the quantifiers `? * + {n}
+/// {n,m}`. Anything else is refused, so the document cannot use a pattern this
+/// test would silently misread.
+mod pattern {
+    const UNBOUNDED: usize = usize::MAX;
+
+    #[derive(Debug)]
+    enum Atom {
+        Set {
+            ranges: Vec<(char, char)>,
+            negated: bool,
+        },
+        Group(Vec<Piece>),
+    }
+
+    #[derive(Debug)]
+    struct Piece {
+        atom: Atom,
+        min: usize,
+        max: usize,
+    }
+
+    #[derive(Debug)]
+    pub struct Pattern(Vec<Piece>);
+
+    impl Pattern {
+        pub fn compile(source: &str) -> Result<Self, String> {
+            let body = source
+                .strip_prefix('^')
+                .and_then(|s| s.strip_suffix('$'))
+                .ok_or("patterns must be anchored with ^ and $")?;
+            let chars: Vec<char> = body.chars().collect();
+            let mut pos = 0;
+            let pieces = sequence(&chars, &mut pos)?;
+            if pos != chars.len() {
+                return Err(format!("unbalanced ')' at {pos}"));
+            }
+            Ok(Self(pieces))
+        }
+
+        pub fn matches(&self, text: &str) -> bool {
+            let chars: Vec<char> = text.chars().collect();
+            run(&self.0, &chars, 0, &|end| end == chars.len())
+        }
+    }
+
+    fn literal(c: char) -> Atom {
+        Atom::Set {
+            ranges: vec![(c, c)],
+            negated: false,
+        }
+    }
+
+    fn sequence(chars: &[char], pos: &mut usize) -> Result<Vec<Piece>, String> {
+        let mut pieces = Vec::new();
+        while let Some(&c) = chars.get(*pos) {
+            *pos += 1;
+            let atom = match c {
+                ')' => {
+                    *pos -= 1;
+                    break;
+                }
+                '(' => {
+                    let inner = sequence(chars, pos)?;
+                    if chars.get(*pos) != Some(&')') {
+                        return Err("unclosed group".into());
+                    }
+                    *pos += 1;
+                    Atom::Group(inner)
+                }
+                '[' => class(chars, pos)?,
+                '\\' => escape(chars, pos)?,
+                '.' => Atom::Set {
+                    ranges: Vec::new(),
+                    negated: true,
+                },
+                '|' | '*' | '+' | '?' | '{' | '}' | '^' | '$' | ']' => {
+                    return Err(format!("unsupported or misplaced {c:?}"));
+                }
+                other => literal(other),
+            };
+            let (min, max) = quantifier(chars, pos)?;
+            pieces.push(Piece { atom, min, max });
+        }
+        Ok(pieces)
+    }
+
+    fn escaped_char(chars: &[char], pos: &mut usize) -> Result<char, String> {
+        let c = *chars.get(*pos).ok_or("dangling backslash")?;
+        *pos += 1;
+        if c.is_ascii_punctuation() {
+            Ok(c)
+        } else {
+            Err(format!("unsupported escape \\{c}"))
+        }
+    }
+
+    fn escape(chars: &[char], pos: &mut usize) -> Result<Atom, String> {
+        if chars.get(*pos) == Some(&'d') {
+            *pos += 1;
+            return Ok(Atom::Set {
+                ranges: vec![('0', '9')],
+                negated: false,
+            });
+        }
+        escaped_char(chars, pos).map(literal)
+    }
+
+    fn class(chars: &[char], pos: &mut usize) -> Result<Atom, String> {
+        let negated = chars.get(*pos) == Some(&'^');
+        if negated {
+            *pos += 1;
+        }
+        let mut ranges = Vec::new();
+        loop {
+            let c = *chars.get(*pos).ok_or("unclosed class")?;
+            *pos += 1;
+            let low = match c {
+                ']' => break,
+                '\\' => escaped_char(chars, pos)?,
+                '[' => return Err("nested class".into()),
+                other => other,
+            };
+            let is_range = chars.get(*pos) == Some(&'-')
+                && chars.get(*pos + 1).is_some_and(|next| *next != ']');
+            if is_range {
+                *pos += 1;
+                let high = match chars[*pos] {
+                    '\\' => {
+                        *pos += 1;
+                        escaped_char(chars, pos)?
+                    }
+                    other => {
+                        *pos += 1;
+                        other
+                    }
+                };
+                if high < low {
+                    return Err(format!("reversed range {low}-{high}"));
+                }
+                ranges.push((low, high));
+            } else {
+                ranges.push((low, low));
+            }
+        }
+        Ok(Atom::Set { ranges, negated })
+    }
+
+    fn number(chars: &[char], pos: &mut usize) -> Result<usize, String> {
+        let start = *pos;
+        while chars.get(*pos).is_some_and(char::is_ascii_digit) {
+            *pos += 1;
+        }
+        chars[start..*pos]
+            .iter()
+            .collect::<String>()
+            .parse()
+            .map_err(|_| "bad repetition count".to_owned())
+    }
+
+    fn quantifier(chars: &[char], pos: &mut usize) -> Result<(usize, usize), String> {
+        let bounds = match chars.get(*pos) {
+            Some('?') => (0, 1),
+            Some('*') => (0, UNBOUNDED),
+            Some('+') => (1, UNBOUNDED),
+            Some('{') => {
+                *pos += 1;
+                let min = number(chars, pos)?;
+                let max = if chars.get(*pos) == Some(&',') {
+                    *pos += 1;
+                    number(chars, pos)?
+                } else {
+                    min
+                };
+                if chars.get(*pos) != Some(&'}') || max < min {
+                    return Err("bad {m,n} quantifier".into());
+                }
+                (min, max)
+            }
+            _ => return Ok((1, 1)),
+        };
+        *pos += 1;
+        Ok(bounds)
+    }
+
+    /// Matches `pieces` at `at`, then asks `rest` whether the remainder matches.
+    fn run(pieces: &[Piece], text: &[char], at: usize, rest: &dyn Fn(usize) -> bool) -> bool {
+        match pieces.split_first() {
+            None => rest(at),
+            Some((first, others)) => {
+                repeat(first, 0, text, at, &|end| run(others, text, end, rest))
+            }
+        }
+    }
+
+    /// Greedy repetition with backtracking; an iteration must consume input.
+    fn repeat(
+        piece: &Piece,
+        done: usize,
+        text: &[char],
+        at: usize,
+        rest: &dyn Fn(usize) -> bool,
+    ) -> bool {
+        let more = done < piece.max
+            && once(&piece.atom, text, at, &|end| {
+                end > at && repeat(piece, done + 1, text, end, rest)
+            });
+        more || (done >= piece.min && rest(at))
+    }
+
+    fn once(atom: &Atom, text: &[char], at: usize, rest: &dyn Fn(usize) -> bool) -> bool {
+        match atom {
+            Atom::Set { ranges, negated } => {
+                text.get(at).is_some_and(|c| {
+                    ranges.iter().any(|(low, high)| (low..=high).contains(&c)) != *negated
+                }) && rest(at + 1)
+            }
+            Atom::Group(inner) => run(inner, text, at, rest),
+        }
+    }
+
+    #[test]
+    fn the_pattern_subset_behaves_like_a_regex_engine() {
+        let cases: &[(&str, &[&str], &[&str])] = &[
+            (
+                r"^[0-9]+(\.[0-9]+)?$",
+                &["100", "99.50", "0.1"],
+                &["", ".5", "5.", "1e3", "-1", " 5", "1.2.3"],
+            ),
+            (
+                "^[A-Za-z0-9_-]{1,32}$",
+                &["USDT", "BEP-20", "a_b"],
+                &["", "TRC 20", "é", &"X".repeat(33)],
+            ),
+            (
+                "^v2:[0-9a-f]{4}$",
+                &["v2:0a9f"],
+                &["v2:0A9F", "v2:0a9", "v2:0a9f0", "v3:0a9f"],
+            ),
+            (r"^a\.b.c\d$", &["a.bxc1"], &["axbxc1", "a.bc1"]),
+            ("^([0-9]+(x)?)?$", &["", "12", "12x"], &["x", "12xx"]),
+        ];
+        for (source, good, bad) in cases {
+            let pattern = Pattern::compile(source).expect("test patterns compile");
+            for text in *good {
+                assert!(pattern.matches(text), "{source} should match {text:?}");
+            }
+            for text in *bad {
+                assert!(!pattern.matches(text), "{source} should not match {text:?}");
+            }
+        }
+        for unsupported in ["abc", "^a|b$", r"^\w$", "^[a$", "^(a$", "^a{2,1}$"] {
+            assert!(
+                Pattern::compile(unsupported).is_err(),
+                "{unsupported} must be refused"
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Static checks of the document
+
+#[test]
+fn document_is_openapi_3_1_and_lists_exactly_the_served_routes() {
+    let doc = doc();
+    let version = doc.root["openapi"].as_str().expect("openapi is a string");
+    assert!(version.starts_with("3.1."), "openapi: {version}");
+
+    let pairs = |routes: &[(&str, &[&str])]| -> BTreeSet<(String, String)> {
+        routes
+            .iter()
+            .flat_map(|(path, methods)| {
+                methods
+                    .iter()
+                    .map(move |m| ((*path).to_owned(), (*m).to_owned()))
+            })
+            .collect()
+    };
+    let mut public = BTreeSet::new();
+    let mut admin = BTreeSet::new();
+    for (path, method, _) in doc.operations() {
+        // Admin paths carry the admin listener as their own `servers`.
+        let listener = if doc.paths()[path].get("servers").is_some() {
+            &mut admin
+        } else {
+            &mut public
+        };
+        listener.insert((path.to_owned(), method.to_owned()));
+    }
+    assert_eq!(public, pairs(PUBLIC_ROUTES), "public routes (router.rs)");
+    assert_eq!(admin, pairs(ADMIN_ROUTES), "admin routes (admin.rs)");
+
+    let mut ids = BTreeSet::new();
+    for (path, method, operation) in doc.operations() {
+        let id = operation["operationId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{method} {path} has an operationId"));
+        assert!(ids.insert(id), "operationId {id} is unique");
+        for parameter in operation["parameters"].as_array().into_iter().flatten() {
+            let parameter = doc.deref(parameter);
+            if parameter["in"] == "path" {
+                let name = parameter["name"].as_str().expect("parameter name");
+                assert!(
+                    path.contains(&format!("{{{name}}}")),
+                    "{method} {path}: path parameter {name} is in the path"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_response_carries_x_request_id() {
+    let doc = doc();
+    for (place, _, response) in doc.all_responses() {
+        let header = response
+            .pointer("/headers/X-Request-Id")
+            .map(|h| doc.deref(h))
+            .unwrap_or_else(|| panic!("{place} documents X-Request-Id"));
+        assert_eq!(
+            header["required"], true,
+            "{place}: X-Request-Id is always sent"
+        );
+    }
+}
+
+/// An error response as the document describes it.
+struct ErrorResponse<'a> {
+    place: String,
+    status: u16,
+    errors: BTreeSet<&'a str>,
+    codes: BTreeSet<&'a str>,
+    examples: Vec<(&'a str, &'a Value)>,
+}
+
+/// The values an `enum` or `const` allows for `field` in an Error-based schema.
+fn allowed<'a>(schema: &'a Value, field: &str) -> BTreeSet<&'a str> {
+    let mut out = BTreeSet::new();
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        let Some(constraint) = part.pointer(&format!("/properties/{field}")) else {
+            continue;
+        };
+        if let Some(one) = constraint.get("const").and_then(Value::as_str) {
+            out.insert(one);
+        }
+        for value in constraint
+            .get("enum")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            out.insert(value.as_str().expect("error and code values are strings"));
+        }
+    }
+    out
+}
+
+fn error_responses(doc: &Doc) -> Vec<ErrorResponse<'_>> {
+    let mut out = Vec::new();
+    for (place, status, response) in doc.all_responses() {
+        let Some(schema) = doc.json_schema(response) else {
+            continue;
+        };
+        let is_error = schema["allOf"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|part| part["$ref"] == "#/components/schemas/Error")
+            || schema["$ref"] == "#/components/schemas/Error";
+        if !is_error {
+            assert!(
+                status < 400,
+                "{place}: an error status uses the Error schema"
+            );
+            continue;
+        }
+        let examples = response
+            .pointer("/content/application~1json/examples")
+            .and_then(Value::as_object)
+            .map(|all| {
+                all.iter()
+                    .map(|(key, example)| (key.as_str(), &example["value"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push(ErrorResponse {
+            place,
+            status,
+            errors: allowed(schema, "error"),
+            codes: allowed(schema, "code"),
+            examples,
+        });
+    }
+    out
+}
+
+#[test]
+fn error_rows_match_the_one_error_table() {
+    let doc = doc();
+    let table: Vec<(u16, &str, &str)> = ErrorKind::ALL.iter().map(|k| k.triple()).collect();
+    let all_codes: BTreeSet<&str> = table.iter().map(|(_, _, code)| *code).collect();
+    let mut documented: BTreeSet<(u16, &str)> = BTreeSet::new();
+
+    for response in error_responses(doc) {
+        let ErrorResponse {
+            place,
+            status,
+            errors,
+            codes,
+            examples,
+        } = response;
+        assert!(
+            !codes.is_empty(),
+            "{place}: lists its codes (enum or const)"
+        );
+        assert!(
+            !errors.is_empty(),
+            "{place}: lists its error slugs (enum or const)"
+        );
+        for code in &codes {
+            assert!(
+                all_codes.contains(code),
+                "{place}: code {code} is not in ErrorKind::ALL"
+            );
+            let row = table
+                .iter()
+                .find(|(s, _, c)| *s == status && c == code)
+                .unwrap_or_else(|| {
+                    let real: Vec<_> = table.iter().filter(|(_, _, c)| c == code).collect();
+                    panic!("{place}: code {code} is not served with status {status}; the table says {real:?}")
+                });
+            assert!(
+                errors.contains(row.1),
+                "{place}: code {code} comes with error {}, not listed",
+                row.1
+            );
+            documented.insert((status, code));
+        }
+        for error in &errors {
+            assert!(
+                table
+                    .iter()
+                    .any(|(s, e, c)| *s == status && e == error && codes.contains(c)),
+                "{place}: error {error} belongs to none of the listed codes"
+            );
+        }
+        let example_keys: BTreeSet<&str> = examples.iter().map(|(key, _)| *key).collect();
+        assert_eq!(
+            example_keys, codes,
+            "{place}: one example per code, named by it"
+        );
+        for (key, value) in examples {
+            let triple = (
+                status,
+                value["error"].as_str().unwrap_or(""),
+                value["code"].as_str().unwrap_or(""),
+            );
+            assert_eq!(triple.2, key, "{place}: example {key} has its own code");
+            assert!(
+                table.contains(&triple),
+                "{place}: example {key} {triple:?} is not a row of ErrorKind::triple"
+            );
+        }
+    }
+
+    let description = doc.root["info"]["description"]
+        .as_str()
+        .expect("info.description");
+    for kind in ErrorKind::ALL {
+        let (status, _, code) = kind.triple();
+        if NOT_SERVED.contains(&kind) {
+            assert!(
+                !documented.contains(&(status, code)),
+                "{kind:?} is not served and must not be listed as a response"
+            );
+            assert!(
+                description.contains(code),
+                "info.description explains why {code} is not served"
+            );
+        } else {
+            assert!(
+                documented.contains(&(status, code)),
+                "{kind:?} ({status} {code}) is served but not documented"
+            );
+        }
+    }
+}
+
+#[test]
+fn examples_fit_their_schemas_and_bodies_list_every_field_as_required() {
+    let doc = doc();
+    // The seed page abbreviates these two values ("v2:a1b2c3d4e5f6...").
+    let abbreviated = ["/signature: ", "/init_token: "];
+    for (path, method, operation) in doc.operations() {
+        let mut contents = Vec::new();
+        if let Some(body) = operation.get("requestBody") {
+            contents.push(("request".to_owned(), &body["content"]["application/json"]));
+        }
+        for (status, response) in operation["responses"].as_object().expect("responses") {
+            if let Some(content) = doc.deref(response).pointer("/content/application~1json") {
+                contents.push((status.clone(), content));
+            }
+        }
+        for (what, content) in contents {
+            let schema = &content["schema"];
+            for (name, example) in content["examples"].as_object().into_iter().flatten() {
+                let errors = if what == "request" {
+                    doc.validate_request(schema, &example["value"])
+                } else {
+                    doc.validate(schema, &example["value"])
+                };
+                let seed_response = (path, method, what.as_str(), name.as_str())
+                    == ("/widget/session", "post", "200", "seed");
+                let unexpected: Vec<&String> = errors
+                    .iter()
+                    .filter(|e| {
+                        !(seed_response
+                            && abbreviated.iter().any(|p| e.starts_with(p))
+                            && e.contains("pattern"))
+                    })
+                    .collect();
+                assert!(
+                    unexpected.is_empty(),
+                    "{method} {path} {what} example {name}: {unexpected:#?}"
+                );
+            }
+        }
+    }
+
+    let seed_example = doc
+        .operation("/widget/session", "post")
+        .pointer("/requestBody/content/application~1json/examples/seed/value")
+        .expect("the seed request example");
+    let seed: Value = serde_json::from_str(SEED_BODY).expect("seed body");
+    assert_eq!(
+        seed_example, &seed,
+        "the document's seed request is the seed page's"
+    );
+
+    for name in [
+        "Error",
+        "CreatedSession",
+        "RedeemedSession",
+        "TransactionStatus",
+        "KycStatusBody",
+    ] {
+        let schema = &doc.root["components"]["schemas"][name];
+        let properties: Vec<&str> = schema["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name} has properties"))
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} has required"))
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(required, properties, "{name}: every field is always sent");
+        assert_eq!(schema["additionalProperties"], false, "{name} is closed");
+    }
+    let created = &doc.root["components"]["schemas"]["CreatedSession"];
+    let fields = created["properties"].as_object().expect("properties");
+    assert_eq!(fields.len(), 22, "the seed page's 22 fields");
+    let locked = [
+        ("fix_currency", json!(true)),
+        ("fix_amount", json!(true)),
+        ("fix_fiat_currency", json!(false)),
+        ("fix_fiat_amount", json!(true)),
+        ("init_token_type", json!("sdk_partner_authorization")),
+    ];
+    for (field, value) in locked {
+        assert_eq!(fields[field]["const"], value, "{field} is locked");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Live responses against the document
+
+impl Doc {
+    /// Checks `live`, the answer to `method path` (`path` as the document
+    /// writes it), against the document: the status is documented, required
+    /// headers are sent and fit their schemas, and the body fits the schema
+    /// (error bodies with a code that has an example). Returns the body.
+    #[track_caller]
+    fn check(&self, path: &str, method: &str, live: &TestResponse) -> Value {
+        let status = live.status.as_u16();
+        let response = self.response(path, method, status).unwrap_or_else(|| {
+            panic!(
+                "{method} {path} answered {status}, which the document does not list: {:?}",
+                live.body
+            )
+        });
+        self.check_against(&format!("{method} {path} {status}"), response, live)
+    }
+
+    #[track_caller]
+    fn check_against(&self, place: &str, response: &Value, live: &TestResponse) -> Value {
+        for (name, header) in response["headers"].as_object().into_iter().flatten() {
+            let header = self.deref(header);
+            match live.header(&name.to_ascii_lowercase()) {
+                Some(value) => {
+                    let errors = self.validate(&header["schema"], &json!(value));
+                    assert!(errors.is_empty(), "{place}: header {name}: {errors:?}");
+                }
+                None => assert_ne!(
+                    header["required"], true,
+                    "{place}: header {name} is missing"
+                ),
+            }
+        }
+        let Some(schema) = self.json_schema(response) else {
+            assert!(live.body.is_empty(), "{place}: documented without a body");
+            assert_eq!(
+                live.header("content-type"),
+                None,
+                "{place}: no Content-Type"
+            );
+            return Value::Null;
+        };
+        assert_eq!(
+            live.header("content-type"),
+            Some("application/json"),
+            "{place}"
+        );
+        let body = live.json();
+        let errors = self.validate(schema, &body);
+        assert!(errors.is_empty(), "{place}: {body}\n{errors:#?}");
+        if let Some(code) = body.get("code").and_then(Value::as_str) {
+            let example = response.pointer(&format!("/content/application~1json/examples/{code}"));
+            assert!(example.is_some(), "{place}: code {code} has an example");
+        }
+        body
+    }
+
+    /// Sends a method the document does not list for `path` and checks the 405.
+    async fn check_method_not_allowed(
+        &self,
+        server: &TestServer,
+        admin: bool,
+        template: &str,
+        path: &str,
+    ) {
+        let documented = self.methods(template);
+        let method = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+            .into_iter()
+            .find(|m| !documented.iter().any(|d| d == m))
+            .expect("some method is not served");
+        let method = Method::from_bytes(method.as_bytes()).expect("method");
+        let live = if admin {
+            server.admin(method.clone(), path).send().await
+        } else {
+            server.request(method.clone(), path).send().await
+        };
+        assert_eq!(live.status, 405, "{method} {path}");
+        let response = self.deref(&self.root["components"]["responses"]["MethodNotAllowed"]);
+        self.check_against(&format!("{method} {path} 405"), response, &live);
+        let allow: BTreeSet<String> = live
+            .header("allow")
+            .expect("Allow")
+            .split(',')
+            .map(|m| m.trim().to_owned())
+            .collect();
+        let documented: BTreeSet<String> = documented.into_iter().collect();
+        assert_eq!(
+            allow, documented,
+            "{path}: Allow lists exactly the documented methods"
+        );
+    }
+}
+
+#[track_caller]
+fn assert_code(live: &TestResponse, status: u16, code: &str) {
+    let body = live.json();
+    assert_eq!(
+        (live.status.as_u16(), body["code"].as_str()),
+        (status, Some(code)),
+        "{body}"
+    );
+}
+
+fn init_body(session: &Value) -> Value {
+    let mut body = serde_json::Map::new();
+    for field in [
+        "widget_id",
+        "merchant_transaction_id",
+        "init_token",
+        "signature",
+        "address",
+        "currency",
+        "network",
+        "amount",
+        "type",
+    ] {
+        body.insert(field.to_owned(), session[field].clone());
+    }
+    Value::Object(body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_responses_match_the_document() {
+    let doc = doc();
+    let mut options = Options::standard();
+    // Small enough that a 413 needs no large upload; every other body fits.
+    options.body_limit = 4 * 1024;
+    let store = Arc::new(session_store_mem::MemStore::new());
+    let server = TestServer::start(store, options).await;
+    let acme = server.tokens.acme.clone();
+
+    // POST /widget/session
+    const SESSION: &str = "/widget/session";
+    let created = server.create_session(&acme, SEED_BODY).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let session = doc.check(SESSION, "post", &created);
+    let failures: Vec<(TestResponse, u16, &str)> = vec![
+        (
+            server
+                .request(Method::POST, SESSION)
+                .json(SEED_BODY)
+                .send()
+                .await,
+            401,
+            "missing_token",
+        ),
+        (
+            server
+                .create_session(
+                    "ct_test_unknownunknownunknownunknownunknownunkno",
+                    SEED_BODY,
+                )
+                .await,
+            401,
+            "invalid_token",
+        ),
+        (
+            server
+                .request(Method::POST, SESSION)
+                .bearer(&acme)
+                .header("origin", "https://evil.example")
+                .json(SEED_BODY)
+                .send()
+                .await,
+            403,
+            "forbidden_origin",
+        ),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("type", Some("\"sell\""))]))
+                .await,
+            403,
+            "offramp_disabled",
+        ),
+        (
+            server
+                .request(Method::POST, SESSION)
+                .bearer(&acme)
+                .header("content-type", "text/plain")
+                .body(SEED_BODY.as_bytes())
+                .send()
+                .await,
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            server
+                .create_session(&acme, &format!("{}{SEED_BODY}", " ".repeat(5 * 1024)))
+                .await,
+            413,
+            "payload_too_large",
+        ),
+        (server.create_session(&acme, "{").await, 400, "decode_error"),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("amount", None)]))
+                .await,
+            400,
+            "missing_param",
+        ),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("amount", Some("\"1e3\""))]))
+                .await,
+            400,
+            "validation_error",
+        ),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("currency", Some("\"BTC\""))]))
+                .await,
+            400,
+            "currency_not_allowed",
+        ),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("network", Some("\"SOL\""))]))
+                .await,
+            400,
+            "network_not_allowed",
+        ),
+        (
+            server
+                .create_session(&acme, &seed_with(&[("network", Some("\"ERC20\""))]))
+                .await,
+            400,
+            "WALLET_NOT_SUPPORTED",
+        ),
+        (
+            server
+                .create_session(
+                    &server.tokens.upstream,
+                    &seed_with(&[("network", Some("\"ERC20\""))]),
+                )
+                .await,
+            502,
+            "provider_error",
+        ),
+        (
+            server
+                .create_session(
+                    &server.tokens.upstream,
+                    &seed_with(&[("network", Some("\"BEP20\""))]),
+                )
+                .await,
+            502,
+            "upstream_unavailable",
+        ),
+        (
+            server
+                .create_session(
+                    &server.tokens.upstream,
+                    &seed_with(&[("network", Some("\"POLYGON\""))]),
+                )
+                .await,
+            502,
+            "upstream_invalid_response",
+        ),
+        (
+            server
+                .create_session(
+                    &acme,
+                    &seed_with(&[("partner_user_id", Some("\"fail-unavailable\""))]),
+                )
+                .await,
+            503,
+            "store_unavailable",
+        ),
+        (
+            server
+                .create_session(
+                    &acme,
+                    &seed_with(&[("partner_user_id", Some("\"fail-db\""))]),
+                )
+                .await,
+            500,
+            "db_error",
+        ),
+    ];
+    for (live, status, code) in &failures {
+        assert_code(live, *status, code);
+        doc.check(SESSION, "post", live);
+    }
+
+    // GET /widget/transactions/{merchant_transaction_id}
+    const TRANSACTION: &str = "/widget/transactions/{merchant_transaction_id}";
+    let id = session["merchant_transaction_id"]
+        .as_str()
+        .expect("merchant_transaction_id")
+        .to_owned();
+    let get = |path: String, token: Option<&str>| {
+        let mut request = server.request(Method::GET, &path);
+        if let Some(token) = token {
+            request = request.bearer(token);
+        }
+        request.send()
+    };
+    let transaction = get(format!("/widget/transactions/{id}"), Some(&acme)).await;
+    assert_eq!(transaction.status, 200, "{:?}", transaction.body);
+    doc.check(TRANSACTION, "get", &transaction);
+    let unknown = get(
+        format!("/widget/transactions/{}", uuid::Uuid::new_v4()),
+        Some(&acme),
+    )
+    .await;
+    assert_code(&unknown, 404, "not_found");
+    doc.check(TRANSACTION, "get", &unknown);
+    let anonymous = get(format!("/widget/transactions/{id}"), None).await;
+    assert_code(&anonymous, 401, "missing_token");
+    doc.check(TRANSACTION, "get", &anonymous);
+
+    // GET /widget/users/{partner_user_id}/kyc-status
+    const KYC: &str = "/widget/users/{partner_user_id}/kyc-status";
+    let kyc = get("/widget/users/user-123/kyc-status".into(), Some(&acme)).await;
+    assert_eq!(kyc.status, 200, "{:?}", kyc.body);
+    doc.check(KYC, "get", &kyc);
+    let nobody = get("/widget/users/nobody/kyc-status".into(), Some(&acme)).await;
+    assert_code(&nobody, 404, "not_found");
+    doc.check(KYC, "get", &nobody);
+
+    // OPTIONS and POST /widget/init
+    const INIT: &str = "/widget/init";
+    let preflight = |origin: &'static str| {
+        server
+            .request(Method::OPTIONS, INIT)
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
+    };
+    let allowed = preflight(WIDGET_ORIGIN).await;
+    assert_eq!(allowed.status, 204);
+    doc.check(INIT, "options", &allowed);
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some(WIDGET_ORIGIN)
+    );
+    let refused = preflight("https://evil.example").await;
+    assert_code(&refused, 403, "forbidden_origin");
+    doc.check(INIT, "options", &refused);
+
+    let redeem = |body: Value, origin: &'static str| {
+        server
+            .request(Method::POST, INIT)
+            .header("origin", origin)
+            .json(&body.to_string())
+            .send()
+    };
+    let mut tampered = init_body(&session);
+    tampered["amount"] = "1000".into();
+    let mut forged = init_body(&session);
+    forged["init_token"] = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.".into();
+    let mut incomplete = init_body(&session);
+    incomplete.as_object_mut().expect("object").remove("type");
+    let refusals = [
+        (
+            redeem(tampered, WIDGET_ORIGIN).await,
+            400,
+            "invalid_signature",
+        ),
+        (
+            redeem(forged, WIDGET_ORIGIN).await,
+            401,
+            "invalid_init_token",
+        ),
+        (
+            redeem(incomplete, WIDGET_ORIGIN).await,
+            400,
+            "missing_param",
+        ),
+        (
+            redeem(init_body(&session), "https://evil.example").await,
+            403,
+            "forbidden_origin",
+        ),
+    ];
+    for (live, status, code) in &refusals {
+        assert_code(live, *status, code);
+        doc.check(INIT, "post", live);
+    }
+    let redeemed = redeem(init_body(&session), WIDGET_ORIGIN).await;
+    assert_eq!(redeemed.status, 200, "{:?}", redeemed.body);
+    doc.check(INIT, "post", &redeemed);
+    let again = redeem(init_body(&session), WIDGET_ORIGIN).await;
+    assert_code(&again, 409, "session_already_used");
+    doc.check(INIT, "post", &again);
+
+    // POST /provider/events
+    const EVENTS: &str = "/provider/events";
+    let signed = |body: &Value| {
+        let raw = body.to_string();
+        server
+            .request(Method::POST, EVENTS)
+            .header("x-signature", &server.provider.sign_hex(raw.as_bytes()))
+            .json(&raw)
+            .send()
+    };
+    let processing = json!({"event_id": "ev-1", "merchant_transaction_id": id, "status": "processing",
+        "fiat_amount": "92.15", "fiat_currency": "EUR", "payment_method": "card", "kyc_status": "pending",
+        "occurred_at": "2026-11-24T10:00:00Z"});
+    let backwards = json!({"event_id": "ev-2", "merchant_transaction_id": id, "status": "pending"});
+    let reports = [
+        (
+            signed(&processing).await,
+            json!({"applied": true, "duplicate": false}),
+        ),
+        (
+            signed(&processing).await,
+            json!({"applied": false, "duplicate": true}),
+        ),
+        (
+            signed(&backwards).await,
+            json!({"applied": false, "duplicate": false, "ignored_because": "backward"}),
+        ),
+    ];
+    for (live, expected) in &reports {
+        assert_eq!(live.status, 200, "{:?}", live.body);
+        let body = doc.check(EVENTS, "post", live);
+        for (field, value) in expected.as_object().expect("object") {
+            assert_eq!(&body[field], value, "{body}");
+        }
+    }
+    // The transaction moved: its status body still fits the document.
+    let moved = get(format!("/widget/transactions/{id}"), Some(&acme)).await;
+    assert_eq!(
+        doc.check(TRANSACTION, "get", &moved)["status"],
+        "processing"
+    );
+    let unsigned = server
+        .request(Method::POST, EVENTS)
+        .json(&processing.to_string())
+        .send()
+        .await;
+    let unknown_tx = signed(&json!({"event_id": "ev-x", "merchant_transaction_id": uuid::Uuid::new_v4().to_string(), "status": "processing"})).await;
+    let bad_status =
+        signed(&json!({"event_id": "ev-y", "merchant_transaction_id": id, "status": "done"})).await;
+    for (live, status, code) in [
+        (&unsigned, 401, "invalid_signature"),
+        (&unknown_tx, 404, "not_found"),
+        (&bad_status, 400, "validation_error"),
+    ] {
+        assert_code(live, status, code);
+        doc.check(EVENTS, "post", live);
+    }
+
+    // An expired init_token (the clock moves past its hour last, so nothing
+    // above is affected).
+    let later = server.create_session(&acme, SEED_BODY).await;
+    let later = doc.check(SESSION, "post", &later);
+    server.clock.advance(3_601);
+    let expired = redeem(init_body(&later), WIDGET_ORIGIN).await;
+    assert_code(&expired, 410, "session_expired");
+    doc.check(INIT, "post", &expired);
+
+    // Unknown routes and wrong methods, on both listeners.
+    let concrete = |template: &str| {
+        template
+            .replace("{merchant_transaction_id}", &id)
+            .replace("{partner_user_id}", "user-123")
+    };
+    for (template, _) in PUBLIC_ROUTES {
+        doc.check_method_not_allowed(&server, false, template, &concrete(template))
+            .await;
+    }
+    for (template, _) in ADMIN_ROUTES {
+        doc.check_method_not_allowed(&server, true, template, template)
+            .await;
+    }
+    let not_found = doc.deref(&doc.root["components"]["responses"]["NotFound"]);
+    for live in [
+        server.request(Method::GET, "/nope").send().await,
+        server.admin(Method::GET, "/nope").send().await,
+    ] {
+        assert_code(&live, 404, "not_found");
+        doc.check_against("unknown route 404", not_found, &live);
+    }
+
+    // Admin: liveness, readiness, and readiness while draining.
+    let healthz = server.admin(Method::GET, "/healthz").send().await;
+    assert_eq!(healthz.status, 200);
+    doc.check("/healthz", "get", &healthz);
+    let ready = server.admin(Method::GET, "/readyz").send().await;
+    assert_eq!(ready.status, 200);
+    doc.check("/readyz", "get", &ready);
+    server.lifecycle.start_draining();
+    let draining = server.admin(Method::GET, "/readyz").send().await;
+    assert_code(&draining, 503, "shutting_down");
+    doc.check("/readyz", "get", &draining);
+
+    server.stop().await;
+}
