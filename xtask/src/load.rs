@@ -1,11 +1,816 @@
-//! `cargo xtask load`: a load test against a local server (not written yet).
+//! `cargo xtask load`: builds the release binaries, drives `POST /widget/session` with
+//! wrk at several concurrencies, measures the same points against a bare hyper server
+//! (and, with `--store postgres`, pgbench one-row inserts) in the same run, measures
+//! the server's memory with thousands of idle keep-alive connections, and writes the
+//! results to `docs/performance.md`.
+//!
+//! Every figure is reported next to a baseline measured on the same machine minutes
+//! apart, interleaved point by point: this VM is too noisy for absolute numbers.
 
-use std::process::ExitCode;
+mod files;
+mod http;
+mod idle;
+mod machine;
+mod pgbench;
+mod report;
+mod server;
+mod wrk;
 
-/// Exit status for "this task does not exist yet", distinct from a failed run.
-const NOT_IMPLEMENTED: u8 = 2;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
 
-pub fn run() -> ExitCode {
-    eprintln!("cargo xtask load: not implemented yet");
-    ExitCode::from(NOT_IMPLEMENTED)
+use clap::{Args, ValueEnum};
+
+use crate::cargo::{self, Cargo};
+use crate::env;
+use crate::error::{Error, Result};
+use crate::interrupt;
+use crate::pg;
+use files::WorkDir;
+use report::{IdleReport, MemPoint, PgPoint, PgReport, Report};
+use server::Server;
+use wrk::{Wrk, WrkResult};
+
+/// The flags of `cargo xtask load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Store to measure; `postgres` also measures `mem` in the same run, so one run
+    /// documents both
+    #[arg(long, value_enum, default_value = "mem")]
+    pub store: StoreChoice,
+    /// PostgreSQL URL of a role that may CREATE DATABASE, for `--store postgres`
+    /// (default: SESSION_TEST_DATABASE_URL, else the local server, else a throwaway
+    /// cluster, as `cargo xtask test` finds one)
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Length of each measured point (`10s`, `1m`, or plain seconds); each point is
+    /// preceded by a 2 s warm-up that is not counted
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: u64,
+    /// Concurrent connections of the measured points (comma-separated)
+    #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub connections: Vec<u32>,
+    /// Skip the idle-connection memory test
+    #[arg(long)]
+    pub no_idle: bool,
+    /// How many idle keep-alive connections the memory test opens
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(256..=100_000))]
+    pub idle_connections: u32,
+    /// Print the results but leave docs/performance.md alone
+    #[arg(long)]
+    pub no_write: bool,
+    /// wrk threads (and pgbench threads)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub threads: u32,
+    /// Give every request its own partner_user_id (`load-<thread>-<n>`) instead of the
+    /// seed's single user, which makes every session write touch one end-user row
+    #[arg(long)]
+    pub distinct_users: bool,
+    /// Only run the pgbench ceiling (no build, no HTTP): checks the PostgreSQL side alone
+    #[arg(long, hide = true)]
+    pub pgbench_only: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StoreChoice {
+    Mem,
+    Postgres,
+}
+
+/// The concurrency of the idle test's active clients, and of the targets.
+pub const TARGET_CONNECTIONS: u32 = 64;
+
+/// How long each point warms up before the measured run.
+const WARMUP_SECS: u64 = 2;
+
+/// The idle test's first checkpoint, as many as the largest default point.
+const FEW_IDLE: u32 = 256;
+
+pub fn run(args: &LoadArgs) -> Result<()> {
+    let plan = Plan::from_args(args)?;
+    if plan.pgbench_only {
+        return pgbench_only(&plan);
+    }
+    let started = Instant::now();
+    let root = workspace_root()?;
+    let wrk = Wrk::find_or_install()?;
+    println!("==> wrk: {} ({})", wrk.path().display(), wrk.version());
+
+    let build = build_command();
+    let build_shown = format!("cargo {}", crate::process::display_args(&build));
+    cargo::step("build", build)?;
+    let bins = Binaries::in_target(&target_dir(&root)?)?;
+
+    let work = WorkDir::create()?;
+    let script = work.write("post.lua", &wrk::post_script(plan.bodies))?;
+    let bootstrap = work.write("bootstrap.toml", files::BOOTSTRAP)?;
+    let mut log = CommandLog::new(&root, work.path());
+    log.push(&build_shown);
+    let runner = Runner {
+        wrk: &wrk,
+        script: &script,
+        plan: &plan,
+    };
+
+    // The database outlives the servers: fields drop in reverse order of declaration.
+    let postgres = match plan.store {
+        StoreChoice::Postgres => Some(PostgresSetup::provide(&plan, &work)?),
+        StoreChoice::Mem => None,
+    };
+    if let Some(setup) = &postgres {
+        log.database(setup.database.name());
+    }
+
+    cargo::header(
+        "servers",
+        "starting the bare hyper baseline and session-server",
+    );
+    let baseline = Server::baseline(&bins.baseline)?;
+    log.server(&baseline, "BASELINE");
+    let ours_pg = match &postgres {
+        Some(setup) => {
+            let server = Server::session(
+                &bins.session_server,
+                &bootstrap,
+                server::Store::Postgres(setup.database.url()),
+            )?;
+            log.server(&server, "OURS_PG");
+            Some(server)
+        }
+        None => None,
+    };
+    let mem = MemServers {
+        binary: &bins.session_server,
+        bootstrap: &bootstrap,
+    };
+    let mut response_bytes = Vec::new();
+    let ours = mem.start(&mut log)?;
+    for server in [Some(&baseline), Some(&ours), ours_pg.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let bytes = server.verify_session_post()?;
+        println!(
+            "    {}: POST /widget/session answers 200 ({bytes} bytes)",
+            server.name()
+        );
+        response_bytes.push((server.name().to_owned(), bytes));
+    }
+    drop(ours);
+
+    // Interleaved point by point, so slow drift of the VM hits both sides alike. Each
+    // in-memory point gets a fresh server: its store keeps every session, and a store
+    // grown by the previous points would make a point depend on the ones before it.
+    let mut mem_points = Vec::new();
+    let mut pg_points = Vec::new();
+    let mut warnings = Vec::new();
+    for &connections in &plan.connections {
+        let base = runner.point(&baseline, connections, &mut log)?;
+        let ours = mem.start(&mut log)?;
+        let mine = runner.point(&ours, connections, &mut log)?;
+        let store = report::StoreGrowth {
+            sessions: ours.requests_sent(),
+            memory: idle::memory(ours.pid())?,
+        };
+        warnings.extend(ours.warnings());
+        drop(ours);
+        mem_points.push(MemPoint {
+            connections,
+            ours: mine,
+            baseline: base,
+            store,
+        });
+        if let (Some(setup), Some(server)) = (&postgres, &ours_pg) {
+            let bench = setup.point(&plan, connections, &mut log)?;
+            let mine = runner.point(server, connections, &mut log)?;
+            pg_points.push(PgPoint {
+                connections,
+                ours: mine,
+                pgbench: bench,
+            });
+        }
+    }
+    for server in [Some(&baseline), ours_pg.as_ref()].into_iter().flatten() {
+        server.check_running()?;
+        warnings.extend(server.warnings());
+    }
+    drop(ours_pg);
+    drop(baseline);
+
+    let idle = if plan.idle {
+        Some(idle_test(&runner, &mem, &mut log, &mut warnings)?)
+    } else {
+        None
+    };
+
+    let pg = postgres.as_ref().map(|setup| PgReport {
+        server_version: setup.database.server_version().to_owned(),
+        pgbench_version: setup.pgbench.version().to_owned(),
+        source: setup.source.clone(),
+        points: pg_points,
+    });
+    let report = Report {
+        machine: machine::describe(&wrk),
+        duration_secs: plan.duration_secs,
+        warmup_secs: WARMUP_SECS,
+        threads: plan.threads,
+        distinct_users: plan.bodies == wrk::Bodies::DistinctUsers,
+        invocation: plan.invocation(),
+        response_bytes,
+        mem: mem_points,
+        pg,
+        idle,
+        commands: log.lines,
+        server_warnings: warnings,
+        elapsed_secs: started.elapsed().as_secs(),
+    };
+    finish(&report, &plan, &root)
+}
+
+/// Prints the report, writes the doc unless told not to, and fails on any point that
+/// does not count (non-2xx answers, socket errors, failed transactions).
+fn finish(report: &Report, plan: &Plan, root: &Path) -> Result<()> {
+    let generated = report::render(report);
+    println!("\n{generated}");
+    if plan.write {
+        let path = root.join("docs").join("performance.md");
+        let existing = match std::fs::read_to_string(&path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(Error::failed(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let text = report::splice(existing.as_deref(), &generated).map_err(|why| {
+            Error::failed(format!(
+                "{}: {why}; the results are printed above",
+                path.display()
+            ))
+        })?;
+        std::fs::write(&path, text)
+            .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
+        println!("==> load: wrote {}", path.display());
+    }
+    let problems = report::problems(report);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::failed(format!(
+        "some measurements do not count (marked ⚠ above):\n  {}",
+        problems.join("\n  ")
+    )))
+}
+
+/// The idle-connection test: the active point on a fresh server without idle
+/// connections; then another fresh server's memory at start and with a few and many
+/// idle connections, and the same active point with those connections open. Fresh
+/// servers, so neither memory nor speed carries the sweep's stored sessions.
+fn idle_test(
+    runner: &Runner<'_>,
+    mem: &MemServers<'_>,
+    log: &mut CommandLog,
+    warnings: &mut Vec<String>,
+) -> Result<IdleReport> {
+    let many = runner.plan.idle_connections;
+    cargo::header(
+        "idle",
+        &format!(
+            "{TARGET_CONNECTIONS} active connections without idle ones, then memory and the same \
+             load with {FEW_IDLE} and {many} idle connections"
+        ),
+    );
+    idle::raise_open_file_limit(u64::from(many))?;
+    let plain = mem.start(log)?;
+    let without = runner.point(&plain, TARGET_CONNECTIONS, log)?;
+    warnings.extend(plain.warnings());
+    drop(plain);
+
+    let server = mem.start_as(log, "OURS_IDLE")?;
+    let request = http::idle_request(files::TOKEN);
+    let at_start = idle::memory(server.pid())?;
+    let mut idle = idle::Connections::default();
+    idle.open_until(server.public(), FEW_IDLE, &request)?;
+    let at_few = idle::memory(server.pid())?;
+    let opening = Instant::now();
+    idle.open_until(server.public(), many, &request)?;
+    let open_secs = opening.elapsed().as_secs_f64();
+    let at_many = idle::memory(server.pid())?;
+    let alive = idle.check_alive(&request)?;
+    println!(
+        "    {many} idle connections opened in {open_secs:.1}s; {alive} re-checked, all answer; \
+         VmRSS {} KiB at start, {} KiB with {FEW_IDLE}, {} KiB with {many}",
+        at_start.rss_kib, at_few.rss_kib, at_many.rss_kib
+    );
+    let with = runner.point(&server, TARGET_CONNECTIONS, log)?;
+    let still_alive = idle.check_alive(&request)?;
+    let after_load = idle::memory(server.pid())?;
+    println!("    after the load {still_alive} idle connections re-checked, all answer");
+    idle.close();
+    server.check_running()?;
+    warnings.extend(server.warnings());
+    Ok(IdleReport {
+        few: FEW_IDLE,
+        many,
+        at_start,
+        at_few,
+        at_many,
+        after_load,
+        open_secs,
+        active: TARGET_CONNECTIONS,
+        without,
+        with,
+        idle_status: idle.status(),
+    })
+}
+
+/// Starts fresh in-memory session-servers, one per measurement.
+struct MemServers<'a> {
+    binary: &'a Path,
+    bootstrap: &'a Path,
+}
+
+impl MemServers<'_> {
+    /// A fresh in-memory server that has answered the seed request with 200.
+    fn start(&self, log: &mut CommandLog) -> Result<Server> {
+        self.start_as(log, "OURS_MEM")
+    }
+
+    /// The same, logged as `name`.
+    fn start_as(&self, log: &mut CommandLog, name: &str) -> Result<Server> {
+        let server = Server::session(self.binary, self.bootstrap, server::Store::Mem)?;
+        log.server(&server, name);
+        server.verify_session_post()?;
+        Ok(server)
+    }
+}
+
+/// `--pgbench-only`: the PostgreSQL ceiling alone, printed, nothing written.
+fn pgbench_only(plan: &Plan) -> Result<()> {
+    let work = WorkDir::create()?;
+    let root = workspace_root()?;
+    let setup = PostgresSetup::provide(plan, &work)?;
+    let mut log = CommandLog::new(&root, work.path());
+    log.database(setup.database.name());
+    let mut points = Vec::new();
+    for &connections in &plan.connections {
+        points.push((connections, setup.point(plan, connections, &mut log)?));
+    }
+    println!(
+        "\n{}",
+        report::render_pgbench_only(setup.database.server_version(), &points, &log.lines)
+    );
+    Ok(())
+}
+
+/// The flags, checked and resolved.
+#[derive(Debug)]
+struct Plan {
+    store: StoreChoice,
+    database_url: Option<String>,
+    duration_secs: u64,
+    connections: Vec<u32>,
+    idle: bool,
+    idle_connections: u32,
+    write: bool,
+    threads: u32,
+    bodies: wrk::Bodies,
+    pgbench_only: bool,
+}
+
+impl Plan {
+    fn from_args(args: &LoadArgs) -> Result<Self> {
+        let mut connections = Vec::new();
+        for &c in &args.connections {
+            if !connections.contains(&c) {
+                connections.push(c);
+            }
+        }
+        if connections.is_empty() {
+            return Err(Error::failed("--connections needs at least one number"));
+        }
+        if args.database_url.is_some() && args.store != StoreChoice::Postgres && !args.pgbench_only
+        {
+            return Err(Error::failed(
+                "--database-url is only used with --store postgres",
+            ));
+        }
+        Ok(Self {
+            store: args.store,
+            database_url: args.database_url.clone(),
+            duration_secs: args.duration,
+            connections,
+            idle: !args.no_idle,
+            idle_connections: args.idle_connections,
+            write: !args.no_write,
+            threads: args.threads,
+            bodies: if args.distinct_users {
+                wrk::Bodies::DistinctUsers
+            } else {
+                wrk::Bodies::Seed
+            },
+            pgbench_only: args.pgbench_only,
+        })
+    }
+
+    /// The `cargo xtask load` line that reproduces this run.
+    fn invocation(&self) -> String {
+        let mut line = String::from("cargo xtask load");
+        if self.store == StoreChoice::Postgres {
+            line.push_str(" --store postgres");
+        }
+        if self.duration_secs != 10 {
+            line.push_str(&format!(" --duration {}s", self.duration_secs));
+        }
+        if self.connections != [16, 64, 256] {
+            let list: Vec<String> = self.connections.iter().map(u32::to_string).collect();
+            line.push_str(&format!(" --connections {}", list.join(",")));
+        }
+        if self.threads != 2 {
+            line.push_str(&format!(" --threads {}", self.threads));
+        }
+        if self.bodies == wrk::Bodies::DistinctUsers {
+            line.push_str(" --distinct-users");
+        }
+        if !self.idle {
+            line.push_str(" --no-idle");
+        } else if self.idle_connections != 10_000 {
+            line.push_str(&format!(" --idle-connections {}", self.idle_connections));
+        }
+        line
+    }
+}
+
+/// Runs wrk points with the run's script and settings.
+struct Runner<'a> {
+    wrk: &'a Wrk,
+    script: &'a Path,
+    plan: &'a Plan,
+}
+
+impl Runner<'_> {
+    /// One point: a warm-up run that is thrown away, then the measured run.
+    fn point(&self, server: &Server, connections: u32, log: &mut CommandLog) -> Result<WrkResult> {
+        interrupt::check()?;
+        let url = format!("http://{}/widget/session", server.public());
+        let warmup = wrk::Point {
+            url: url.clone(),
+            connections,
+            threads: self.plan.threads,
+            duration_secs: WARMUP_SECS,
+            script: self.script.to_path_buf(),
+        };
+        let warm = self.wrk.run(&warmup)?;
+        let point = wrk::Point {
+            duration_secs: self.plan.duration_secs,
+            ..warmup
+        };
+        let (result, shown) = self.wrk.measure(&point)?;
+        server.count_requests(warm.requests + result.requests);
+        log.push(&shown);
+        server.check_running()?;
+        println!(
+            "    {:<22} {connections:>4} conn: {:>9.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  \
+             p99.9 {:>7.2} ms{}",
+            server.name(),
+            result.requests_per_sec(),
+            result.p50_us / 1000.0,
+            result.p99_us / 1000.0,
+            result.p999_us / 1000.0,
+            result
+                .warning()
+                .map(|w| format!("  ⚠ {w}"))
+                .unwrap_or_default()
+        );
+        Ok(result)
+    }
+}
+
+/// The PostgreSQL side of `--store postgres`: a fresh database and pgbench.
+struct PostgresSetup {
+    pgbench: pgbench::Pgbench,
+    script: PathBuf,
+    source: String,
+    // Dropped before `_provided`, so the database goes before a throwaway cluster.
+    database: pgbench::LoadDatabase,
+    _provided: Option<pg::Database>,
+}
+
+impl PostgresSetup {
+    fn provide(plan: &Plan, work: &WorkDir) -> Result<Self> {
+        let pgbench = pgbench::Pgbench::find()?;
+        let (admin_url, provided, source) = match &plan.database_url {
+            Some(url) => {
+                let source = format!("{} (--database-url)", pgbench::display_url(url));
+                (url.clone(), None, source)
+            }
+            None => {
+                let database = pg::provide(pg::Mode::Auto)?;
+                let source = database.to_string();
+                (database.url().to_owned(), Some(database), source)
+            }
+        };
+        let database = pgbench::LoadDatabase::create(&admin_url)?;
+        println!(
+            "==> postgres: created {} on {source} (PostgreSQL {}); {}",
+            database.name(),
+            database.server_version(),
+            pgbench.version()
+        );
+        let script = work.write("insert.sql", &pgbench::insert_script())?;
+        Ok(Self {
+            pgbench,
+            script,
+            source,
+            database,
+            _provided: provided,
+        })
+    }
+
+    fn point(
+        &self,
+        plan: &Plan,
+        connections: u32,
+        log: &mut CommandLog,
+    ) -> Result<pgbench::PgbenchPoint> {
+        interrupt::check()?;
+        let room = self.database.client_room()?;
+        let clients = connections.min(room);
+        let warmup = pgbench::Run {
+            clients,
+            threads: plan.threads,
+            duration_secs: WARMUP_SECS,
+            script: &self.script,
+        };
+        self.pgbench.run(self.database.target(), &warmup)?;
+        let run = pgbench::Run {
+            duration_secs: plan.duration_secs,
+            ..warmup
+        };
+        let (result, shown) = self.pgbench.run(self.database.target(), &run)?;
+        log.push(&shown);
+        let capped = if clients < connections {
+            format!(" (capped from {connections}: max_connections leaves room for {room})")
+        } else {
+            String::new()
+        };
+        println!(
+            "    {:<22} {clients:>4} clients: {:>9.0} TPS  avg {:>7.2} ms{capped}",
+            "pgbench one-row insert", result.tps, result.latency_avg_ms
+        );
+        Ok(pgbench::PgbenchPoint { clients, result })
+    }
+}
+
+/// The release binaries the run drives.
+struct Binaries {
+    session_server: PathBuf,
+    baseline: PathBuf,
+}
+
+impl Binaries {
+    fn in_target(target: &Path) -> Result<Self> {
+        let release = target.join("release");
+        let found = |name: &str| {
+            let path = release.join(name);
+            if crate::process::is_executable(&path) {
+                Ok(path)
+            } else {
+                Err(Error::failed(format!(
+                    "the build succeeded but {} is missing",
+                    path.display()
+                )))
+            }
+        };
+        Ok(Self {
+            session_server: found("session-server")?,
+            baseline: found("baseline-server")?,
+        })
+    }
+}
+
+/// The exact command lines of the run, for the doc, with the run's temporary
+/// directory shown as `$WORK`, paths relative to the workspace, and each server's
+/// address (a port the kernel picked) by the server's name and the run's database as
+/// `$DB`, so reruns diff cleanly.
+struct CommandLog {
+    root: String,
+    work: String,
+    /// Text to show as a name: `(text, name)`.
+    servers: Vec<(String, String)>,
+    lines: Vec<String>,
+}
+
+impl CommandLog {
+    fn new(root: &Path, work: &Path) -> Self {
+        Self {
+            root: format!("{}/", root.display()),
+            work: work.display().to_string(),
+            servers: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    /// Logs how `server` was started, under `# NAME:`, and names its address `$NAME`.
+    fn server(&mut self, server: &Server, name: &str) {
+        self.servers.push((
+            format!("http://{}/", server.public()),
+            format!("http://${name}/"),
+        ));
+        self.push(&format!("# {name}: {}", server.shown()));
+    }
+
+    /// Shows the run's database name as `$DB`.
+    fn database(&mut self, name: &str) {
+        self.servers.push((name.to_owned(), "$DB".to_owned()));
+    }
+
+    fn push(&mut self, line: &str) {
+        let mut line = line.replace(&self.work, "$WORK").replace(&self.root, "");
+        for (address, name) in &self.servers {
+            line = line.replace(address, name);
+        }
+        if !self.lines.contains(&line) {
+            self.lines.push(line);
+        }
+    }
+}
+
+/// `cargo build --release` of exactly the two binaries the run drives.
+fn build_command() -> Command {
+    Cargo::from_env().command(&[
+        "build",
+        "--release",
+        "-p",
+        "session-server",
+        "-p",
+        "benches",
+        "--bin",
+        "session-server",
+        "--bin",
+        "baseline-server",
+    ])
+}
+
+/// The workspace root: xtask lives directly in it.
+fn workspace_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error::failed("xtask is not inside a workspace"))
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set (relative to where cargo was
+/// run, as cargo reads it), else `target/` in the workspace.
+fn target_dir(root: &Path) -> Result<PathBuf> {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                Ok(dir)
+            } else {
+                let here = std::env::current_dir().map_err(|e| {
+                    Error::failed(format!("cannot read the current directory: {e}"))
+                })?;
+                Ok(here.join(dir))
+            }
+        }
+        _ => Ok(root.join("target")),
+    }
+}
+
+/// `10s`, `2m` or `15` (seconds) as whole seconds, at least one.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 10s or 1m"))?;
+    let seconds = match unit {
+        "s" => Some(value),
+        "m" => value.checked_mul(60),
+        _ => None,
+    }
+    .ok_or_else(|| format!("{text:?} is not a duration like 10s or 1m"))?;
+    if seconds == 0 {
+        return Err("the duration must be at least 1s".to_owned());
+    }
+    Ok(seconds)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: LoadArgs,
+    }
+
+    fn plan(args: &[&str]) -> Result<Plan, String> {
+        let wrapper = Wrapper::try_parse_from(std::iter::once("load").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Plan::from_args(&wrapper.args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_run() {
+        let plan = plan(&[]).expect("defaults parse");
+        assert_eq!(plan.store, StoreChoice::Mem);
+        assert_eq!(plan.duration_secs, 10);
+        assert_eq!(plan.connections, [16, 64, 256]);
+        assert!(plan.idle && plan.write && !plan.pgbench_only);
+        assert_eq!((plan.threads, plan.idle_connections), (2, 10_000));
+        assert_eq!(plan.invocation(), "cargo xtask load");
+    }
+
+    #[test]
+    fn flags_parse_and_reproduce_the_invocation() {
+        let plan = plan(&[
+            "--store",
+            "postgres",
+            "--duration",
+            "1m",
+            "--connections",
+            "64,16,64",
+            "--no-idle",
+            "--no-write",
+            "--threads",
+            "4",
+            "--distinct-users",
+        ])
+        .expect("flags parse");
+        assert_eq!(plan.store, StoreChoice::Postgres);
+        assert_eq!(plan.duration_secs, 60);
+        assert_eq!(plan.connections, [64, 16], "duplicates dropped, order kept");
+        assert!(!plan.idle && !plan.write);
+        assert_eq!(plan.bodies, wrk::Bodies::DistinctUsers);
+        assert_eq!(
+            plan.invocation(),
+            "cargo xtask load --store postgres --duration 60s --connections 64,16 --threads 4 \
+             --distinct-users --no-idle"
+        );
+    }
+
+    #[test]
+    fn bad_flags_are_rejected() {
+        let cases: [(&[&str], &str); 6] = [
+            (&["--connections", "0"], "zero connections"),
+            (&["--connections", ""], "empty list"),
+            (&["--duration", "0s"], "zero duration"),
+            (&["--duration", "10h"], "unknown unit"),
+            (&["--threads", "0"], "zero threads"),
+            (
+                &["--database-url", "postgres://x@y/z"],
+                "url without postgres",
+            ),
+        ];
+        for (args, why) in cases {
+            assert!(plan(args).is_err(), "{why}: {args:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn durations_parse() {
+        let cases = [
+            ("10s", Ok(10)),
+            ("2m", Ok(120)),
+            ("15", Ok(15)),
+            (" 3s ", Ok(3)),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_duration(text), expected, "{text:?}");
+        }
+        for text in ["", "s", "1.5s", "0", "10ms", "-1s"] {
+            assert!(parse_duration(text).is_err(), "{text:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn the_command_log_hides_temporary_paths_and_drops_repeats() {
+        let mut log = CommandLog::new(Path::new("/work/main"), Path::new("/tmp/xtask-load-1-0"));
+        log.servers
+            .push(("http://127.0.0.1:1/".into(), "http://$BASELINE/".into()));
+        log.push("wrk -s /tmp/xtask-load-1-0/post.lua http://127.0.0.1:1/x");
+        log.push("/work/main/target/release/baseline-server 127.0.0.1:0");
+        log.push("wrk -s /tmp/xtask-load-1-0/post.lua http://127.0.0.1:1/x");
+        log.push("wrk http://127.0.0.1:12/x");
+        assert_eq!(
+            log.lines,
+            [
+                "wrk -s $WORK/post.lua http://$BASELINE/x",
+                "target/release/baseline-server 127.0.0.1:0",
+                "wrk http://127.0.0.1:12/x",
+            ]
+        );
+    }
 }

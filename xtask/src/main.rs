@@ -41,8 +41,8 @@ enum Task {
         #[arg(last = true)]
         criterion_args: Vec<String>,
     },
-    /// Load-test a local server (not implemented yet)
-    Load,
+    /// Load-test the release server against bare hyper (and pgbench) on this machine
+    Load(load::LoadArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         Task::Test(args) => suite::run(&plan(args, false)),
         Task::Ci(args) => suite::run(&plan(args, true)),
         Task::Bench { criterion_args } => bench::run(&criterion_args),
-        Task::Load => return load::run(),
+        Task::Load(args) => load::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -127,6 +127,28 @@ mod tests {
         assert!(matches!(args.pg, pg::Mode::Throwaway));
         assert!(args.no_lint);
         assert_eq!(args.cargo_test_args, ["-p", "session-core"]);
+    }
+
+    #[test]
+    fn load_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "load",
+            "--store",
+            "postgres",
+            "--connections",
+            "16,64",
+            "--no-idle",
+        ]);
+        let Ok(Cli {
+            task: Task::Load(args),
+        }) = cli
+        else {
+            panic!("expected `load` to parse, got {cli:?}");
+        };
+        assert_eq!(args.store, load::StoreChoice::Postgres);
+        assert_eq!(args.connections, [16, 64]);
+        assert!(args.no_idle && !args.no_write);
     }
 
     #[test]
