@@ -22,17 +22,34 @@ use uuid::Uuid;
 use partners::PartnerState;
 use sessions::UserRecord;
 
+/// Shards of the session map. A shard is locked while it grows, so many small
+/// shards keep each resize (and the wait it causes) short as the store fills.
+const SESSION_SHARDS: usize = 256;
+
 /// The in-memory store; one value implements every port.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemStore {
     partners: RwLock<PartnerState>,
-    sessions: DashMap<Uuid, StoredSession>,
+    /// Boxed: a resize then moves pointers, not whole sessions.
+    sessions: DashMap<Uuid, Box<StoredSession>>,
     users: DashMap<(PartnerId, PartnerUserId), UserRecord>,
     outbox: DashMap<Uuid, Vec<StatusChanged>>,
     /// Provider event ids seen. Events are applied one at a time under this
     /// lock, which makes the id check, the state change, the KYC change and
     /// the outbox append one atomic step.
     events: Mutex<HashSet<String>>,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        Self {
+            partners: RwLock::default(),
+            sessions: DashMap::with_shard_amount(SESSION_SHARDS),
+            users: DashMap::default(),
+            outbox: DashMap::default(),
+            events: Mutex::default(),
+        }
+    }
 }
 
 impl MemStore {

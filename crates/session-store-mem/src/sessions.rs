@@ -25,13 +25,22 @@ impl SessionStore for MemStore {
             session.partner_id.clone(),
             session.user.partner_user_id.clone(),
         );
-        self.users
-            .entry(user_key)
-            .and_modify(|user| user.email = session.user.email.clone())
-            .or_insert_with(|| UserRecord {
-                email: session.user.email.clone(),
-                kyc: KycState::NOT_STARTED,
-            });
+        // Most sessions are for a known user with an unchanged email: a shared
+        // lock answers that, so a busy user's sessions do not queue on one
+        // shard's write lock.
+        let known = self
+            .users
+            .get(&user_key)
+            .is_some_and(|user| user.email == session.user.email);
+        if !known {
+            self.users
+                .entry(user_key)
+                .and_modify(|user| user.email = session.user.email.clone())
+                .or_insert_with(|| UserRecord {
+                    email: session.user.email.clone(),
+                    kyc: KycState::NOT_STARTED,
+                });
+        }
         let stored = StoredSession {
             session: session.clone(),
             state: session.initial_state(),
@@ -42,14 +51,17 @@ impl SessionStore for MemStore {
                 "merchant_transaction_id exists".into(),
             )),
             dashmap::Entry::Vacant(slot) => {
-                slot.insert(stored);
+                slot.insert(Box::new(stored));
                 Ok(())
             }
         }
     }
 
     async fn session(&self, id: Uuid) -> Result<Option<StoredSession>, StoreError> {
-        Ok(self.sessions.get(&id).map(|entry| entry.clone()))
+        Ok(self
+            .sessions
+            .get(&id)
+            .map(|entry| StoredSession::clone(&entry)))
     }
 
     async fn redeem(&self, id: Uuid, jti: &str, at: Timestamp) -> Result<Redemption, StoreError> {
