@@ -139,8 +139,24 @@ impl TokenKeys {
         let iat = now.unix_seconds();
         let exp = iat.saturating_add(ttl_seconds);
         // `sub` and `aud` are UUIDs and `jti` is base64url: nothing to escape.
-        let claims =
-            format!(r#"{{"jti":"{jti}","sub":"{sub}","aud":"{aud}","iat":{iat},"exp":{exp}}}"#);
+        // Built by hand: this runs once per session, and `format!` costs more
+        // than the rest of the assembly.
+        let mut claims = String::with_capacity(160);
+        for part in [
+            r#"{"jti":""#,
+            &jti,
+            r#"","sub":""#,
+            sub,
+            r#"","aud":""#,
+            aud,
+            r#"","iat":"#,
+        ] {
+            claims.push_str(part);
+        }
+        push_integer(&mut claims, iat);
+        claims.push_str(r#","exp":"#);
+        push_integer(&mut claims, exp);
+        claims.push('}');
         let key = &self.current;
         let mut token = String::with_capacity(key.header.len() + claims.len() * 4 / 3 + 50);
         token.push_str(&key.header);
@@ -202,6 +218,26 @@ impl TokenKeys {
             expires_at: Timestamp::from_unix_seconds(claims.exp),
         })
     }
+}
+
+/// Appends the decimal form of `value`.
+fn push_integer(out: &mut String, value: i64) {
+    let mut digits = [0u8; 20];
+    let mut rest = value.unsigned_abs();
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        out.push('-');
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or("0"));
 }
 
 #[cfg(test)]
@@ -371,6 +407,15 @@ mod tests {
                 .verify(&minted_old.token, SUB, AUD, at(1_000))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for value in [0, 7, 10, 1_795_509_330, -1, i64::MAX, i64::MIN] {
+            let mut out = String::new();
+            push_integer(&mut out, value);
+            assert_eq!(out, value.to_string());
+        }
     }
 
     #[test]

@@ -166,9 +166,25 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members: Vec<(Cow<'de, str>, Value<'de>)> =
             Vec::with_capacity(map.size_hint().unwrap_or(10));
-        let mut seen = KeySet::default();
+        // The members themselves are the key set while the object is small (a
+        // request body has a handful of fields); past that, a hash set keeps
+        // the check linear.
+        let mut index: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if !seen.insert(key.clone()) {
+            let repeated = match &mut index {
+                Some(keys) => !keys.insert(key.clone()),
+                None => {
+                    let repeated = members.iter().any(|(seen, _)| *seen == key);
+                    if !repeated && members.len() >= KeySet::SWITCH_AT {
+                        let mut keys: HashSet<Cow<'de, str>> =
+                            members.iter().map(|(k, _)| k.clone()).collect();
+                        keys.insert(key.clone());
+                        index = Some(keys);
+                    }
+                    repeated
+                }
+            };
+            if repeated {
                 return Err(duplicate(&key));
             }
             let value = map.next_value_seed(ValueSeed)?;

@@ -124,7 +124,7 @@ pub enum EventApplied {
 pub trait SessionStore: Send + Sync {
     /// Finds or creates the end user (by partner and `partner_user_id`, keeping the
     /// latest email) and inserts the session in status `pending`, atomically.
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError>;
 
     /// The session with this id, whoever owns it.
     async fn session(&self, id: Uuid) -> Result<Option<StoredSession>, StoreError>;

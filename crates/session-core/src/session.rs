@@ -92,10 +92,12 @@ pub struct TxState {
     pub updated_at: Timestamp,
 }
 
-/// A session as the store returns it.
+/// A session as the store returns it. The immutable part is shared: a store
+/// that keeps sessions in memory and the response being built hold the same
+/// allocation instead of copying a dozen strings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredSession {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub state: TxState,
     /// When the init token was redeemed, if it was.
     pub redeemed_at: Option<Timestamp>,

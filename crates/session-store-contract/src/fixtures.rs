@@ -83,7 +83,7 @@ fn parse<T>(result: Result<T, &'static str>) -> T {
 }
 
 /// A session of `partner` for end user `user`, distinct per `n`.
-pub fn sample_session(partner: &Partner, user: &str, email: &str, n: u32) -> Session {
+pub fn sample_session(partner: &Partner, user: &str, email: &str, n: u32) -> Arc<Session> {
     let widget = partner.widget.view.clone();
     let network = parse(Code::parse("TRC20"));
     let mut session = Session {
@@ -118,5 +118,5 @@ pub fn sample_session(partner: &Partner, user: &str, email: &str, n: u32) -> Ses
     session.signature = partner
         .signing
         .sign(&signed_fields(&session, &id, &widget_id));
-    session
+    Arc::new(session)
 }

@@ -1,6 +1,6 @@
 //! Sessions, end users, provider events and the outbox, in memory.
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
 use session_core::partner::PartnerId;
@@ -20,7 +20,7 @@ pub(crate) struct UserRecord {
 
 #[async_trait]
 impl SessionStore for MemStore {
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
         let user_key = (
             session.partner_id.clone(),
             session.user.partner_user_id.clone(),
@@ -42,7 +42,7 @@ impl SessionStore for MemStore {
                 });
         }
         let stored = StoredSession {
-            session: session.clone(),
+            session: Arc::clone(session),
             state: session.initial_state(),
             redeemed_at: None,
         };

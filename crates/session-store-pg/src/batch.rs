@@ -48,7 +48,7 @@ struct Counters {
 /// A session waiting to be written, and where its answer goes.
 #[derive(Debug)]
 struct Pending {
-    session: Session,
+    session: Arc<Session>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -81,10 +81,10 @@ impl GroupCommit {
     }
 
     /// Writes `session` (and upserts its end user); returns after commit.
-    pub(crate) async fn insert(&self, session: &Session) -> Result<(), StoreError> {
+    pub(crate) async fn insert(&self, session: &Arc<Session>) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         let pending = Pending {
-            session: session.clone(),
+            session: Arc::clone(session),
             done,
         };
         self.queue
@@ -127,7 +127,7 @@ async fn writer(
 
 /// Writes `batch`, answers every caller in it, and leaves it empty.
 async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
-    let sessions: Vec<&Session> = batch.iter().map(|p| &p.session).collect();
+    let sessions: Vec<&Session> = batch.iter().map(|p| p.session.as_ref()).collect();
     let outcome = db
         .run(async |client| insert_rows(client, &sessions).await)
         .await;

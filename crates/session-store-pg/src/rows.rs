@@ -188,7 +188,7 @@ pub(crate) fn stored_session(row: &Row) -> Result<StoredSession, Fault> {
         updated_at: time(row, "updated_at")?,
     };
     Ok(StoredSession {
-        session,
+        session: Arc::new(session),
         state,
         redeemed_at: maybe_time(row, "redeemed_at")?,
     })

@@ -1,6 +1,8 @@
 //! `SessionStore` on PostgreSQL: inserts go through group commit, reads and
 //! the redemption are single statements, provider events one transaction.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use session_core::partner::PartnerId;
 use session_core::ports::{EventApplied, Redemption, SessionStore, StoreError};
@@ -16,7 +18,7 @@ use crate::rows::{self, PgTime, session_columns};
 
 #[async_trait]
 impl SessionStore for PgStore {
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
         self.group_commit.insert(session).await
     }
 

@@ -1,5 +1,7 @@
 //! `POST /widget/session`: open a session for one widget transaction.
 
+use std::sync::Arc;
+
 use super::{SessionService, store_rejection, upstream_rejection};
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
@@ -12,7 +14,7 @@ use crate::value::{ClientIp, TxType};
 /// A created session and its init token (which the store never keeps).
 #[derive(Debug, Clone)]
 pub struct CreatedSession {
-    pub session: Session,
+    pub session: Arc<Session>,
     pub init_token: String,
 }
 
@@ -85,7 +87,7 @@ impl SessionService {
             tx_type: request.tx_type.as_str(),
             widget_id: &widget_id_text,
         });
-        let session = Session {
+        let session = Arc::new(Session {
             merchant_transaction_id: id,
             partner_id: partner.id.clone(),
             user: request.user,
@@ -102,7 +104,7 @@ impl SessionService {
             init_token_jti: minted.jti,
             init_token_expires_at: minted.expires_at,
             created_at: now,
-        };
+        });
 
         self.ports
             .sessions
@@ -132,8 +134,8 @@ mod tests {
     const SEED: &str = r#"{"partner_user_id":"user-123","user_email":"user@example.com","network":"TRC20",
         "currency":"USDT","amount":"100","type":"buy","client_ip":"203.0.113.42"}"#;
 
-    fn capturing_store(mocks: &mut Mocks) -> Captured<Session> {
-        let written: Captured<Session> = Arc::new(Mutex::new(Vec::new()));
+    fn capturing_store(mocks: &mut Mocks) -> Captured<Arc<Session>> {
+        let written: Captured<Arc<Session>> = Arc::new(Mutex::new(Vec::new()));
         let sink = written.clone();
         mocks
             .sessions

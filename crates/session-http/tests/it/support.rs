@@ -113,7 +113,7 @@ struct FaultyStore<S>(Arc<S>);
 
 #[async_trait]
 impl<S: TestStore> SessionStore for FaultyStore<S> {
-    async fn insert_session(&self, session: &Session) -> Result<(), StoreError> {
+    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
         match session.user.partner_user_id.as_str() {
             "fail-unavailable" => Err(StoreError::Unavailable("connection refused (test)".into())),
             "fail-db" => Err(StoreError::Failed("syntax error at or near (test)".into())),

@@ -1,6 +1,7 @@
 //! Group commit: concurrent inserts all land, each is committed by the time
 //! its call returns, and a bad row fails alone.
 
+use session_core::session::Session;
 use std::sync::Arc;
 
 use session_core::ports::{SessionStore, StoreError};
@@ -85,19 +86,24 @@ async fn a_bad_row_fails_alone() {
     let first = sample_session(&acme, "u1", "u1@example.com", 1);
     store.insert_session(&first).await.expect("first insert");
 
-    let mut foreign = sample_session(&acme, "u2", "u2@example.com", 2);
+    let mut foreign = Session::clone(&sample_session(&acme, "u2", "u2@example.com", 2));
     foreign.partner_id = session_core::partner::PartnerId::parse("nobody").expect("id");
+    let foreign = Arc::new(foreign);
     let mut batch = vec![(first.clone(), "duplicate"), (foreign, "unknown partner")];
     batch.extend((10..40).map(|n| (sample_session(&acme, "u3", "u3@example.com", n), "good")));
     for round in 0..3 {
         let tasks: Vec<_> = batch
             .iter()
             .cloned()
-            .map(|(mut session, kind)| {
+            .map(|(session, kind)| {
                 let store = Arc::clone(&store);
-                if kind == "good" {
-                    session.merchant_transaction_id = uuid::Uuid::new_v4();
-                }
+                let session = if kind == "good" {
+                    let mut fresh = Session::clone(&session);
+                    fresh.merchant_transaction_id = uuid::Uuid::new_v4();
+                    Arc::new(fresh)
+                } else {
+                    session
+                };
                 tokio::spawn(async move { (kind, store.insert_session(&session).await) })
             })
             .collect();
