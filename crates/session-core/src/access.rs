@@ -17,21 +17,28 @@ pub struct Origin {
 }
 
 impl Origin {
-    /// Parses `scheme://host[:port]` as sent in an `Origin` header. Paths,
-    /// credentials, queries and the opaque origin `null` are refused.
+    /// Parses `scheme://host[:port]` as a browser sends it in an `Origin`
+    /// header: the text must be the origin's own serialisation (ASCII case
+    /// aside, an explicit default port allowed). URL spellings that normalise
+    /// to an origin (`/.`, `%61pp`, tabs, a missing `//`, `:0443`) are refused,
+    /// as are paths, credentials and the opaque origin `null`. A configured
+    /// origin may end with one `/`.
     pub fn parse(text: &str) -> Option<Self> {
+        let text = text.strip_suffix('/').unwrap_or(text);
         let url = url::Url::parse(text).ok()?;
-        let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
-        let no_credentials = url.username().is_empty() && url.password().is_none();
-        // An Origin never has a trailing slash; a configured one may be written with one.
-        let shaped = text.trim_end_matches('/').len() + 1 >= text.len();
-        if !(bare && no_credentials && shaped && matches!(url.scheme(), "http" | "https")) {
+        if !matches!(url.scheme(), "http" | "https") {
+            return None;
+        }
+        let origin = url.origin().ascii_serialization();
+        let port = url.port_or_known_default()?;
+        let with_port = format!("{origin}:{port}");
+        if !(text.eq_ignore_ascii_case(&origin) || text.eq_ignore_ascii_case(&with_port)) {
             return None;
         }
         Some(Self {
             scheme: url.scheme().into(),
             host: url.host_str()?.to_ascii_lowercase().into(),
-            port: url.port_or_known_default()?,
+            port,
         })
     }
 }
@@ -142,6 +149,16 @@ mod tests {
             "https://app.acme.example/path",
             "https://u:p@app.acme.example",
             "ftp://x.example",
+            // Spellings that URL parsing would normalise (found by fuzzing).
+            "https://app.acme.example/.",
+            "https://app.acme.example/%2e",
+            "https://app.acme.\texample",
+            "https://%61pp.acme.example",
+            "https:app.acme.example",
+            "https:\\\\app.acme.example",
+            "https://app\u{3002}acme.example",
+            "https://app.acme.example:0443",
+            "https://app.acme.example//",
         ] {
             assert_eq!(Origin::parse(malformed), None, "{malformed}");
         }

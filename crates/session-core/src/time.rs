@@ -36,9 +36,15 @@ impl Timestamp {
         Self(self.0.saturating_add(seconds.saturating_mul(1_000_000)))
     }
 
-    /// Parses an RFC 3339 timestamp with any offset, keeping microsecond precision.
+    /// Parses an RFC 3339 timestamp with any offset, keeping microsecond
+    /// precision. Instants whose UTC year is outside 0000-9999 are refused:
+    /// RFC 3339 cannot write them, so they could not be written back out.
     pub fn parse_rfc3339(text: &str) -> Option<Self> {
         let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        let utc = parsed.checked_to_offset(time::UtcOffset::UTC)?;
+        if !(0..=9999).contains(&utc.year()) {
+            return None;
+        }
         let micros = parsed.unix_timestamp_nanos().div_euclid(1_000);
         i64::try_from(micros).ok().map(Self)
     }
@@ -97,6 +103,11 @@ mod tests {
         let back = Timestamp::parse_rfc3339(&Timestamp::from_unix_micros(42).to_rfc3339());
         assert_eq!(back, Some(Timestamp::from_unix_micros(42)));
         assert_eq!(Timestamp::parse_rfc3339("2026-11-24 09:35:30"), None);
+        // Offsets that push the UTC instant out of 0000-9999 (found by fuzzing).
+        assert_eq!(Timestamp::parse_rfc3339("0000-01-01T00:00:00+00:01"), None);
+        assert_eq!(Timestamp::parse_rfc3339("9999-12-31T23:59:59-23:59"), None);
+        let edge = Timestamp::parse_rfc3339("9999-12-31T23:59:59.999999Z").expect("last instant");
+        assert_eq!(Timestamp::parse_rfc3339(&edge.to_rfc3339()), Some(edge));
         assert_eq!(Timestamp::parse_rfc3339(""), None);
     }
 

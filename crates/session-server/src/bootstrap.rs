@@ -7,7 +7,7 @@
 //! Tokens missing from the file are not revoked: revocation is an explicit
 //! operator action (`session-server partners token revoke`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::Deserialize;
@@ -133,6 +133,7 @@ pub async fn load(
         let existing = registry.partner(&id).await.map_err(|e| e.to_string())?;
         planned.push(plan(entry, existing.as_ref(), random)?);
     }
+    refuse_shared_tokens(&planned, registry).await?;
     let now = clock.now();
     let mut report = Report::default();
     for Planned { spec, tokens } in planned {
@@ -171,6 +172,44 @@ pub async fn load(
         }
     }
     Ok(report)
+}
+
+/// A client token identifies exactly one partner: refuses a file that gives one
+/// token to two partners, or a token the store already holds for another one.
+async fn refuse_shared_tokens(
+    planned: &[Planned],
+    registry: &dyn PartnerRegistry,
+) -> Result<(), String> {
+    let mut owner: HashMap<TokenDigest, String> = HashMap::new();
+    for partner in registry.partners().await.map_err(|e| e.to_string())? {
+        let id = PartnerId::parse(&partner.id).map_err(str::to_owned)?;
+        for token in registry.tokens(&id).await.map_err(|e| e.to_string())? {
+            owner.insert(token.digest, partner.id.clone());
+        }
+    }
+    let mut declared: HashMap<TokenDigest, &str> = HashMap::new();
+    for Planned { spec, tokens } in planned {
+        for digest in tokens {
+            if let Some(other) = declared
+                .insert(*digest, &spec.id)
+                .filter(|other| *other != spec.id)
+            {
+                return Err(format!(
+                    "token {} is declared for both partner {other:?} and partner {:?}",
+                    digest.short_id(),
+                    spec.id
+                ));
+            }
+            if let Some(other) = owner.get(digest).filter(|other| **other != spec.id) {
+                return Err(format!(
+                    "partner {:?}: token {} already belongs to partner {other:?}",
+                    spec.id,
+                    digest.short_id()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A random secret of 32 bytes as 64 hex digits.
@@ -499,6 +538,14 @@ active = true
                 format!("{}\n{}", spec_example(), spec_example()),
             ),
             ("not toml", "[[partner]\n".to_owned()),
+            (
+                "one token for two partners (found by fuzzing)",
+                format!(
+                    "{}\n{}",
+                    spec_example(),
+                    spec_example().replace("id = \"acme\"", "id = \"other\"")
+                ),
+            ),
         ];
         for (why, text) in cases {
             let store = MemStore::new();
@@ -514,6 +561,34 @@ active = true
                 "{why}: nothing written"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_token_already_held_by_another_partner_is_refused() {
+        let store = MemStore::new();
+        load(&spec_example(), &store, &Fixed, &Counter::default())
+            .await
+            .expect("acme loads");
+        let other = spec_example().replace("id = \"acme\"", "id = \"other\"");
+        let error = load(&other, &store, &Fixed, &Counter::default())
+            .await
+            .expect_err("shared token");
+        assert!(
+            error.contains("already belongs to partner \"acme\""),
+            "{error}"
+        );
+        let ids: Vec<String> = store
+            .partners()
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(
+            ids,
+            vec!["acme".to_owned()],
+            "nothing of the refused file was written"
+        );
     }
 
     #[test]
