@@ -187,11 +187,19 @@ fn count(counters: &Counters, rows: usize) {
 /// array literals (see [`text_array_literal`]) and are cast back with
 /// `::text[]`.
 const INSERT_SESSIONS: &str = "\
-WITH users AS (
-    INSERT INTO end_users (partner_id, partner_user_id, email, created_at)
+WITH batch_users AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-    ON CONFLICT (partner_id, partner_user_id) DO UPDATE SET email = EXCLUDED.email
-        WHERE end_users.email IS DISTINCT FROM EXCLUDED.email
+        AS u (partner_id, partner_user_id, email, created_at)
+), new_users AS (
+    INSERT INTO end_users (partner_id, partner_user_id, email, created_at)
+    SELECT partner_id, partner_user_id, email, created_at FROM batch_users
+    ON CONFLICT (partner_id, partner_user_id) DO NOTHING
+), changed_emails AS (
+    UPDATE end_users SET email = b.email
+    FROM batch_users b
+    WHERE end_users.partner_id = b.partner_id
+      AND end_users.partner_user_id = b.partner_user_id
+      AND end_users.email IS DISTINCT FROM b.email
 )
 INSERT INTO transactions (
     merchant_transaction_id, partner_id, partner_user_id, user_email, tx_type, currency,
