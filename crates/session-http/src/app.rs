@@ -66,9 +66,7 @@ impl App {
                 let partner = self.partner_gate(&parts, peer).await?;
                 let bytes = self.json_body(&parts, body).await?;
                 let created = self.service.create_session(&partner, &bytes).await?;
-                let encoded = wire::created_session(&created)
-                    .map_err(|e| Rejection::of(ErrorKind::Internal).with_detail(e.to_string()))?;
-                Ok(json_bytes(StatusCode::OK, encoded))
+                Ok(json_bytes(StatusCode::OK, wire::created_session(&created)))
             }
             Route::Transaction(id) => {
                 let partner = self.partner_gate(&parts, peer).await?;

@@ -12,6 +12,7 @@ mod app;
 mod body;
 mod config;
 mod cors;
+mod json_out;
 mod request_id;
 mod response;
 mod router;

@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 use serde::ser::{SerializeSeq, Serializer};
+
+use crate::json_out::ObjectWriter;
 use session_core::session::{Session, StoredSession};
 use session_core::status::KycStatus;
 use session_core::value::{Code, PartnerUserId};
@@ -21,69 +23,52 @@ impl Serialize for Codes<'_> {
     }
 }
 
-/// The 22 fields of the seed page, in its order, shaped for `proofWidget.run`.
-#[derive(Serialize)]
-struct SessionBody<'a> {
-    merchant_transaction_id: &'a str,
-    widget_id: &'a str,
-    address: &'a str,
-    signature: &'a str,
-    init_token: &'a str,
-    init_token_type: &'static str,
-    currency: &'a str,
-    currencies: Codes<'a>,
-    fix_currency: bool,
-    network: &'a str,
-    networks: Codes<'a>,
-    fix_network: [&'a str; 1],
-    amount: &'a str,
-    fix_amount: bool,
-    fiat_currency: &'a str,
-    fiat_currencies: Codes<'a>,
-    fix_fiat_currency: bool,
-    fix_fiat_amount: bool,
-    #[serde(rename = "type")]
-    tx_type: &'static str,
-    lang: &'a str,
-    theme: &'a str,
-    redirect_url: &'a str,
-}
-
 pub const INIT_TOKEN_TYPE: &str = "sdk_partner_authorization";
 
-pub fn created_session(created: &CreatedSession) -> Result<Vec<u8>, serde_json::Error> {
+/// The 22 fields of the seed page, in its order, shaped for `proofWidget.run`.
+/// Written by hand: this is the response of the hottest route.
+pub fn created_session(created: &CreatedSession) -> Vec<u8> {
     let s = &created.session;
-    let id = s.merchant_transaction_id.hyphenated();
-    let widget_id = s.widget.widget_id.hyphenated();
     let mut id_buf = [0u8; 36];
     let mut widget_buf = [0u8; 36];
-    let body = SessionBody {
-        merchant_transaction_id: id.encode_lower(&mut id_buf),
-        widget_id: widget_id.encode_lower(&mut widget_buf),
-        address: s.address.as_str(),
-        signature: s.signature.as_str(),
-        init_token: &created.init_token,
-        init_token_type: INIT_TOKEN_TYPE,
-        currency: s.currency.as_str(),
-        currencies: Codes(&s.widget.currencies),
-        fix_currency: true,
-        network: s.network.as_str(),
-        networks: Codes(&s.widget.networks),
-        fix_network: [s.network.as_str()],
-        amount: s.amount.as_str(),
-        fix_amount: true,
-        fiat_currency: s.widget.fiat_currency.as_str(),
-        fiat_currencies: Codes(&s.widget.fiat_currencies),
-        fix_fiat_currency: false,
-        fix_fiat_amount: true,
-        tx_type: s.tx_type.as_str(),
-        lang: &s.widget.lang,
-        theme: &s.widget.theme,
-        redirect_url: redirect_url(s),
-    };
-    let mut out = Vec::with_capacity(1024);
-    serde_json::to_writer(&mut out, &body)?;
-    Ok(out)
+    let mut out = ObjectWriter::with_capacity(1024);
+    out.str(
+        "merchant_transaction_id",
+        s.merchant_transaction_id
+            .hyphenated()
+            .encode_lower(&mut id_buf),
+    );
+    out.str(
+        "widget_id",
+        s.widget
+            .widget_id
+            .hyphenated()
+            .encode_lower(&mut widget_buf),
+    );
+    out.str("address", s.address.as_str());
+    out.str("signature", s.signature.as_str());
+    out.str("init_token", &created.init_token);
+    out.str("init_token_type", INIT_TOKEN_TYPE);
+    out.str("currency", s.currency.as_str());
+    out.strs("currencies", s.widget.currencies.iter().map(Code::as_str));
+    out.bool("fix_currency", true);
+    out.str("network", s.network.as_str());
+    out.strs("networks", s.widget.networks.iter().map(Code::as_str));
+    out.strs("fix_network", [s.network.as_str()]);
+    out.str("amount", s.amount.as_str());
+    out.bool("fix_amount", true);
+    out.str("fiat_currency", s.widget.fiat_currency.as_str());
+    out.strs(
+        "fiat_currencies",
+        s.widget.fiat_currencies.iter().map(Code::as_str),
+    );
+    out.bool("fix_fiat_currency", false);
+    out.bool("fix_fiat_amount", true);
+    out.str("type", s.tx_type.as_str());
+    out.str("lang", &s.widget.lang);
+    out.str("theme", &s.widget.theme);
+    out.str("redirect_url", redirect_url(s));
+    out.finish()
 }
 
 fn redirect_url(session: &Session) -> &str {
