@@ -4,82 +4,79 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// One row of the error matrix (SPEC.md §1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    DecodeError,
-    MissingParam,
-    ValidationError,
-    CurrencyNotAllowed,
-    NetworkNotAllowed,
-    WalletNotSupported,
-    InvalidSignature,
-    MissingToken,
-    InvalidToken,
-    InvalidInitToken,
-    InvalidProviderSignature,
-    ForbiddenOrigin,
-    OfframpDisabled,
-    NotFound,
-    MethodNotAllowed,
-    SessionAlreadyUsed,
-    IdempotencyKeyReused,
-    SessionExpired,
-    RequestTimeout,
-    PayloadTooLarge,
-    UnsupportedMediaType,
-    RateLimitExceeded,
-    DbError,
-    TokenError,
+/// Declares [`ErrorKind`] from one table: each row is written once, and the
+/// enum, its (status, error, code) triple, its default message and
+/// [`ErrorKind::ALL`] all come from it.
+macro_rules! error_matrix {
+    ($($(#[$doc:meta])* $kind:ident => ($status:literal, $error:literal, $code:literal, $message:literal),)*) => {
+        /// One row of the error matrix (SPEC.md §1).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorKind {
+            $($(#[$doc])* $kind,)*
+        }
+
+        impl ErrorKind {
+            /// Every row, for tests and documentation checks.
+            pub const ALL: &'static [ErrorKind] = &[$(ErrorKind::$kind,)*];
+
+            /// The HTTP status, `error` slug and `code` of this row.
+            pub const fn triple(self) -> (u16, &'static str, &'static str) {
+                match self {
+                    $(ErrorKind::$kind => ($status, $error, $code),)*
+                }
+            }
+
+            /// The message a client sees when the rejection carries no more
+            /// specific one. Server-side faults never say more than this: their
+            /// details go to the logs.
+            pub const fn default_message(self) -> &'static str {
+                match self {
+                    $(ErrorKind::$kind => $message,)*
+                }
+            }
+        }
+    };
+}
+
+error_matrix! {
+    DecodeError => (400, "invalid_request", "decode_error", "request body is not a valid JSON object"),
+    MissingParam => (400, "invalid_request", "missing_param", "a required field is missing"),
+    ValidationError => (400, "invalid_request", "validation_error", "a field is invalid"),
+    CurrencyNotAllowed => (400, "invalid_request", "currency_not_allowed", "currency is not enabled for this partner"),
+    NetworkNotAllowed => (400, "invalid_request", "network_not_allowed", "network is not enabled for this partner"),
+    WalletNotSupported => (400, "wallet_not_supported", "WALLET_NOT_SUPPORTED", "no active wallet for this currency and network"),
+    InvalidSignature => (400, "invalid_request", "invalid_signature", "presented parameters do not match the session"),
+    MissingToken => (401, "unauthorised", "missing_token", "missing bearer token in the Authorization header"),
+    InvalidToken => (401, "unauthorised", "invalid_token", "client token is unknown, revoked or expired"),
+    InvalidInitToken => (401, "unauthorised", "invalid_init_token", "init_token is malformed or not valid for this session"),
+    InvalidProviderSignature => (401, "unauthorised", "invalid_signature", "X-Signature is missing or does not match the body"),
+    ForbiddenOrigin => (403, "forbidden", "forbidden_origin", "origin or caller address is not allowed for this partner"),
+    OfframpDisabled => (403, "forbidden", "offramp_disabled", "off-ramp (type sell) is not enabled for this partner"),
+    NotFound => (404, "not_found", "not_found", "not found"),
+    MethodNotAllowed => (405, "invalid_request", "method_not_allowed", "method not allowed for this route"),
+    /// The body did not arrive within the read timeout. Not in the spec's
+    /// matrix; 408 is what HTTP says for it.
+    RequestTimeout => (408, "invalid_request", "request_timeout", "the request was not received in time"),
+    SessionAlreadyUsed => (409, "conflict", "session_already_used", "init_token has already been redeemed"),
+    IdempotencyKeyReused => (409, "conflict", "idempotency_key_reused", "Idempotency-Key was used with a different body"),
+    SessionExpired => (410, "gone", "session_expired", "init_token has expired"),
+    PayloadTooLarge => (413, "invalid_request", "payload_too_large", "request body is too large"),
+    UnsupportedMediaType => (415, "invalid_request", "unsupported_media_type", "Content-Type must be application/json"),
+    RateLimitExceeded => (429, "rate_limited", "rate_limit_exceeded", "request budget exceeded"),
+    DbError => (500, "internal_error", "db_error", "internal store error"),
+    TokenError => (500, "internal_error", "token_error", "internal token error"),
     /// A defect in the service itself (a caught panic). Not in the spec's
     /// matrix, which has no row for it; kept distinct so it is never mistaken
     /// for a store fault.
-    Internal,
-    ProviderError,
-    UpstreamUnavailable,
-    UpstreamInvalidResponse,
-    ShuttingDown,
-    StoreUnavailable,
+    Internal => (500, "internal_error", "internal_error", "internal error"),
+    ProviderError => (502, "upstream_error", "provider_error", "an upstream provider answered with an error"),
+    UpstreamUnavailable => (502, "upstream_unavailable", "upstream_unavailable", "an upstream provider is unreachable"),
+    UpstreamInvalidResponse => (502, "upstream_unavailable", "upstream_invalid_response", "an upstream provider answered with an invalid response"),
+    ShuttingDown => (503, "unavailable", "shutting_down", "the service is shutting down"),
+    StoreUnavailable => (503, "unavailable", "store_unavailable", "the store is unavailable"),
 }
 
 impl ErrorKind {
-    /// The HTTP status, `error` slug and `code` of this row.
-    pub const fn triple(self) -> (u16, &'static str, &'static str) {
-        use ErrorKind::*;
-        match self {
-            DecodeError => (400, "invalid_request", "decode_error"),
-            MissingParam => (400, "invalid_request", "missing_param"),
-            ValidationError => (400, "invalid_request", "validation_error"),
-            CurrencyNotAllowed => (400, "invalid_request", "currency_not_allowed"),
-            NetworkNotAllowed => (400, "invalid_request", "network_not_allowed"),
-            WalletNotSupported => (400, "wallet_not_supported", "WALLET_NOT_SUPPORTED"),
-            InvalidSignature => (400, "invalid_request", "invalid_signature"),
-            MissingToken => (401, "unauthorised", "missing_token"),
-            InvalidToken => (401, "unauthorised", "invalid_token"),
-            InvalidInitToken => (401, "unauthorised", "invalid_init_token"),
-            InvalidProviderSignature => (401, "unauthorised", "invalid_signature"),
-            ForbiddenOrigin => (403, "forbidden", "forbidden_origin"),
-            OfframpDisabled => (403, "forbidden", "offramp_disabled"),
-            NotFound => (404, "not_found", "not_found"),
-            MethodNotAllowed => (405, "invalid_request", "method_not_allowed"),
-            RequestTimeout => (408, "invalid_request", "request_timeout"),
-            SessionAlreadyUsed => (409, "conflict", "session_already_used"),
-            IdempotencyKeyReused => (409, "conflict", "idempotency_key_reused"),
-            SessionExpired => (410, "gone", "session_expired"),
-            PayloadTooLarge => (413, "invalid_request", "payload_too_large"),
-            UnsupportedMediaType => (415, "invalid_request", "unsupported_media_type"),
-            RateLimitExceeded => (429, "rate_limited", "rate_limit_exceeded"),
-            DbError => (500, "internal_error", "db_error"),
-            TokenError => (500, "internal_error", "token_error"),
-            Internal => (500, "internal_error", "internal_error"),
-            ProviderError => (502, "upstream_error", "provider_error"),
-            UpstreamUnavailable => (502, "upstream_unavailable", "upstream_unavailable"),
-            UpstreamInvalidResponse => (502, "upstream_unavailable", "upstream_invalid_response"),
-            ShuttingDown => (503, "unavailable", "shutting_down"),
-            StoreUnavailable => (503, "unavailable", "store_unavailable"),
-        }
-    }
-
     pub const fn status(self) -> u16 {
         self.triple().0
     }
@@ -91,81 +88,6 @@ impl ErrorKind {
     pub const fn code(self) -> &'static str {
         self.triple().2
     }
-
-    /// The message a client sees when the rejection carries no more specific one.
-    /// Server-side faults never say more than this: their details go to the logs.
-    pub const fn default_message(self) -> &'static str {
-        use ErrorKind::*;
-        match self {
-            DecodeError => "request body is not a valid JSON object",
-            MissingParam => "a required field is missing",
-            ValidationError => "a field is invalid",
-            CurrencyNotAllowed => "currency is not enabled for this partner",
-            NetworkNotAllowed => "network is not enabled for this partner",
-            WalletNotSupported => "no active wallet for this currency and network",
-            InvalidSignature => "presented parameters do not match the session",
-            MissingToken => "missing bearer token in the Authorization header",
-            InvalidToken => "client token is unknown, revoked or expired",
-            InvalidInitToken => "init_token is malformed or not valid for this session",
-            InvalidProviderSignature => "X-Signature is missing or does not match the body",
-            ForbiddenOrigin => "origin or caller address is not allowed for this partner",
-            OfframpDisabled => "off-ramp (type sell) is not enabled for this partner",
-            NotFound => "not found",
-            MethodNotAllowed => "method not allowed for this route",
-            RequestTimeout => "the request was not received in time",
-            SessionAlreadyUsed => "init_token has already been redeemed",
-            IdempotencyKeyReused => "Idempotency-Key was used with a different body",
-            SessionExpired => "init_token has expired",
-            PayloadTooLarge => "request body is too large",
-            UnsupportedMediaType => "Content-Type must be application/json",
-            RateLimitExceeded => "request budget exceeded",
-            DbError => "internal store error",
-            TokenError => "internal token error",
-            Internal => "internal error",
-            ProviderError => "an upstream provider answered with an error",
-            UpstreamUnavailable => "an upstream provider is unreachable",
-            UpstreamInvalidResponse => "an upstream provider answered with an invalid response",
-            ShuttingDown => "the service is shutting down",
-            StoreUnavailable => "the store is unavailable",
-        }
-    }
-
-    /// Every row, for tests and documentation checks.
-    pub const ALL: [ErrorKind; 30] = {
-        use ErrorKind::*;
-        [
-            DecodeError,
-            MissingParam,
-            ValidationError,
-            CurrencyNotAllowed,
-            NetworkNotAllowed,
-            WalletNotSupported,
-            InvalidSignature,
-            MissingToken,
-            InvalidToken,
-            InvalidInitToken,
-            InvalidProviderSignature,
-            ForbiddenOrigin,
-            OfframpDisabled,
-            NotFound,
-            MethodNotAllowed,
-            SessionAlreadyUsed,
-            IdempotencyKeyReused,
-            SessionExpired,
-            RequestTimeout,
-            PayloadTooLarge,
-            UnsupportedMediaType,
-            RateLimitExceeded,
-            DbError,
-            TokenError,
-            Internal,
-            ProviderError,
-            UpstreamUnavailable,
-            UpstreamInvalidResponse,
-            ShuttingDown,
-            StoreUnavailable,
-        ]
-    };
 }
 
 /// A request the service refuses, with the message the client will read.

@@ -61,7 +61,7 @@ mod tests {
 
     #[tokio::test]
     async fn error_bodies_have_exactly_three_fields() {
-        for kind in ErrorKind::ALL {
+        for &kind in ErrorKind::ALL {
             let response = error(&Rejection::of(kind).with_detail("secret internals"));
             assert_eq!(response.status().as_u16(), kind.status());
             let bytes = response

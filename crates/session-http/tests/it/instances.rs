@@ -8,7 +8,7 @@ use http::Method;
 use session_store_pg::PgStore;
 use session_store_pg::testing::TestDatabase;
 
-use crate::support::{Options, SEED_BODY, TestServer, WIDGET_ORIGIN};
+use crate::support::{Options, SEED_BODY, TestServer, WIDGET_ORIGIN, init_body};
 
 async fn two_instances() -> Option<(TestDatabase, TestServer, TestServer)> {
     let database = TestDatabase::create().await?;
@@ -35,21 +35,7 @@ async fn concurrent_redemptions_across_two_instances_have_one_winner() {
             .await;
         assert_eq!(created.status, 200, "{:?}", created.body);
         let session = created.json();
-        let mut body = serde_json::Map::new();
-        for field in [
-            "widget_id",
-            "merchant_transaction_id",
-            "init_token",
-            "signature",
-            "address",
-            "currency",
-            "network",
-            "amount",
-            "type",
-        ] {
-            body.insert(field.to_owned(), session[field].clone());
-        }
-        let body = serde_json::Value::Object(body).to_string();
+        let body = init_body(&session).to_string();
         let attempts: Vec<_> = (0..64)
             .map(|i| {
                 let servers = Arc::clone(&servers);

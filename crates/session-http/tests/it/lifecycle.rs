@@ -7,27 +7,8 @@ use http::Method;
 
 use crate::support::{
     Options, PROVIDER_SECRET, SEED_BODY, TestResponse, TestServer, TestStore, WIDGET_ORIGIN,
-    seed_with,
+    init_body, seed_with,
 };
-
-/// The `POST /widget/init` body a widget would send for `session`.
-fn init_body(session: &serde_json::Value) -> serde_json::Value {
-    let mut body = serde_json::Map::new();
-    for field in [
-        "widget_id",
-        "merchant_transaction_id",
-        "init_token",
-        "signature",
-        "address",
-        "currency",
-        "network",
-        "amount",
-        "type",
-    ] {
-        body.insert(field.to_owned(), session[field].clone());
-    }
-    serde_json::Value::Object(body)
-}
 
 async fn redeem(server: &TestServer, body: &serde_json::Value) -> TestResponse {
     server

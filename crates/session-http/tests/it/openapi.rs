@@ -15,7 +15,9 @@ use http::Method;
 use serde_json::{Value, json};
 use session_core::ErrorKind;
 
-use crate::support::{Options, SEED_BODY, TestResponse, TestServer, WIDGET_ORIGIN, seed_with};
+use crate::support::{
+    Options, SEED_BODY, TestResponse, TestServer, WIDGET_ORIGIN, init_body, seed_with,
+};
 
 /// The public listener's routes and methods, as `crates/session-http/src/router.rs`
 /// serves them (path parameters in OpenAPI form). Update both together.
@@ -1064,24 +1066,6 @@ fn assert_code(live: &TestResponse, status: u16, code: &str) {
         (status, Some(code)),
         "{body}"
     );
-}
-
-fn init_body(session: &Value) -> Value {
-    let mut body = serde_json::Map::new();
-    for field in [
-        "widget_id",
-        "merchant_transaction_id",
-        "init_token",
-        "signature",
-        "address",
-        "currency",
-        "network",
-        "amount",
-        "type",
-    ] {
-        body.insert(field.to_owned(), session[field].clone());
-    }
-    Value::Object(body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

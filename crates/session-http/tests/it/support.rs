@@ -521,3 +521,14 @@ pub fn seed_with(edits: &[(&str, Option<&str>)]) -> String {
     }
     serde_json::Value::Object(body).to_string()
 }
+
+/// The `POST /widget/init` body a widget would send for `session` (a created
+/// session's JSON): exactly the fields the core's init schema requires.
+pub fn init_body(session: &serde_json::Value) -> serde_json::Value {
+    let fields = session_core::request::INIT_SCHEMA.required.iter();
+    serde_json::Value::Object(
+        fields
+            .map(|field| ((*field).to_owned(), session[*field].clone()))
+            .collect(),
+    )
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::support::{create_seed_session, request, start, terminate};
+use crate::support::{Bootstrap, create_seed_session, request, start, terminate};
 
 const LOOPBACK: [&str; 4] = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
 
@@ -43,27 +43,8 @@ async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
 #[tokio::test]
 async fn bootstrap_partners_authenticate() {
     let token = "ct_test_bootstrapbootstrapbootstrapbootstrap01234567";
-    let file = std::env::temp_dir().join(format!("session-bootstrap-{}.toml", std::process::id()));
-    let toml = format!(
-        r#"
-[[partner]]
-id = "acme"
-name = "Acme Wallet"
-client_tokens = ["{token}"]
-[partner.widget]
-widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
-currencies = ["USDT"]
-networks = ["TRC20"]
-fiat_currency = "EUR"
-fiat_currencies = ["EUR"]
-[[partner.wallet]]
-currency = "USDT"
-network = "TRC20"
-address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
-"#
-    );
-    std::fs::write(&file, toml).expect("write bootstrap file");
-    let path = file.to_string_lossy().into_owned();
+    let bootstrap = Bootstrap::write(token);
+    let path = bootstrap.path();
     let args: Vec<&str> = ["serve", "--store", "mem", "--bootstrap", &path]
         .into_iter()
         .chain(LOOPBACK)
@@ -77,7 +58,6 @@ address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
         .await
         .expect("request");
     assert_eq!(response.status, 200, "{}", response.body);
-    let _ = std::fs::remove_file(file);
 }
 
 #[tokio::test]
@@ -120,20 +100,10 @@ async fn an_init_token_used_after_its_lifetime_is_gone() {
         .await
         .expect("create")
         .json();
-    let mut init = serde_json::Map::new();
-    for field in [
-        "widget_id",
-        "merchant_transaction_id",
-        "init_token",
-        "signature",
-        "address",
-        "currency",
-        "network",
-        "amount",
-        "type",
-    ] {
-        init.insert(field.to_owned(), session[field].clone());
-    }
+    let fields = session_core::request::INIT_SCHEMA.required.iter();
+    let init: serde_json::Map<String, serde_json::Value> = fields
+        .map(|field| ((*field).to_owned(), session[*field].clone()))
+        .collect();
     let body = serde_json::Value::Object(init).to_string();
     // `exp` is in whole seconds: wait past the next second boundary after expiry.
     tokio::time::sleep(Duration::from_millis(2_100)).await;

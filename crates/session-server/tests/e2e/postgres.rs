@@ -14,51 +14,9 @@ use session_store_pg::PgStore;
 use session_store_pg::testing::{Mode, Proxy, TestDatabase, through, upstream};
 use tokio::sync::Mutex;
 
-use crate::support::{Server, create_seed_session, request, start};
+use crate::support::{Bootstrap, Server, create_seed_session, request, start};
 
 const TOKEN: &str = "ct_test_e2e-postgres-token-0123456789abcdefghijklmnop";
-
-/// A bootstrap file with partner `acme` and [`TOKEN`], removed on drop.
-struct Bootstrap(std::path::PathBuf);
-
-impl Bootstrap {
-    fn write() -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "session-e2e-{}.toml",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let toml = format!(
-            r#"
-[[partner]]
-id = "acme"
-name = "Acme Wallet"
-client_tokens = ["{TOKEN}"]
-[partner.widget]
-widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
-currencies = ["USDT"]
-networks = ["TRC20"]
-fiat_currency = "EUR"
-fiat_currencies = ["EUR"]
-[[partner.wallet]]
-currency = "USDT"
-network = "TRC20"
-address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
-"#
-        );
-        std::fs::write(&path, toml).expect("write bootstrap file");
-        Self(path)
-    }
-
-    fn path(&self) -> String {
-        self.0.to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for Bootstrap {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 async fn start_on(database_url: &str, bootstrap: &Bootstrap) -> Server {
     let path = bootstrap.path();
@@ -113,7 +71,7 @@ async fn three_instances_behave_as_one() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let bootstrap = Bootstrap::write();
+    let bootstrap = Bootstrap::write(TOKEN);
     // Started together: migrations and bootstrap race on a fresh database.
     let (a, b, c) = tokio::join!(
         start_on(database.url(), &bootstrap),
@@ -196,7 +154,7 @@ async fn sigkill_loses_no_acknowledged_session() {
     let Some(database) = TestDatabase::create().await else {
         return;
     };
-    let bootstrap = Bootstrap::write();
+    let bootstrap = Bootstrap::write(TOKEN);
     let mut server = start_on(database.url(), &bootstrap).await;
     let addr = server.public;
     let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -261,7 +219,7 @@ async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
     };
     let proxy = Proxy::start(server_addr).await;
     let proxied = through(database.url(), proxy.addr).expect("TCP connection string");
-    let bootstrap = Bootstrap::write();
+    let bootstrap = Bootstrap::write(TOKEN);
     let server = start_on(&proxied, &bootstrap).await;
     let (addr, admin) = (server.public, server.admin);
 

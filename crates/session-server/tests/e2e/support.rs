@@ -147,3 +147,45 @@ pub fn terminate(child: &Child) {
             .status();
     }
 }
+
+/// A bootstrap file with partner `acme` holding one client token, removed on drop.
+pub struct Bootstrap(std::path::PathBuf);
+
+impl Bootstrap {
+    pub fn write(token: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "session-e2e-{}.toml",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let toml = format!(
+            r#"
+[[partner]]
+id = "acme"
+name = "Acme Wallet"
+client_tokens = ["{token}"]
+[partner.widget]
+widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
+currencies = ["USDT"]
+networks = ["TRC20"]
+fiat_currency = "EUR"
+fiat_currencies = ["EUR"]
+[[partner.wallet]]
+currency = "USDT"
+network = "TRC20"
+address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
+"#
+        );
+        std::fs::write(&path, toml).expect("write bootstrap file");
+        Self(path)
+    }
+
+    pub fn path(&self) -> String {
+        self.0.to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for Bootstrap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
