@@ -856,7 +856,7 @@ fn error_rows_match_the_one_error_table() {
         .expect("info.description");
     for kind in ErrorKind::ALL {
         let (status, _, code) = kind.triple();
-        if NOT_SERVED.contains(&kind) {
+        if NOT_SERVED.contains(kind) {
             assert!(
                 !documented.contains(&(status, code)),
                 "{kind:?} is not served and must not be listed as a response"
