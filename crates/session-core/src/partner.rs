@@ -15,7 +15,7 @@ use crate::value::{Address, AddressRule, Code, DEFAULT_DECIMALS, RedirectUrl, Tx
 
 /// A partner's identifier: 1–64 chars of `[a-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PartnerId(Box<str>);
+pub struct PartnerId(Arc<str>);
 
 impl PartnerId {
     pub fn parse(text: &str) -> Result<Self, &'static str> {

@@ -35,7 +35,7 @@ pub struct Session {
     pub widget: Arc<WidgetView>,
     pub signature: Signature,
     /// The partner signing key that produced `signature`.
-    pub signing_kid: String,
+    pub signing_kid: Arc<str>,
     /// The init token's `jti`; the token itself is never stored.
     pub init_token_jti: String,
     pub init_token_expires_at: Timestamp,

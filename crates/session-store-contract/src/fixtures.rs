@@ -108,7 +108,7 @@ pub fn sample_session(partner: &Partner, user: &str, email: &str, n: u32) -> Arc
         widget: Arc::clone(&widget),
         signature: Signature::parse(&format!("v2:{}", "0".repeat(128)))
             .unwrap_or_else(|| panic!("zero signature parses")),
-        signing_kid: partner.signing.current().kid().to_owned(),
+        signing_kid: partner.signing.current().kid_shared().clone(),
         init_token_jti: format!("jti-{n}-{}", Uuid::new_v4().simple()),
         init_token_expires_at: at(3_600),
         created_at: at(i64::from(n)),

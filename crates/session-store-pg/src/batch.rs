@@ -273,7 +273,7 @@ async fn insert_rows(client: &mut Client, sessions: &[&Session]) -> Result<(), F
     let langs = column(|s| s.widget.lang.as_str());
     let themes = column(|s| s.widget.theme.as_str());
     let signatures = column(|s| s.signature.as_str());
-    let kids = column(|s| s.signing_kid.as_str());
+    let kids = column(|s| &*s.signing_kid);
     let jtis = column(|s| s.init_token_jti.as_str());
     let jti_expiry: Vec<PgTime> = sessions
         .iter()

@@ -174,7 +174,7 @@ pub(crate) fn stored_session(row: &Row) -> Result<StoredSession, Fault> {
             .transpose()?,
         widget: Arc::new(widget),
         signature: some("signature", Signature::parse(text("signature")?))?,
-        signing_kid: row.try_get("signing_kid")?,
+        signing_kid: Arc::from(row.try_get::<_, &str>("signing_kid")?),
         init_token_jti: row.try_get("init_token_jti")?,
         init_token_expires_at: time(row, "init_token_expires_at")?,
         created_at: time(row, "created_at")?,

@@ -32,33 +32,42 @@ impl SessionService {
         if request.tx_type == TxType::Sell && !partner.offramp_enabled {
             return Err(Rejection::of(ErrorKind::OfframpDisabled));
         }
-        if !view.currencies.contains(&request.currency) {
+        // The partner's own (shared) codes are kept, not the request's copies:
+        // equal values, and the session then costs no allocation for them.
+        let Some(currency) = view
+            .currencies
+            .iter()
+            .find(|c| **c == request.currency)
+            .cloned()
+        else {
             let message = format!(
                 "currency \"{}\" is not enabled for this partner",
                 request.currency
             );
             return Err(Rejection::new(ErrorKind::CurrencyNotAllowed, message));
-        }
-        if !view.networks.contains(&request.network) {
+        };
+        let Some(network) = view
+            .networks
+            .iter()
+            .find(|n| **n == request.network)
+            .cloned()
+        else {
             let message = format!(
                 "network \"{}\" is not enabled for this partner",
                 request.network
             );
             return Err(Rejection::new(ErrorKind::NetworkNotAllowed, message));
-        }
+        };
         let address = match request.address {
             Some(address) => address,
             None => self
                 .ports
                 .wallets
-                .resolve(partner, &request.currency, &request.network)
+                .resolve(partner, &currency, &network)
                 .await
                 .map_err(upstream_rejection)?
                 .ok_or_else(|| {
-                    let message = format!(
-                        "no active wallet for {} on {}",
-                        request.currency, request.network
-                    );
+                    let message = format!("no active wallet for {} on {}", currency, network);
                     Rejection::new(ErrorKind::WalletNotSupported, message)
                 })?,
         };
@@ -81,8 +90,8 @@ impl SessionService {
             merchant_transaction_id: &id_text,
             address: address.as_str(),
             client_ip: request.client_ip.as_ref().map_or("", ClientIp::as_str),
-            currency: request.currency.as_str(),
-            network: request.network.as_str(),
+            currency: currency.as_str(),
+            network: network.as_str(),
             amount: request.amount.as_str(),
             tx_type: request.tx_type.as_str(),
             widget_id: &widget_id_text,
@@ -92,15 +101,15 @@ impl SessionService {
             partner_id: partner.id.clone(),
             user: request.user,
             tx_type: request.tx_type,
-            currency: request.currency,
-            network: request.network,
+            currency,
+            network,
             amount: request.amount,
             address,
             client_ip: request.client_ip,
             redirect_url: request.redirect_url,
             widget: view.clone(),
             signature,
-            signing_kid: partner.signing.current().kid().to_owned(),
+            signing_kid: partner.signing.current().kid_shared().clone(),
             init_token_jti: minted.jti,
             init_token_expires_at: minted.expires_at,
             created_at: now,

@@ -1,10 +1,14 @@
 //! Destination wallet addresses, checked against the shape of their network.
 
+use std::sync::Arc;
+
 use super::{Code, Invalid};
 
 /// A wallet address that looks right for its network.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Address(Box<str>);
+///
+/// Shared (`Arc`): a resolved wallet address is the partner's own value.
+pub struct Address(Arc<str>);
 
 /// How strictly an address's characters are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

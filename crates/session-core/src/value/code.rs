@@ -1,12 +1,16 @@
 //! `network` and `currency` codes.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::Invalid;
 
 /// A currency or network code: 1–32 chars of `[A-Za-z0-9_-]`, case-sensitive.
+///
+/// Shared (`Arc`): a session takes its codes from the partner's configuration,
+/// so storing one costs a reference count, not an allocation.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Code(Box<str>);
+pub struct Code(Arc<str>);
 
 impl Code {
     pub const MAX_LEN: usize = 32;

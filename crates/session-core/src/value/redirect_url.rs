@@ -1,6 +1,7 @@
 //! Where the widget sends the user when the transaction is done.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use url::{Host, Url};
 
@@ -9,9 +10,11 @@ use super::Invalid;
 /// An absolute `https` URL (plain `http` only for localhost or a loopback
 /// address), at most 2048 characters, without credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Shared (`Arc`): most sessions use the partner's default URL.
 pub struct RedirectUrl {
-    text: Box<str>,
-    host: Box<str>,
+    text: Arc<str>,
+    host: Arc<str>,
 }
 
 impl RedirectUrl {
