@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::pg;
 use files::WorkDir;
-use report::{IdleReport, MemPoint, PgPoint, PgReport, Report};
+use report::{IdleReport, MemPoint, PgPoint, PgReport, Report, Series};
 use server::Server;
 use wrk::{Wrk, WrkResult};
 
@@ -51,6 +51,11 @@ pub struct LoadArgs {
     /// Concurrent connections of the measured points (comma-separated)
     #[arg(long, value_delimiter = ',', default_value = "16,64,256", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub connections: Vec<u32>,
+    /// How many times to run the whole sweep of paired points (baseline, then ours, at
+    /// every concurrency); each row reports the round with the median ratio, next to
+    /// every round's ratio
+    #[arg(long, default_value_t = DEFAULT_ROUNDS, value_parser = clap::value_parser!(u32).range(1..=MAX_ROUNDS))]
+    pub rounds: u32,
     /// Skip the idle-connection memory test
     #[arg(long)]
     pub no_idle: bool,
@@ -80,6 +85,11 @@ pub enum StoreChoice {
 
 /// The concurrency of the idle test's active clients, and of the targets.
 pub const TARGET_CONNECTIONS: u32 = 64;
+
+/// Rounds of the sweep by default: an odd count, so the median is one round.
+const DEFAULT_ROUNDS: u32 = 3;
+/// More rounds than this is a mistake (each takes minutes).
+const MAX_ROUNDS: i64 = 25;
 
 /// How long each point warms up before the measured run.
 const WARMUP_SECS: u64 = 2;
@@ -159,36 +169,52 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     drop(ours);
 
-    // Interleaved point by point, so slow drift of the VM hits both sides alike. Each
+    // Interleaved point by point, so slow drift of the VM hits both sides alike, and
+    // the whole sweep repeated in rounds, since one pair is too noisy to judge by. Each
     // in-memory point gets a fresh server: its store keeps every session, and a store
     // grown by the previous points would make a point depend on the ones before it.
-    let mut mem_points = Vec::new();
-    let mut pg_points = Vec::new();
+    let mut mem_points: Vec<Series<MemPoint>> =
+        plan.connections.iter().copied().map(Series::new).collect();
+    let mut pg_points: Vec<Series<PgPoint>> = match &postgres {
+        Some(_) => plan.connections.iter().copied().map(Series::new).collect(),
+        None => Vec::new(),
+    };
     let mut warnings = Vec::new();
-    for &connections in &plan.connections {
-        let base = runner.point(&baseline, connections, &mut log)?;
-        let ours = mem.start(&mut log)?;
-        let mine = runner.point(&ours, connections, &mut log)?;
-        let store = report::StoreGrowth {
-            sessions: ours.requests_sent(),
-            memory: idle::memory(ours.pid())?,
-        };
-        warnings.extend(ours.warnings());
-        drop(ours);
-        mem_points.push(MemPoint {
-            connections,
-            ours: mine,
-            baseline: base,
-            store,
-        });
-        if let (Some(setup), Some(server)) = (&postgres, &ours_pg) {
-            let bench = setup.point(&plan, connections, &mut log)?;
-            let mine = runner.point(server, connections, &mut log)?;
-            pg_points.push(PgPoint {
-                connections,
+    for round in 1..=plan.rounds {
+        cargo::header(
+            &format!("round {round}/{}", plan.rounds),
+            "at each concurrency the baseline, then ours",
+        );
+        for (at, &connections) in plan.connections.iter().enumerate() {
+            let base = runner.point(&baseline, connections, &mut log)?;
+            let ours = mem.start(&mut log)?;
+            let mine = runner.point(&ours, connections, &mut log)?;
+            let store = report::StoreGrowth {
+                sessions: ours.requests_sent(),
+                memory: idle::memory(ours.pid())?,
+            };
+            warnings.extend(ours.warnings());
+            drop(ours);
+            print_ratio(
+                "ours (mem) / bare hyper",
+                &mine,
+                base.requests_per_sec(),
+                Some(base.p99_us),
+            );
+            mem_points[at].rounds.push(MemPoint {
                 ours: mine,
-                pgbench: bench,
+                baseline: base,
+                store,
             });
+            if let (Some(setup), Some(server)) = (&postgres, &ours_pg) {
+                let bench = setup.point(&plan, connections, &mut log)?;
+                let mine = runner.point(server, connections, &mut log)?;
+                print_ratio("ours (postgres) / pgbench", &mine, bench.result.tps, None);
+                pg_points[at].rounds.push(PgPoint {
+                    ours: mine,
+                    pgbench: bench,
+                });
+            }
         }
     }
     for server in [Some(&baseline), ours_pg.as_ref()].into_iter().flatten() {
@@ -215,6 +241,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         duration_secs: plan.duration_secs,
         warmup_secs: WARMUP_SECS,
         threads: plan.threads,
+        rounds: plan.rounds,
         distinct_users: plan.bodies == wrk::Bodies::DistinctUsers,
         invocation: plan.invocation(),
         response_bytes,
@@ -263,6 +290,22 @@ fn finish(report: &Report, plan: &Plan, root: &Path) -> Result<()> {
         "some measurements do not count (marked ⚠ above):\n  {}",
         problems.join("\n  ")
     )))
+}
+
+/// Prints a pair's throughput ratio (and p99 ratio, given the baseline's p99) as the
+/// run goes.
+fn print_ratio(what: &str, ours: &WrkResult, base_per_sec: f64, base_p99_us: Option<f64>) {
+    if base_per_sec <= 0.0 {
+        return;
+    }
+    let p99 = base_p99_us
+        .filter(|&base| base > 0.0)
+        .map(|base| format!(", p99 {:.2}×", ours.p99_us / base))
+        .unwrap_or_default();
+    println!(
+        "    {what}: throughput {:.2}×{p99}",
+        ours.requests_per_sec() / base_per_sec
+    );
 }
 
 /// The idle-connection test: the active point on a fresh server without idle
@@ -373,6 +416,7 @@ struct Plan {
     database_url: Option<String>,
     duration_secs: u64,
     connections: Vec<u32>,
+    rounds: u32,
     idle: bool,
     idle_connections: u32,
     write: bool,
@@ -403,6 +447,7 @@ impl Plan {
             database_url: args.database_url.clone(),
             duration_secs: args.duration,
             connections,
+            rounds: args.rounds,
             idle: !args.no_idle,
             idle_connections: args.idle_connections,
             write: !args.no_write,
@@ -428,6 +473,9 @@ impl Plan {
         if self.connections != [16, 64, 256] {
             let list: Vec<String> = self.connections.iter().map(u32::to_string).collect();
             line.push_str(&format!(" --connections {}", list.join(",")));
+        }
+        if self.rounds != DEFAULT_ROUNDS {
+            line.push_str(&format!(" --rounds {}", self.rounds));
         }
         if self.threads != 2 {
             line.push_str(&format!(" --threads {}", self.threads));
@@ -728,6 +776,7 @@ mod tests {
         assert_eq!(plan.store, StoreChoice::Mem);
         assert_eq!(plan.duration_secs, 10);
         assert_eq!(plan.connections, [16, 64, 256]);
+        assert_eq!(plan.rounds, 3);
         assert!(plan.idle && plan.write && !plan.pgbench_only);
         assert_eq!((plan.threads, plan.idle_connections), (2, 10_000));
         assert_eq!(plan.invocation(), "cargo xtask load");
@@ -742,6 +791,8 @@ mod tests {
             "1m",
             "--connections",
             "64,16,64",
+            "--rounds",
+            "1",
             "--no-idle",
             "--no-write",
             "--threads",
@@ -752,23 +803,26 @@ mod tests {
         assert_eq!(plan.store, StoreChoice::Postgres);
         assert_eq!(plan.duration_secs, 60);
         assert_eq!(plan.connections, [64, 16], "duplicates dropped, order kept");
+        assert_eq!(plan.rounds, 1);
         assert!(!plan.idle && !plan.write);
         assert_eq!(plan.bodies, wrk::Bodies::DistinctUsers);
         assert_eq!(
             plan.invocation(),
-            "cargo xtask load --store postgres --duration 60s --connections 64,16 --threads 4 \
-             --distinct-users --no-idle"
+            "cargo xtask load --store postgres --duration 60s --connections 64,16 --rounds 1 \
+             --threads 4 --distinct-users --no-idle"
         );
     }
 
     #[test]
     fn bad_flags_are_rejected() {
-        let cases: [(&[&str], &str); 6] = [
+        let cases: [(&[&str], &str); 8] = [
             (&["--connections", "0"], "zero connections"),
             (&["--connections", ""], "empty list"),
             (&["--duration", "0s"], "zero duration"),
             (&["--duration", "10h"], "unknown unit"),
             (&["--threads", "0"], "zero threads"),
+            (&["--rounds", "0"], "zero rounds"),
+            (&["--rounds", "26"], "too many rounds"),
             (
                 &["--database-url", "postgres://x@y/z"],
                 "url without postgres",

@@ -41,12 +41,14 @@ pub struct Report {
     pub duration_secs: u64,
     pub warmup_secs: u64,
     pub threads: u32,
+    /// How many times the sweep of paired points ran (`--rounds`).
+    pub rounds: u32,
     /// Whether each request had its own partner_user_id (else the seed's one user).
     pub distinct_users: bool,
     pub invocation: String,
     /// Size of the `POST /widget/session` answer per server, as checked before the load.
     pub response_bytes: Vec<(String, usize)>,
-    pub mem: Vec<MemPoint>,
+    pub mem: Vec<Series<MemPoint>>,
     pub pg: Option<PgReport>,
     pub idle: Option<IdleReport>,
     pub commands: Vec<String>,
@@ -62,22 +64,67 @@ pub struct StoreGrowth {
     pub memory: Memory,
 }
 
-/// One concurrency: our in-memory server and bare hyper, back to back.
+/// Every round's paired run at one concurrency, in the order the rounds ran.
+#[derive(Debug, Clone)]
+pub struct Series<T> {
+    pub connections: u32,
+    pub rounds: Vec<T>,
+}
+
+impl<T> Series<T> {
+    /// No rounds yet.
+    pub fn new(connections: u32) -> Self {
+        Self {
+            connections,
+            rounds: Vec::new(),
+        }
+    }
+}
+
+/// One paired run: bare hyper, then our in-memory server, back to back.
 #[derive(Debug, Clone, Copy)]
 pub struct MemPoint {
-    pub connections: u32,
     pub ours: WrkResult,
     pub baseline: WrkResult,
     /// Our fresh server at the end of the point.
     pub store: StoreGrowth,
 }
 
-/// One concurrency: our PostgreSQL-backed server and pgbench, back to back.
+impl MemPoint {
+    /// Our throughput over bare hyper's.
+    fn throughput_ratio(&self) -> f64 {
+        ratio(
+            self.ours.requests_per_sec(),
+            self.baseline.requests_per_sec(),
+        )
+    }
+
+    /// Our p99 over bare hyper's.
+    fn p99_ratio(&self) -> f64 {
+        ratio(self.ours.p99_us, self.baseline.p99_us)
+    }
+
+    fn valid(&self) -> bool {
+        valid(&[&self.ours, &self.baseline])
+    }
+}
+
+/// One paired run: pgbench, then our PostgreSQL-backed server, back to back.
 #[derive(Debug, Clone, Copy)]
 pub struct PgPoint {
-    pub connections: u32,
     pub ours: WrkResult,
     pub pgbench: PgbenchPoint,
+}
+
+impl PgPoint {
+    /// Our requests per second over pgbench's transactions per second.
+    fn throughput_ratio(&self) -> f64 {
+        ratio(self.ours.requests_per_sec(), self.pgbench.result.tps)
+    }
+
+    fn valid(&self) -> bool {
+        valid(&[&self.ours]) && self.pgbench.result.failed == 0
+    }
 }
 
 #[derive(Debug)]
@@ -86,7 +133,7 @@ pub struct PgReport {
     pub pgbench_version: String,
     /// Where the database came from, password-free.
     pub source: String,
-    pub points: Vec<PgPoint>,
+    pub points: Vec<Series<PgPoint>>,
 }
 
 /// The idle-connection test on a fresh in-memory server.
@@ -140,6 +187,145 @@ pub struct TargetRow {
     pub verdict: Verdict,
 }
 
+/// Which way a ratio is better for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Better {
+    /// Throughput ratios.
+    Higher,
+    /// Latency ratios.
+    Lower,
+}
+
+/// The index of the round whose ratio is the median of `ratios`, so that a reported
+/// row is one real paired run rather than numbers averaged from different runs. With
+/// an even count there is no middle round: the worse of the two middle ones (by
+/// `better`) is taken. A ratio that is not a number counts as the worst. `None` when
+/// there are no rounds.
+pub fn median_round(ratios: &[f64], better: Better) -> Option<usize> {
+    if ratios.is_empty() {
+        return None;
+    }
+    let order = ascending(ratios, better);
+    let n = order.len();
+    let at = match (n % 2, better) {
+        (1, _) => n / 2,
+        (_, Better::Higher) => n / 2 - 1,
+        (_, Better::Lower) => n / 2,
+    };
+    Some(order[at])
+}
+
+/// The round indices of `ratios` from the lowest ratio to the highest (ties in round
+/// order), with a ratio that is not a number at the worse end.
+fn ascending(ratios: &[f64], better: Better) -> Vec<usize> {
+    let key = |i: usize| {
+        let value = ratios[i];
+        match (value.is_nan(), better) {
+            (false, _) => value,
+            (true, Better::Higher) => f64::NEG_INFINITY,
+            (true, Better::Lower) => f64::INFINITY,
+        }
+    };
+    let mut order: Vec<usize> = (0..ratios.len()).collect();
+    order.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(a.cmp(&b)));
+    order
+}
+
+/// One ratio over the rounds of a series: the median round and every round's value.
+struct Pick<'a, T> {
+    /// Index of the median round (0-based).
+    round: usize,
+    point: &'a T,
+    ratio: f64,
+    ratios: Vec<f64>,
+    /// Whether each round's runs count.
+    valid: Vec<bool>,
+    better: Better,
+}
+
+impl<T> Pick<'_, T> {
+    /// Every round's ratio, lowest first, the median one in bold when there are
+    /// several, each round that does not count marked ⚠: `0.55 / **0.58** / 0.61`.
+    fn spread(&self) -> String {
+        let several = self.ratios.len() > 1;
+        ascending(&self.ratios, self.better)
+            .into_iter()
+            .map(|i| {
+                let value = number(self.ratios[i]);
+                let value = if several && i == self.round {
+                    format!("**{value}**")
+                } else {
+                    value
+                };
+                if self.valid[i] {
+                    value
+                } else {
+                    format!("{value} ⚠")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" / ")
+    }
+
+    /// `2 of 3`: which round the row is.
+    fn which(&self) -> String {
+        format!("{} of {}", self.round + 1, self.ratios.len())
+    }
+
+    /// For the targets: `median of 3 paired rounds: 0.55 / **0.58** / 0.61`.
+    fn median_of(&self) -> String {
+        match self.ratios.len() {
+            1 => "one paired round".to_owned(),
+            n => format!("median of {n} paired rounds: {}", self.spread()),
+        }
+    }
+
+    fn all_valid(&self) -> bool {
+        self.valid.iter().all(|&v| v)
+    }
+}
+
+/// The median round of `series` by `ratio`; `None` when it has no rounds.
+fn pick<'a, T>(
+    series: &'a Series<T>,
+    ratio: impl Fn(&T) -> f64,
+    valid: impl Fn(&T) -> bool,
+    better: Better,
+) -> Option<Pick<'a, T>> {
+    let ratios: Vec<f64> = series.rounds.iter().map(&ratio).collect();
+    let round = median_round(&ratios, better)?;
+    Some(Pick {
+        round,
+        point: &series.rounds[round],
+        ratio: ratios[round],
+        valid: series.rounds.iter().map(valid).collect(),
+        ratios,
+        better,
+    })
+}
+
+fn mem_by_throughput(series: &Series<MemPoint>) -> Option<Pick<'_, MemPoint>> {
+    pick(
+        series,
+        MemPoint::throughput_ratio,
+        MemPoint::valid,
+        Better::Higher,
+    )
+}
+
+fn mem_by_p99(series: &Series<MemPoint>) -> Option<Pick<'_, MemPoint>> {
+    pick(series, MemPoint::p99_ratio, MemPoint::valid, Better::Lower)
+}
+
+fn pg_by_throughput(series: &Series<PgPoint>) -> Option<Pick<'_, PgPoint>> {
+    pick(
+        series,
+        PgPoint::throughput_ratio,
+        PgPoint::valid,
+        Better::Higher,
+    )
+}
+
 /// The generated Markdown, without the markers.
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -184,28 +370,27 @@ pub fn render_pgbench_only(
 /// The measurements that do not count, one line each; empty when all do.
 pub fn problems(report: &Report) -> Vec<String> {
     let mut runs: Vec<(String, &WrkResult)> = Vec::new();
-    for point in &report.mem {
-        runs.push((
-            format!("ours (mem) at {} connections", point.connections),
-            &point.ours,
-        ));
-        runs.push((
-            format!("bare hyper at {} connections", point.connections),
-            &point.baseline,
-        ));
+    for series in &report.mem {
+        for (i, point) in series.rounds.iter().enumerate() {
+            let at = at(series.connections, i, report.rounds);
+            runs.push((format!("ours (mem) at {at}"), &point.ours));
+            runs.push((format!("bare hyper at {at}"), &point.baseline));
+        }
     }
     let mut failures = Vec::new();
     if let Some(pg) = &report.pg {
-        for point in &pg.points {
-            runs.push((
-                format!("ours (postgres) at {} connections", point.connections),
-                &point.ours,
-            ));
-            if point.pgbench.result.failed > 0 {
-                failures.push(format!(
-                    "pgbench at {} clients: {} failed transactions",
-                    point.pgbench.clients, point.pgbench.result.failed
-                ));
+        for series in &pg.points {
+            for (i, point) in series.rounds.iter().enumerate() {
+                let at = at(series.connections, i, report.rounds);
+                runs.push((format!("ours (postgres) at {at}"), &point.ours));
+                if point.pgbench.result.failed > 0 {
+                    failures.push(format!(
+                        "pgbench at {} clients{}: {} failed transactions",
+                        point.pgbench.clients,
+                        round_suffix(i, report.rounds),
+                        point.pgbench.result.failed
+                    ));
+                }
             }
         }
     }
@@ -282,51 +467,38 @@ pub fn targets(report: &Report) -> Vec<TargetRow> {
     let at64 = report
         .mem
         .iter()
-        .find(|p| p.connections == TARGET_CONNECTIONS);
-    rows.push(match at64 {
-        None => not_measured("in-memory throughput at 64 connections ≥ 0.6× bare hyper"),
-        Some(point) => {
-            let ratio = ratio(
-                point.ours.requests_per_sec(),
-                point.baseline.requests_per_sec(),
-            );
-            TargetRow {
-                target: format!(
-                    "in-memory throughput at 64 connections ≥ {MEM_THROUGHPUT_TARGET}× bare hyper"
-                ),
-                measured: format!(
-                    "{} ({} vs {} req/s)",
-                    times(ratio),
-                    thousands(point.ours.requests_per_sec()),
-                    thousands(point.baseline.requests_per_sec())
-                ),
-                verdict: judge(
-                    valid(&[&point.ours, &point.baseline]),
-                    ratio >= MEM_THROUGHPUT_TARGET,
-                ),
-            }
-        }
+        .find(|series| series.connections == TARGET_CONNECTIONS);
+    let throughput_target =
+        format!("in-memory throughput at 64 connections ≥ {MEM_THROUGHPUT_TARGET}× bare hyper");
+    rows.push(match at64.and_then(mem_by_throughput) {
+        None => not_measured(&throughput_target),
+        Some(pick) => TargetRow {
+            target: throughput_target,
+            measured: format!(
+                "{} ({} vs {} req/s); {}",
+                times(pick.ratio),
+                thousands(pick.point.ours.requests_per_sec()),
+                thousands(pick.point.baseline.requests_per_sec()),
+                pick.median_of()
+            ),
+            verdict: judge(pick.all_valid(), pick.ratio >= MEM_THROUGHPUT_TARGET),
+        },
     });
-    rows.push(match at64 {
-        None => not_measured("in-memory p99 at 64 connections ≤ 1.5× bare hyper's"),
-        Some(point) => {
-            let ratio = ratio(point.ours.p99_us, point.baseline.p99_us);
-            TargetRow {
-                target: format!(
-                    "in-memory p99 at 64 connections ≤ {MEM_P99_TARGET}× bare hyper's p99"
-                ),
-                measured: format!(
-                    "{} ({} vs {} ms)",
-                    times(ratio),
-                    ms(point.ours.p99_us),
-                    ms(point.baseline.p99_us)
-                ),
-                verdict: judge(
-                    valid(&[&point.ours, &point.baseline]),
-                    ratio <= MEM_P99_TARGET,
-                ),
-            }
-        }
+    let p99_target =
+        format!("in-memory p99 at 64 connections ≤ {MEM_P99_TARGET}× bare hyper's p99");
+    rows.push(match at64.and_then(mem_by_p99) {
+        None => not_measured(&p99_target),
+        Some(pick) => TargetRow {
+            target: p99_target,
+            measured: format!(
+                "{} ({} vs {} ms); {}",
+                times(pick.ratio),
+                ms(pick.point.ours.p99_us),
+                ms(pick.point.baseline.p99_us),
+                pick.median_of()
+            ),
+            verdict: judge(pick.all_valid(), pick.ratio <= MEM_P99_TARGET),
+        },
     });
     let pg_target = format!(
         "PostgreSQL store throughput at 64 connections ≥ {PG_TARGET}× pgbench one-row insert TPS \
@@ -335,33 +507,30 @@ pub fn targets(report: &Report) -> Vec<TargetRow> {
     let pg64 = report.pg.as_ref().and_then(|pg| {
         pg.points
             .iter()
-            .find(|p| p.connections == TARGET_CONNECTIONS)
+            .find(|series| series.connections == TARGET_CONNECTIONS)
     });
-    rows.push(match pg64 {
+    rows.push(match pg64.and_then(pg_by_throughput) {
         None => not_measured(&pg_target),
-        Some(point) => {
-            let ratio = ratio(point.ours.requests_per_sec(), point.pgbench.result.tps);
-            let ok = valid(&[&point.ours]) && point.pgbench.result.failed == 0;
-            TargetRow {
-                target: pg_target,
-                measured: format!(
-                    "{} ({} req/s vs {} TPS at {} clients)",
-                    times(ratio),
-                    thousands(point.ours.requests_per_sec()),
-                    thousands(point.pgbench.result.tps),
-                    point.pgbench.clients
-                ),
-                verdict: if !ok {
-                    Verdict::Invalid
-                } else if ratio >= PG_STRETCH {
-                    Verdict::MetStretch
-                } else if ratio >= PG_TARGET {
-                    Verdict::MetNotStretch
-                } else {
-                    Verdict::NotMet
-                },
-            }
-        }
+        Some(pick) => TargetRow {
+            target: pg_target,
+            measured: format!(
+                "{} ({} req/s vs {} TPS at {} clients); {}",
+                times(pick.ratio),
+                thousands(pick.point.ours.requests_per_sec()),
+                thousands(pick.point.pgbench.result.tps),
+                pick.point.pgbench.clients,
+                pick.median_of()
+            ),
+            verdict: if !pick.all_valid() {
+                Verdict::Invalid
+            } else if pick.ratio >= PG_STRETCH {
+                Verdict::MetStretch
+            } else if pick.ratio >= PG_TARGET {
+                Verdict::MetNotStretch
+            } else {
+                Verdict::NotMet
+            },
+        },
     });
     let idle_rss = format!(
         "{} idle keep-alive connections cost under {IDLE_RSS_TARGET_MIB:.0} MiB RSS",
@@ -426,6 +595,28 @@ fn intro(out: &mut String, report: &Report) {
          session write also touches that one user's row (a hot-row worst case; \
          `--distinct-users` gives each request its own user)"
     };
+    let rounds = match report.rounds {
+        1 => "This run did one round (`--rounds 1`), so every row below is a single paired run \
+              and carries that noise in full."
+            .to_owned(),
+        n => format!(
+            "This run did {n} rounds. For each concurrency a row reports the round whose ratio \
+             is the median of the {n} rounds, so every number in a row comes from one real \
+             paired run, never from numbers averaged across runs; next to it, all {n} rounds' \
+             ratios, lowest first with the row's in bold, show the spread{even}. Throughput and \
+             latency are picked separately, each round by its own ratio (ours/baseline req/s; \
+             ours/baseline p99), because the round with the median throughput need not be the \
+             one with the median p99, so the in-memory store has a throughput table and a \
+             latency table whose rows may come from different rounds (the round column says \
+             which). The targets are judged on these medians.",
+            even = if n % 2 == 0 {
+                " (with an even number of rounds there is no middle one: the row is the worse \
+                 of the two middle rounds)"
+            } else {
+                ""
+            }
+        ),
+    };
     let _ = write!(
         out,
         "## What is measured\n\n\
@@ -436,12 +627,17 @@ fn intro(out: &mut String, report: &Report) {
          `--store postgres` it also measures the PostgreSQL store against pgbench inserting one \
          row per transaction, the database ceiling.\n\n\
          Figures are ratios to those baselines because this VM drifts by 10-20 % (at times far \
-         more) between runs: only numbers from the same run compare. Points are interleaved \
-         (baseline, then ours, at each concurrency) so drift hits both alike. Each point is a \
-         {warmup} s warm-up, thrown away, then {duration} s measured, with {threads} wrk threads \
-         that share the machine's cores with the server (so latencies include wrk's own \
-         scheduling). wrk measures closed-loop latency, which understates the tail under \
-         overload.\n\n\
+         more) between runs: only numbers from the same run compare. Even one paired point (a \
+         baseline run, then ours) is noisy: the same binary measured twice back to back can \
+         differ by more than 30 %, and the ratio of a single pair swings by about ±10 % from run to \
+         run. So the sweep runs in rounds: each round measures, at every concurrency in turn, \
+         the baseline and then ours back to back (bare hyper, then ours on a fresh in-memory \
+         server; with `--store postgres` also pgbench, then ours on the PostgreSQL store), so drift hits \
+         both sides of a pair alike, and the rounds follow each other. {rounds}\n\n\
+         Each point is a {warmup} s warm-up, thrown away, then {duration} s measured, with \
+         {threads} wrk threads that share the machine's cores with the server (so latencies \
+         include wrk's own scheduling). wrk measures closed-loop latency, which understates the \
+         tail under overload.\n\n\
          Generated {date} by `{invocation}` (the whole run took {elapsed}).\n\n",
         warmup = report.warmup_secs,
         duration = report.duration_secs,
@@ -495,53 +691,93 @@ fn machine(out: &mut String, report: &Report) {
 }
 
 fn mem_table(out: &mut String, report: &Report) {
+    out.push_str("## In-memory store vs bare hyper\n\n");
+    let several = report.rounds > 1;
     let _ = writeln!(
         out,
-        "## In-memory store vs bare hyper\n\n\
-         | connections | ours req/s | bare hyper req/s | ratio | ours p50 / p99 / p99.9 (ms) \
-         | bare hyper p50 / p99 / p99.9 (ms) | p99 ratio |\n\
-         |---:|---:|---:|---:|---:|---:|---:|"
+        "### Throughput\n\n{}\n\n\
+         | connections | ours req/s | bare hyper req/s | ratio | all rounds' ratios | round |\n\
+         |---:|---:|---:|---:|---:|---:|",
+        if several {
+            "Each row is the round whose throughput ratio is the median of the rounds."
+        } else {
+            "One round: each row is the only paired run."
+        }
     );
-    let mut notes = Vec::new();
-    for point in &report.mem {
+    let mut growth = Vec::new();
+    for series in &report.mem {
+        let Some(pick) = mem_by_throughput(series) else {
+            continue;
+        };
+        let point = pick.point;
         let _ = writeln!(
             out,
-            "| {} | {}{} | {}{} | {} | {} | {} | {} |",
-            point.connections,
+            "| {} | {}{} | {}{} | {} | {} | {} |",
+            series.connections,
             thousands(point.ours.requests_per_sec()),
             flag(&point.ours),
             thousands(point.baseline.requests_per_sec()),
             flag(&point.baseline),
-            times(ratio(
-                point.ours.requests_per_sec(),
-                point.baseline.requests_per_sec()
-            )),
-            percentiles(&point.ours),
-            percentiles(&point.baseline),
-            times(ratio(point.ours.p99_us, point.baseline.p99_us)),
+            times(pick.ratio),
+            pick.spread(),
+            pick.which(),
         );
-        note(&mut notes, "ours", point.connections, &point.ours);
-        note(&mut notes, "bare hyper", point.connections, &point.baseline);
+        growth.push(format!(
+            "{} sessions and VmRSS {:.0} MiB after the {}-connection point",
+            thousands(point.store.sessions as f64),
+            mib(point.store.memory.rss_kib),
+            series.connections
+        ));
+    }
+    let _ = writeln!(
+        out,
+        "\n### Latency\n\n{}\n\n\
+         | connections | ours p50 / p99 / p99.9 (ms) | bare hyper p50 / p99 / p99.9 (ms) \
+         | p99 ratio | all rounds' p99 ratios | round |\n\
+         |---:|---:|---:|---:|---:|---:|",
+        if several {
+            "Each row is the round whose p99 ratio (ours over bare hyper's) is the median of the \
+             rounds, which may be another round than the throughput row's."
+        } else {
+            "One round: each row is the only paired run."
+        }
+    );
+    let mut notes = Vec::new();
+    for series in &report.mem {
+        let Some(pick) = mem_by_p99(series) else {
+            continue;
+        };
+        let point = pick.point;
+        let _ = writeln!(
+            out,
+            "| {} | {}{} | {}{} | {} | {} | {} |",
+            series.connections,
+            percentiles(&point.ours),
+            flag(&point.ours),
+            percentiles(&point.baseline),
+            flag(&point.baseline),
+            times(pick.ratio),
+            pick.spread(),
+            pick.which(),
+        );
+        for (i, point) in series.rounds.iter().enumerate() {
+            let at = at(series.connections, i, report.rounds);
+            note(&mut notes, "ours", &at, &point.ours);
+            note(&mut notes, "bare hyper", &at, &point.baseline);
+        }
     }
     finish_table(out, &notes);
-    let grown: Vec<String> = report
-        .mem
-        .iter()
-        .map(|point| {
-            format!(
-                "{} sessions and VmRSS {:.0} MiB after the {}-connection point",
-                thousands(point.store.sessions as f64),
-                mib(point.store.memory.rss_kib),
-                point.connections
-            )
-        })
-        .collect();
     let _ = writeln!(
         out,
         "Each of our points ran on a fresh in-memory server, since its store keeps every \
          session and the points would otherwise depend on the ones before them. Within a point \
-         the store still grows by every request (warm-up included): {}.\n",
-        grown.join("; ")
+         the store still grows by every request (warm-up included){}: {}.\n",
+        if several {
+            "; in the throughput rows' rounds"
+        } else {
+            ""
+        },
+        growth.join("; ")
     );
 }
 
@@ -558,29 +794,45 @@ fn pg_table(out: &mut String, report: &Report) {
         out,
         "pgbench runs `INSERT INTO pgbench_one_row (payload) VALUES ('<~200 bytes>')`, one row per \
          transaction, in the run's own database, with as many clients as our point has \
-         connections (fewer when `max_connections` leaves no room: the clients column says).\n\n\
+         connections (fewer when `max_connections` leaves no room: the clients column says). \
+         Our PostgreSQL-backed server is one server for the whole run, so its tables grow from \
+         round to round. {}\n\n\
          | connections | ours req/s | ours p50 / p99 / p99.9 (ms) | pgbench clients | pgbench TPS \
-         | pgbench avg latency (ms) | ours / pgbench | ours / bare hyper |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|"
+         | pgbench avg latency (ms) | ours / pgbench | all rounds' ours / pgbench \
+         | ours / bare hyper | round |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        if report.rounds > 1 {
+            "Each row is the round whose ours / pgbench ratio is the median of the rounds; \
+             ours / bare hyper divides by the bare hyper point of that same round and \
+             concurrency."
+        } else {
+            "One round: each row is the only paired run; ours / bare hyper divides by the bare \
+             hyper point at the same concurrency."
+        }
     );
     let mut notes = Vec::new();
-    for point in &pg.points {
+    for series in &pg.points {
+        let Some(pick) = pg_by_throughput(series) else {
+            continue;
+        };
+        let point = pick.point;
         let hyper = report
             .mem
             .iter()
-            .find(|p| p.connections == point.connections)
-            .map(|p| {
+            .find(|mem| mem.connections == series.connections)
+            .and_then(|mem| mem.rounds.get(pick.round))
+            .map(|mem| {
                 times(ratio(
                     point.ours.requests_per_sec(),
-                    p.baseline.requests_per_sec(),
+                    mem.baseline.requests_per_sec(),
                 ))
             })
             .unwrap_or_else(|| "–".to_owned());
         let bench: &PgbenchResult = &point.pgbench.result;
         let _ = writeln!(
             out,
-            "| {} | {}{} | {} | {} | {}{} | {:.2} | {} | {} |",
-            point.connections,
+            "| {} | {}{} | {} | {} | {}{} | {:.2} | {} | {} | {} | {} |",
+            series.connections,
             thousands(point.ours.requests_per_sec()),
             flag(&point.ours),
             percentiles(&point.ours),
@@ -588,20 +840,22 @@ fn pg_table(out: &mut String, report: &Report) {
             thousands(bench.tps),
             if bench.failed > 0 { " ⚠" } else { "" },
             bench.latency_avg_ms,
-            times(ratio(point.ours.requests_per_sec(), bench.tps)),
+            times(pick.ratio),
+            pick.spread(),
             hyper,
+            pick.which(),
         );
-        note(
-            &mut notes,
-            "ours (postgres)",
-            point.connections,
-            &point.ours,
-        );
-        if bench.failed > 0 {
-            notes.push(format!(
-                "⚠ pgbench at {} clients: {} failed transactions",
-                point.pgbench.clients, bench.failed
-            ));
+        for (i, point) in series.rounds.iter().enumerate() {
+            let at = at(series.connections, i, report.rounds);
+            note(&mut notes, "ours (postgres)", &at, &point.ours);
+            if point.pgbench.result.failed > 0 {
+                notes.push(format!(
+                    "⚠ pgbench at {} clients{}: {} failed transactions",
+                    point.pgbench.clients,
+                    round_suffix(i, report.rounds),
+                    point.pgbench.result.failed
+                ));
+            }
         }
     }
     finish_table(out, &notes);
@@ -661,7 +915,9 @@ fn idle_tables(out: &mut String, report: &Report) {
         out,
         "\nEach idle connection costs about {per_connection:.1} KiB of resident memory.\n\n\
          wrk at {} connections, first on a fresh server without idle connections, then on this \
-         one with its {} idle connections open (both servers start with an empty store):\n\n\
+         one with its {} idle connections open (both servers start with an empty store). This \
+         pair runs once, after the rounds, so its ratios are one paired run with all of its \
+         noise (about ±10 %):\n\n\
          | {} active connections | req/s | p50 / p99 / p99.9 (ms) |\n|---|---:|---:|",
         idle.active,
         thousands(f64::from(idle.many)),
@@ -694,7 +950,17 @@ fn idle_tables(out: &mut String, report: &Report) {
 }
 
 fn targets_table(out: &mut String, report: &Report) {
-    out.push_str("## Targets\n\n| target | measured | result |\n|---|---|---|\n");
+    out.push_str("## Targets\n\n");
+    if report.rounds > 1 {
+        let _ = writeln!(
+            out,
+            "The in-memory and PostgreSQL figures are the median of {} paired rounds: the \
+             median round's ratio and its numbers, then every round's ratio, lowest first, the \
+             median in bold. The idle figures are one run.\n",
+            report.rounds
+        );
+    }
+    out.push_str("| target | measured | result |\n|---|---|---|\n");
     for row in targets(report) {
         let _ = writeln!(
             out,
@@ -716,8 +982,19 @@ fn commands(out: &mut String, report: &Report) {
          kernel picked), `$DB` for the run's own database, and `$WORK` for the run's temporary directory with `post.lua` (the request, and a `done()` printing wrk's counters and \
          percentiles as one line), `bootstrap.toml` (one partner, `load`, selling USDT on TRC20 \
          for EUR) and, for PostgreSQL, `insert.sql`. Each wrk and pgbench line also ran for \
-         {} s first as the warm-up.\n\n```sh",
-        report.invocation, report.warmup_secs
+         {} s first as the warm-up. {}\n\n```sh",
+        report.invocation,
+        report.warmup_secs,
+        if report.rounds > 1 {
+            format!(
+                "The wrk and pgbench lines of the sweep (all but the idle test's) ran once per \
+                 round, {} times in all, each in-memory point on a fresh `$OURS_MEM` server; \
+                 they are listed once.",
+                report.rounds
+            )
+        } else {
+            "Each in-memory point ran on a fresh `$OURS_MEM` server.".to_owned()
+        }
     );
     for line in &report.commands {
         let _ = writeln!(out, "{line}");
@@ -759,11 +1036,25 @@ fn flag(result: &WrkResult) -> &'static str {
     }
 }
 
-fn note(notes: &mut Vec<String>, who: &str, connections: u32, result: &WrkResult) {
+fn note(notes: &mut Vec<String>, who: &str, at: &str, result: &WrkResult) {
     if let Some(warning) = result.warning() {
         notes.push(format!(
-            "⚠ {who} at {connections} connections: {warning}; this point is not a result"
+            "⚠ {who} at {at}: {warning}; this point is not a result"
         ));
+    }
+}
+
+/// `64 connections, round 2`, or without the round when there is only one.
+fn at(connections: u32, round: usize, rounds: u32) -> String {
+    format!("{connections} connections{}", round_suffix(round, rounds))
+}
+
+/// `, round 2` for the second of several rounds; empty when there is only one.
+fn round_suffix(round: usize, rounds: u32) -> String {
+    if rounds > 1 {
+        format!(", round {}", round + 1)
+    } else {
+        String::new()
     }
 }
 
@@ -776,6 +1067,15 @@ fn finish_table(out: &mut String, notes: &[String]) {
 
 fn ratio(ours: f64, base: f64) -> f64 {
     if base > 0.0 { ours / base } else { f64::NAN }
+}
+
+/// A ratio without the `×`, for the all-rounds columns.
+fn number(ratio: f64) -> String {
+    if ratio.is_finite() {
+        format!("{ratio:.2}")
+    } else {
+        "–".to_owned()
+    }
 }
 
 fn times(ratio: f64) -> String {
@@ -869,33 +1169,54 @@ mod tests {
         }
     }
 
+    fn mem_point(ours: WrkResult, baseline: WrkResult) -> MemPoint {
+        MemPoint {
+            ours,
+            baseline,
+            store: StoreGrowth {
+                sessions: 1_200_000,
+                memory: memory(900),
+            },
+        }
+    }
+
+    fn bench(tps: f64) -> PgbenchPoint {
+        PgbenchPoint {
+            clients: 64,
+            result: PgbenchResult {
+                tps,
+                latency_avg_ms: 3.0,
+                transactions: 1,
+                failed: 0,
+            },
+        }
+    }
+
     fn report(ours64: WrkResult, base64: WrkResult) -> Report {
         Report {
             machine: machine(),
             duration_secs: 10,
             warmup_secs: 2,
             threads: 2,
+            rounds: 1,
             distinct_users: false,
             invocation: "cargo xtask load".into(),
             response_bytes: vec![("ours (mem)".into(), 997), ("bare hyper".into(), 997)],
             mem: vec![
-                MemPoint {
+                Series {
                     connections: 16,
-                    ours: wrk(40_000.0, 2.0),
-                    baseline: wrk(70_000.0, 1.5),
-                    store: StoreGrowth {
-                        sessions: 480_000,
-                        memory: memory(450),
-                    },
+                    rounds: vec![MemPoint {
+                        ours: wrk(40_000.0, 2.0),
+                        baseline: wrk(70_000.0, 1.5),
+                        store: StoreGrowth {
+                            sessions: 480_000,
+                            memory: memory(450),
+                        },
+                    }],
                 },
-                MemPoint {
+                Series {
                     connections: 64,
-                    ours: ours64,
-                    baseline: base64,
-                    store: StoreGrowth {
-                        sessions: 1_200_000,
-                        memory: memory(900),
-                    },
+                    rounds: vec![mem_point(ours64, base64)],
                 },
             ],
             pg: None,
@@ -938,8 +1259,14 @@ mod tests {
         let slow = report(wrk(30_000.0, 9.0), wrk(72_000.0, 4.0));
         assert_eq!(verdicts(&slow)[..2], [Verdict::NotMet, Verdict::NotMet]);
         let rows = targets(&slow);
-        assert_eq!(rows[0].measured, "0.42× (30,000 vs 72,000 req/s)");
-        assert_eq!(rows[1].measured, "2.25× (9.00 vs 4.00 ms)");
+        assert_eq!(
+            rows[0].measured,
+            "0.42× (30,000 vs 72,000 req/s); one paired round"
+        );
+        assert_eq!(
+            rows[1].measured,
+            "2.25× (9.00 vs 4.00 ms); one paired round"
+        );
     }
 
     #[test]
@@ -956,15 +1283,6 @@ mod tests {
 
     #[test]
     fn the_pg_target_has_a_stretch_goal() {
-        let bench = |tps: f64| PgbenchPoint {
-            clients: 64,
-            result: PgbenchResult {
-                tps,
-                latency_avg_ms: 3.0,
-                transactions: 1,
-                failed: 0,
-            },
-        };
         let cases = [
             (5_000.0, Verdict::NotMet),
             (9_000.0, Verdict::MetNotStretch),
@@ -976,10 +1294,12 @@ mod tests {
                 server_version: "15".into(),
                 pgbench_version: "pgbench 15".into(),
                 source: "local".into(),
-                points: vec![PgPoint {
+                points: vec![Series {
                     connections: 64,
-                    ours: wrk(ours, 5.0),
-                    pgbench: bench(10_000.0),
+                    rounds: vec![PgPoint {
+                        ours: wrk(ours, 5.0),
+                        pgbench: bench(10_000.0),
+                    }],
                 }],
             });
             assert_eq!(verdicts(&report)[2], expected, "ours at {ours} req/s");
@@ -1010,7 +1330,9 @@ mod tests {
     fn the_rendered_tables_carry_the_numbers() {
         let text = render(&report(wrk(45_000.0, 4.0), wrk(72_000.0, 4.2)));
         for expected in [
-            "| 64 | 45,000 | 72,000 | 0.62× | 0.50 / 4.00 / 8.00 | 0.50 / 4.20 / 8.40 | 0.95× |",
+            "| 64 | 45,000 | 72,000 | 0.62× | 0.62 | 1 of 1 |",
+            "| 64 | 0.50 / 4.00 / 8.00 | 0.50 / 4.20 / 8.40 | 0.95× | 0.95 | 1 of 1 |",
+            "This run did one round (`--rounds 1`)",
             "| 10,000 idle connections | 90.0 | 90.1 |",
             "Each idle connection costs about 8.2 KiB",
             "| with / without | 0.98× | p99 1.10× |",
@@ -1021,6 +1343,97 @@ mod tests {
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn the_median_round_is_one_real_round() {
+        use Better::{Higher, Lower};
+        assert_eq!(median_round(&[], Higher), None);
+        assert_eq!(median_round(&[0.7], Higher), Some(0));
+        assert_eq!(median_round(&[0.61, 0.55, 0.57], Higher), Some(2));
+        assert_eq!(median_round(&[0.61, 0.55, 0.57], Lower), Some(2));
+        assert_eq!(median_round(&[3.0, 9.0, 1.0, 5.0, 4.0], Lower), Some(4));
+        // Even counts: the worse of the two middle rounds.
+        assert_eq!(median_round(&[0.6, 0.5, 0.7, 0.55], Higher), Some(3));
+        assert_eq!(median_round(&[0.6, 0.5, 0.7, 0.55], Lower), Some(0));
+        // Ties go by round order; a ratio that is not a number is the worst.
+        assert_eq!(median_round(&[0.6, 0.6, 0.6], Higher), Some(1));
+        assert_eq!(median_round(&[f64::NAN, 0.6, 0.7], Higher), Some(1));
+        assert_eq!(median_round(&[f64::NAN, 2.0, 1.0], Lower), Some(1));
+    }
+
+    #[test]
+    fn rounds_report_the_median_round_and_every_ratio() {
+        let mut report = report(wrk(45_000.0, 4.0), wrk(72_000.0, 4.2));
+        report.rounds = 3;
+        report.mem[1].rounds = vec![
+            // throughput 0.55×, p99 2.00×
+            mem_point(wrk(44_000.0, 8.0), wrk(80_000.0, 4.0)),
+            // throughput 0.65×, p99 3.00×
+            mem_point(wrk(52_000.0, 9.0), wrk(80_000.0, 3.0)),
+            // throughput 0.60×, p99 1.00×
+            mem_point(wrk(48_000.0, 5.0), wrk(80_000.0, 5.0)),
+        ];
+        report.pg = Some(PgReport {
+            server_version: "15".into(),
+            pgbench_version: "pgbench 15".into(),
+            source: "local".into(),
+            points: vec![Series {
+                connections: 64,
+                rounds: vec![
+                    PgPoint {
+                        ours: wrk(9_000.0, 5.0),
+                        pgbench: bench(10_000.0),
+                    },
+                    PgPoint {
+                        ours: wrk(7_000.0, 5.0),
+                        pgbench: bench(10_000.0),
+                    },
+                    PgPoint {
+                        ours: wrk(12_000.0, 5.0),
+                        pgbench: bench(10_000.0),
+                    },
+                ],
+            }],
+        });
+        let rows = targets(&report);
+        assert_eq!(
+            rows[0].measured,
+            "0.60× (48,000 vs 80,000 req/s); median of 3 paired rounds: 0.55 / **0.60** / 0.65"
+        );
+        assert_eq!(rows[0].verdict, Verdict::Met);
+        assert_eq!(
+            rows[1].measured,
+            "2.00× (8.00 vs 4.00 ms); median of 3 paired rounds: 1.00 / **2.00** / 3.00"
+        );
+        assert_eq!(rows[1].verdict, Verdict::NotMet);
+        assert_eq!(
+            rows[2].measured,
+            "0.90× (9,000 req/s vs 10,000 TPS at 64 clients); median of 3 paired rounds: \
+             0.70 / **0.90** / 1.20"
+        );
+        assert_eq!(rows[2].verdict, Verdict::MetNotStretch);
+        let text = render(&report);
+        for expected in [
+            "| 64 | 48,000 | 80,000 | 0.60× | 0.55 / **0.60** / 0.65 | 3 of 3 |",
+            "| 64 | 0.50 / 8.00 / 16.00 | 0.50 / 4.00 / 8.00 | 2.00× | 1.00 / **2.00** / 3.00 \
+             | 1 of 3 |",
+            "| 64 | 9,000 | 0.50 / 5.00 / 10.00 | 64 | 10,000 | 3.00 | 0.90× | 0.70 / **0.90** / 1.20 \
+             | 0.11× | 1 of 3 |",
+            "This run did 3 rounds.",
+            "median of 3 paired rounds",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+
+        // An error in any round makes the target invalid, and is listed with its round.
+        report.mem[1].rounds[0].ours.errors.status = 5;
+        assert_eq!(targets(&report)[0].verdict, Verdict::Invalid);
+        assert_eq!(
+            problems(&report),
+            ["ours (mem) at 64 connections, round 1: 5 non-2xx responses"]
+        );
+        assert!(render(&report).contains("0.55 ⚠ / **0.60** / 0.65"));
     }
 
     #[test]
