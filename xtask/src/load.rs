@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::pg;
 use files::WorkDir;
-use report::{IdleReport, MemPoint, PgPoint, PgReport, Report, Series};
+use report::{IdlePair, IdleReport, MemPoint, PgPoint, PgReport, Report, Series};
 use server::Server;
 use wrk::{Wrk, WrkResult};
 
@@ -327,34 +327,53 @@ fn idle_test(
         ),
     );
     idle::raise_open_file_limit(u64::from(many))?;
-    let plain = mem.start(log)?;
-    let without = runner.point(&plain, TARGET_CONNECTIONS, log)?;
-    warnings.extend(plain.warnings());
-    drop(plain);
-
-    let server = mem.start_as(log, "OURS_IDLE")?;
     let request = http::idle_request(files::TOKEN);
-    let at_start = idle::memory(server.pid())?;
-    let mut idle = idle::Connections::default();
-    idle.open_until(server.public(), FEW_IDLE, &request)?;
-    let at_few = idle::memory(server.pid())?;
-    let opening = Instant::now();
-    idle.open_until(server.public(), many, &request)?;
-    let open_secs = opening.elapsed().as_secs_f64();
-    let at_many = idle::memory(server.pid())?;
-    let alive = idle.check_alive(&request)?;
-    println!(
-        "    {many} idle connections opened in {open_secs:.1}s; {alive} re-checked, all answer; \
-         VmRSS {} KiB at start, {} KiB with {FEW_IDLE}, {} KiB with {many}",
-        at_start.rss_kib, at_few.rss_kib, at_many.rss_kib
-    );
-    let with = runner.point(&server, TARGET_CONNECTIONS, log)?;
-    let still_alive = idle.check_alive(&request)?;
-    let after_load = idle::memory(server.pid())?;
-    println!("    after the load {still_alive} idle connections re-checked, all answer");
-    idle.close();
-    server.check_running()?;
-    warnings.extend(server.warnings());
+    // Each round is a fresh pair of servers (both stores start empty): without idle
+    // connections, then with them. Memory is read in the first round.
+    let mut pairs = Vec::new();
+    let mut first = None;
+    for round in 1..=runner.plan.rounds {
+        println!("    idle round {round} of {}", runner.plan.rounds);
+        let plain = mem.start(log)?;
+        let without = runner.point(&plain, TARGET_CONNECTIONS, log)?;
+        warnings.extend(plain.warnings());
+        drop(plain);
+
+        let server = mem.start_as(log, "OURS_IDLE")?;
+        let at_start = idle::memory(server.pid())?;
+        let mut idle = idle::Connections::default();
+        idle.open_until(server.public(), FEW_IDLE, &request)?;
+        let at_few = idle::memory(server.pid())?;
+        let opening = Instant::now();
+        idle.open_until(server.public(), many, &request)?;
+        let open_secs = opening.elapsed().as_secs_f64();
+        let at_many = idle::memory(server.pid())?;
+        let alive = idle.check_alive(&request)?;
+        println!(
+            "    {many} idle connections opened in {open_secs:.1}s; {alive} re-checked, all \
+             answer; VmRSS {} KiB at start, {} KiB with {FEW_IDLE}, {} KiB with {many}",
+            at_start.rss_kib, at_few.rss_kib, at_many.rss_kib
+        );
+        let with = runner.point(&server, TARGET_CONNECTIONS, log)?;
+        let still_alive = idle.check_alive(&request)?;
+        let after_load = idle::memory(server.pid())?;
+        println!("    after the load {still_alive} idle connections re-checked, all answer");
+        idle.close();
+        server.check_running()?;
+        warnings.extend(server.warnings());
+        pairs.push(IdlePair { without, with });
+        first.get_or_insert((
+            at_start,
+            at_few,
+            at_many,
+            after_load,
+            open_secs,
+            idle.status(),
+        ));
+    }
+    let Some((at_start, at_few, at_many, after_load, open_secs, idle_status)) = first else {
+        return Err(Error::failed("the idle test needs at least one round"));
+    };
     Ok(IdleReport {
         few: FEW_IDLE,
         many,
@@ -364,9 +383,8 @@ fn idle_test(
         after_load,
         open_secs,
         active: TARGET_CONNECTIONS,
-        without,
-        with,
-        idle_status: idle.status(),
+        pairs,
+        idle_status,
     })
 }
 

@@ -136,8 +136,8 @@ pub struct PgReport {
     pub points: Vec<Series<PgPoint>>,
 }
 
-/// The idle-connection test on a fresh in-memory server.
-#[derive(Debug, Clone, Copy)]
+/// The idle-connection test on fresh in-memory servers.
+#[derive(Debug, Clone)]
 pub struct IdleReport {
     pub few: u32,
     pub many: u32,
@@ -147,9 +147,57 @@ pub struct IdleReport {
     pub after_load: Memory,
     pub open_secs: f64,
     pub active: u32,
+    /// One fresh pair of servers per round: without, then with the idle connections.
+    pub pairs: Vec<IdlePair>,
+    pub idle_status: Option<u16>,
+}
+
+/// One idle round: the same active load on a server without idle connections and on
+/// one holding them.
+#[derive(Debug, Clone, Copy)]
+pub struct IdlePair {
     pub without: WrkResult,
     pub with: WrkResult,
-    pub idle_status: Option<u16>,
+}
+
+impl IdlePair {
+    fn throughput_ratio(&self) -> f64 {
+        ratio(
+            self.with.requests_per_sec(),
+            self.without.requests_per_sec(),
+        )
+    }
+
+    fn p99_ratio(&self) -> f64 {
+        ratio(self.with.p99_us, self.without.p99_us)
+    }
+}
+
+impl IdleReport {
+    /// The round with the median throughput ratio and the round with the median p99
+    /// ratio (they may differ), each a real paired run.
+    fn medians(&self) -> Option<(&IdlePair, &IdlePair)> {
+        let throughput: Vec<f64> = self.pairs.iter().map(IdlePair::throughput_ratio).collect();
+        let p99: Vec<f64> = self.pairs.iter().map(IdlePair::p99_ratio).collect();
+        let by_throughput = median_round(&throughput, Better::Higher)?;
+        let by_p99 = median_round(&p99, Better::Lower)?;
+        Some((&self.pairs[by_throughput], &self.pairs[by_p99]))
+    }
+
+    /// Every round's (throughput, p99) ratio, in round order.
+    fn spread(&self) -> String {
+        self.pairs
+            .iter()
+            .map(|pair| {
+                format!(
+                    "{} / {}",
+                    times(pair.throughput_ratio()),
+                    times(pair.p99_ratio())
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 /// A target's verdict.
@@ -395,20 +443,25 @@ pub fn problems(report: &Report) -> Vec<String> {
         }
     }
     if let Some(idle) = &report.idle {
-        runs.push((
-            format!(
-                "ours (mem) at {} connections without idle ones",
-                idle.active
-            ),
-            &idle.without,
-        ));
-        runs.push((
-            format!(
-                "ours (mem) at {} connections with {} idle",
-                idle.active, idle.many
-            ),
-            &idle.with,
-        ));
+        for (i, pair) in idle.pairs.iter().enumerate() {
+            runs.push((
+                format!(
+                    "ours (mem) at {} connections without idle ones{}",
+                    idle.active,
+                    round_suffix(i, report.rounds)
+                ),
+                &pair.without,
+            ));
+            runs.push((
+                format!(
+                    "ours (mem) at {} connections with {} idle{}",
+                    idle.active,
+                    idle.many,
+                    round_suffix(i, report.rounds)
+                ),
+                &pair.with,
+            ));
+        }
     }
     let mut found: Vec<String> = runs
         .into_iter()
@@ -563,24 +616,33 @@ pub fn targets(report: &Report) -> Vec<TargetRow> {
                     judge(true, cost < IDLE_RSS_TARGET_MIB)
                 },
             });
-            let throughput = ratio(
-                idle.with.requests_per_sec(),
-                idle.without.requests_per_sec(),
-            );
-            let p99 = ratio(idle.with.p99_us, idle.without.p99_us);
-            rows.push(TargetRow {
-                target: idle_speed,
-                measured: format!(
-                    "throughput {}, p99 {} with {} idle",
-                    times(throughput),
-                    times(p99),
-                    thousands(f64::from(idle.many))
-                ),
-                verdict: judge(
-                    valid(&[&idle.with, &idle.without]),
-                    throughput >= IDLE_THROUGHPUT_FLOOR && p99 <= IDLE_P99_CEILING,
-                ),
-            });
+            match idle.medians() {
+                None => rows.push(not_measured(&idle_speed)),
+                Some((by_throughput, by_p99)) => {
+                    let throughput = by_throughput.throughput_ratio();
+                    let p99 = by_p99.p99_ratio();
+                    let all_valid = idle
+                        .pairs
+                        .iter()
+                        .all(|pair| valid(&[&pair.with, &pair.without]));
+                    rows.push(TargetRow {
+                        target: idle_speed,
+                        measured: format!(
+                            "throughput {}, p99 {} with {} idle (medians of {} paired rounds; \
+                             throughput / p99 per round: {})",
+                            times(throughput),
+                            times(p99),
+                            thousands(f64::from(idle.many)),
+                            idle.pairs.len(),
+                            idle.spread()
+                        ),
+                        verdict: judge(
+                            all_valid,
+                            throughput >= IDLE_THROUGHPUT_FLOOR && p99 <= IDLE_P99_CEILING,
+                        ),
+                    });
+                }
+            }
         }
     }
     rows
@@ -913,40 +975,34 @@ fn idle_tables(out: &mut String, report: &Report) {
         / f64::from(idle.many.max(1));
     let _ = writeln!(
         out,
-        "\nEach idle connection costs about {per_connection:.1} KiB of resident memory.\n\n\
-         wrk at {} connections, first on a fresh server without idle connections, then on this \
-         one with its {} idle connections open (both servers start with an empty store). This \
-         pair runs once, after the rounds, so its ratios are one paired run with all of its \
-         noise (about ±10 %):\n\n\
-         | {} active connections | req/s | p50 / p99 / p99.9 (ms) |\n|---|---:|---:|",
+        "\nEach idle connection costs about {per_connection:.1} KiB of resident memory (first \
+         round).\n\n\
+         wrk at {} connections, on a fresh server without idle connections and then on a fresh \
+         one holding {} idle connections (both stores start empty), in {} paired rounds; the \
+         target takes the median round of each ratio:\n\n\
+         | round | without idle: req/s, p50 / p99 / p99.9 (ms) | with idle: req/s, p50 / p99 / \
+         p99.9 (ms) | throughput with / without | p99 with / without |\n\
+         |---:|---:|---:|---:|---:|",
         idle.active,
         thousands(f64::from(idle.many)),
-        idle.active
+        idle.pairs.len()
     );
-    let _ = writeln!(
-        out,
-        "| without idle connections | {}{} | {} |",
-        thousands(idle.without.requests_per_sec()),
-        flag(&idle.without),
-        percentiles(&idle.without)
-    );
-    let _ = writeln!(
-        out,
-        "| with {} idle connections | {}{} | {} |",
-        thousands(f64::from(idle.many)),
-        thousands(idle.with.requests_per_sec()),
-        flag(&idle.with),
-        percentiles(&idle.with)
-    );
-    let _ = writeln!(
-        out,
-        "| with / without | {} | p99 {} |\n",
-        times(ratio(
-            idle.with.requests_per_sec(),
-            idle.without.requests_per_sec()
-        )),
-        times(ratio(idle.with.p99_us, idle.without.p99_us))
-    );
+    for (i, pair) in idle.pairs.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "| {} | {}{}, {} | {}{}, {} | {} | {} |",
+            i + 1,
+            thousands(pair.without.requests_per_sec()),
+            flag(&pair.without),
+            percentiles(&pair.without),
+            thousands(pair.with.requests_per_sec()),
+            flag(&pair.with),
+            percentiles(&pair.with),
+            times(pair.throughput_ratio()),
+            times(pair.p99_ratio())
+        );
+    }
+    out.push('\n');
 }
 
 fn targets_table(out: &mut String, report: &Report) {
@@ -956,7 +1012,8 @@ fn targets_table(out: &mut String, report: &Report) {
             out,
             "The in-memory and PostgreSQL figures are the median of {} paired rounds: the \
              median round's ratio and its numbers, then every round's ratio, lowest first, the \
-             median in bold. The idle figures are one run.\n",
+             median in bold. The idle-connection memory is the first round's; the idle \
+             throughput and p99 ratios are medians of the same number of paired rounds.\n",
             report.rounds
         );
     }
@@ -1229,8 +1286,10 @@ mod tests {
                 after_load: memory(120),
                 open_secs: 1.2,
                 active: 64,
-                without: wrk(45_000.0, 4.0),
-                with: wrk(44_000.0, 4.4),
+                pairs: vec![IdlePair {
+                    without: wrk(45_000.0, 4.0),
+                    with: wrk(44_000.0, 4.4),
+                }],
                 idle_status: Some(404),
             }),
             commands: vec!["wrk -t 2 -c 64 ...".into()],
@@ -1316,9 +1375,19 @@ mod tests {
         );
         if let Some(idle) = report.idle.as_mut() {
             idle.at_many = memory(260);
-            idle.with = wrk(30_000.0, 4.0);
+            idle.pairs[0].with = wrk(30_000.0, 4.0);
         }
         assert_eq!(verdicts(&report)[3..], [Verdict::NotMet, Verdict::NotMet]);
+        // With three rounds the verdict follows the median round, not the worst one.
+        if let Some(idle) = report.idle.as_mut() {
+            idle.at_many = memory(90);
+            let pair = |with: f64| IdlePair {
+                without: wrk(45_000.0, 4.0),
+                with: wrk(with, 4.0),
+            };
+            idle.pairs = vec![pair(30_000.0), pair(44_000.0), pair(46_000.0)];
+        }
+        assert_eq!(verdicts(&report)[3..], [Verdict::Met, Verdict::Met]);
         report.idle = None;
         assert_eq!(
             verdicts(&report)[3..],
@@ -1335,7 +1404,7 @@ mod tests {
             "This run did one round (`--rounds 1`)",
             "| 10,000 idle connections | 90.0 | 90.1 |",
             "Each idle connection costs about 8.2 KiB",
-            "| with / without | 0.98× | p99 1.10× |",
+            "| 1 | 45,000, 0.50 / 4.00 / 8.00 | 44,000, 0.50 / 4.40 / 8.80 | 0.98× | 1.10× |",
             "Not measured in this run: `cargo xtask load --store postgres`",
             "2 × AMD EPYC (virtual machine)",
             "the whole run took 2 min 5 s",
