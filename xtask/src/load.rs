@@ -869,11 +869,11 @@ mod tests {
 
     #[test]
     fn the_command_log_hides_temporary_paths_and_drops_repeats() {
-        let mut log = CommandLog::new(Path::new("/work/main"), Path::new("/tmp/xtask-load-1-0"));
+        let mut log = CommandLog::new(Path::new("/src/session"), Path::new("/tmp/xtask-load-1-0"));
         log.servers
             .push(("http://127.0.0.1:1/".into(), "http://$BASELINE/".into()));
         log.push("wrk -s /tmp/xtask-load-1-0/post.lua http://127.0.0.1:1/x");
-        log.push("/work/main/target/release/baseline-server 127.0.0.1:0");
+        log.push("/src/session/target/release/baseline-server 127.0.0.1:0");
         log.push("wrk -s /tmp/xtask-load-1-0/post.lua http://127.0.0.1:1/x");
         log.push("wrk http://127.0.0.1:12/x");
         assert_eq!(
