@@ -133,6 +133,24 @@ pub struct SigningKeySpec {
     pub not_after: Option<Timestamp>,
 }
 
+/// `k1` → `k2`; anything else gets a `-2` suffix: the key id a new signing
+/// key takes over from the current one.
+pub fn next_kid(kid: &str) -> String {
+    match kid.strip_prefix('k').and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) => format!("k{}", n.saturating_add(1)),
+        None => format!("{kid}-2"),
+    }
+}
+
+/// What begins every generated webhook secret.
+pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
+
+/// A generated webhook secret: [`WEBHOOK_SECRET_PREFIX`] and then `generated`
+/// (a fresh [`crate::random::hex_secret`]).
+pub fn webhook_secret(generated: &str) -> String {
+    format!("{WEBHOOK_SECRET_PREFIX}{generated}")
+}
+
 /// A partner as written in a bootstrap file or stored by an adapter: plain text
 /// that [`PartnerSpec::build`] validates into a [`Partner`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -525,6 +543,13 @@ pub(crate) mod tests {
         assert!(spec.build().is_err());
         spec.wallets[0].address = "acct12345678".into();
         assert!(spec.build().is_ok());
+    }
+
+    #[test]
+    fn key_ids_advance() {
+        assert_eq!(next_kid("k1"), "k2");
+        assert_eq!(next_kid("k41"), "k42");
+        assert_eq!(next_kid("primary"), "primary-2");
     }
 
     #[test]

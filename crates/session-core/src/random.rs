@@ -11,3 +11,10 @@ pub fn uuid_v4(random: &dyn Random) -> uuid::Uuid {
     random.fill(&mut bytes);
     uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
+
+/// A fresh secret: 32 bytes drawn from `random`, as 64 lowercase hex digits.
+pub fn hex_secret(random: &dyn Random) -> String {
+    let mut bytes = [0u8; 32];
+    random.fill(&mut bytes);
+    hex::encode(bytes)
+}

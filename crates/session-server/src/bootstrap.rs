@@ -12,9 +12,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 use session_core::client_token::{self, TokenDigest};
-use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use session_core::partner::{
+    PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, webhook_secret,
+};
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
-use session_core::random::Random;
+use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
 use session_core::time::Clock;
 
@@ -212,13 +214,6 @@ async fn refuse_shared_tokens(
     Ok(())
 }
 
-/// A random secret of 32 bytes as 64 hex digits.
-fn generated_secret(random: &dyn Random) -> String {
-    let mut bytes = [0u8; 32];
-    random.fill(&mut bytes);
-    hex::encode(bytes)
-}
-
 fn plan(
     entry: PartnerEntry,
     existing: Option<&PartnerSpec>,
@@ -245,7 +240,7 @@ fn plan(
             .unwrap_or_default(),
         (None, None) => vec![SigningKeySpec {
             kid: "k1".into(),
-            secret: Secret::new(generated_secret(random)),
+            secret: Secret::new(hex_secret(random)),
             not_after: None,
         }],
     };
@@ -255,7 +250,7 @@ fn plan(
         (Some(_), None) => Some(
             existing
                 .and_then(|spec| spec.webhook_secret.clone())
-                .unwrap_or_else(|| Secret::new(format!("whsec_{}", generated_secret(random)))),
+                .unwrap_or_else(|| Secret::new(webhook_secret(&hex_secret(random)))),
         ),
     };
     let widget = entry.widget;
@@ -311,14 +306,6 @@ fn plan(
         );
     }
     Ok(Planned { spec, tokens })
-}
-
-/// `k1` → `k2`; anything else gets a `-2` suffix.
-fn next_kid(kid: &str) -> String {
-    match kid.strip_prefix('k').and_then(|n| n.parse::<u32>().ok()) {
-        Some(n) => format!("k{}", n.saturating_add(1)),
-        None => format!("{kid}-2"),
-    }
 }
 
 #[cfg(test)]
@@ -589,12 +576,5 @@ active = true
             vec!["acme".to_owned()],
             "nothing of the refused file was written"
         );
-    }
-
-    #[test]
-    fn key_ids_advance() {
-        assert_eq!(next_kid("k1"), "k2");
-        assert_eq!(next_kid("k41"), "k42");
-        assert_eq!(next_kid("primary"), "primary-2");
     }
 }

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
 use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
-use session_core::random::Random;
+use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
 use session_core::time::Clock;
 
@@ -16,12 +16,6 @@ pub const DEMO_PARTNER: &str = "demo";
 pub struct Demo {
     pub client_token: String,
     pub provider_secret: String,
-}
-
-fn random_hex(random: &dyn Random) -> String {
-    let mut bytes = [0u8; 32];
-    random.fill(&mut bytes);
-    hex::encode(bytes)
 }
 
 /// Installs the demo partner with a fresh client token.
@@ -44,7 +38,7 @@ pub async fn install(
         signature_scheme: "hmac-sha512".into(),
         signing_keys: vec![SigningKeySpec {
             kid: "k1".into(),
-            secret: Secret::new(random_hex(random)),
+            secret: Secret::new(hex_secret(random)),
             not_after: None,
         }],
         widget: WidgetSpec {
@@ -92,7 +86,7 @@ pub async fn install(
         .await
         .map_err(|e| e.to_string())?;
     let provider_secret =
-        provider_secret.map_or_else(|| random_hex(random), |s| s.expose().to_owned());
+        provider_secret.map_or_else(|| hex_secret(random), |s| s.expose().to_owned());
     Ok(Demo {
         client_token,
         provider_secret,

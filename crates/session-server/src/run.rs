@@ -8,7 +8,7 @@ use session_core::access::TrustedProxies;
 use session_core::init_token::{TokenKey, TokenKeys};
 use session_core::ports::{ConfiguredWallets, Health};
 use session_core::provider::ProviderKey;
-use session_core::random::Random;
+use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
 use session_core::time::Clock;
 use session_core::{Ports, SessionService, Settings};
@@ -78,10 +78,8 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         None => {
             // Instances on one database must accept each other's init tokens:
             // the first to start stores its key, the others adopt it.
-            let mut bytes = [0u8; 32];
-            random.fill(&mut bytes);
             opened
-                .shared_secret(INIT_TOKEN_SECRET, Secret::new(hex::encode(bytes)))
+                .shared_secret(INIT_TOKEN_SECRET, Secret::new(hex_secret(random.as_ref())))
                 .await?
         }
     };

@@ -3,7 +3,9 @@
 //! validates the result with `PartnerSpec::build` and writes it.
 
 use session_core::access::Origin;
-use session_core::partner::{PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, parse_ip_range};
+use session_core::partner::{
+    PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, parse_ip_range, webhook_secret,
+};
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
 
@@ -40,7 +42,7 @@ pub fn new_partner(args: &CreateArgs, fresh: SecretSource<'_>) -> (PartnerSpec, 
     });
     let webhook_secret = args.webhook_url.as_ref().map(|_| {
         args.webhook_secret.clone().unwrap_or_else(|| {
-            let secret = format!("whsec_{}", fresh());
+            let secret = webhook_secret(&fresh());
             generated.webhook_secret = Some(secret.clone());
             secret
         })
@@ -114,7 +116,7 @@ pub fn apply_set(
         );
     }
     if spec.webhook_url.is_some() && spec.webhook_secret.is_none() {
-        let secret = format!("whsec_{}", fresh());
+        let secret = webhook_secret(&fresh());
         generated.webhook_secret = Some(secret.clone());
         fields.set(
             "webhook_secret",
@@ -368,14 +370,6 @@ pub fn rotate_signing_key(
         previous_until,
         dropped,
     })
-}
-
-/// `k1` → `k2`; anything else gets a `-2` suffix.
-pub fn next_kid(kid: &str) -> String {
-    match kid.strip_prefix('k').and_then(|n| n.parse::<u32>().ok()) {
-        Some(n) => format!("k{}", n.saturating_add(1)),
-        None => format!("{kid}-2"),
-    }
 }
 
 fn decimals(list: &[CurrencyDecimals]) -> Vec<(String, u8)> {

@@ -21,7 +21,7 @@ use serde::Serialize;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
 use session_core::partner::{PartnerId, PartnerSpec};
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
-use session_core::random::Random;
+use session_core::random::{Random, hex_secret};
 use session_core::time::{Clock, Timestamp};
 
 use self::args::{
@@ -596,9 +596,7 @@ impl Ops<'_> {
 
     /// 32 random bytes as 64 hex digits.
     fn secret(&self) -> String {
-        let mut bytes = [0u8; 32];
-        self.random.fill(&mut bytes);
-        hex::encode(bytes)
+        hex_secret(self.random)
     }
 }
 
