@@ -10,10 +10,9 @@ use postgres::config::Host;
 use postgres::{Config, NoTls};
 
 use crate::error::{Error, Result};
+use crate::pg::{self, DEBIAN_ROOT};
 use crate::process;
 
-/// Debian installs each major version's programs here, off `$PATH` for some of them.
-const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 /// Long enough for a busy local server, short enough that a dead host costs little.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections left free beside pgbench's clients: our own query's, and slack.
@@ -80,13 +79,10 @@ pub struct Target {
 impl Pgbench {
     /// pgbench on `$PATH`, else in Debian's newest `/usr/lib/postgresql/*/bin`.
     pub fn find() -> Result<Self> {
-        let path = process::find_program("pgbench", &[])
-            .or_else(|| {
-                debian_bin_dirs()
-                    .into_iter()
-                    .map(|dir| dir.join("pgbench"))
-                    .find(|path| process::is_executable(path))
-            })
+        let path = pg::search_dirs()
+            .into_iter()
+            .map(|dir| dir.join("pgbench"))
+            .find(|path| process::is_executable(path))
             .ok_or_else(|| {
                 Error::failed(format!(
                     "pgbench is not on PATH or in {DEBIAN_ROOT}/*/bin; \
@@ -334,23 +330,6 @@ pub fn parse(stdout: &str) -> Result<PgbenchResult, String> {
         transactions: transactions.ok_or("no `number of transactions actually processed` line")?,
         failed,
     })
-}
-
-/// `/usr/lib/postgresql/<version>/bin`, highest version first.
-fn debian_bin_dirs() -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(DEBIAN_ROOT) else {
-        return Vec::new();
-    };
-    let mut versions: Vec<(Vec<u32>, PathBuf)> = entries
-        .filter_map(|entry| entry.ok())
-        .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let version: Option<Vec<u32>> = name.split('.').map(|p| p.parse().ok()).collect();
-            Some((version?, entry.path().join("bin")))
-        })
-        .collect();
-    versions.sort_by(|a, b| b.0.cmp(&a.0));
-    versions.into_iter().map(|(_, dir)| dir).collect()
 }
 
 #[cfg(test)]

@@ -1,13 +1,14 @@
-//! Finding the PostgreSQL server programs (initdb, pg_ctl) for a throwaway cluster:
-//! first on `$PATH`, then in Debian's versioned directories, newest first.
+//! Finding the PostgreSQL programs (initdb and pg_ctl for a throwaway cluster, pgbench
+//! for the load test): first on `$PATH`, then in Debian's versioned directories,
+//! newest first.
 
 use std::path::{Path, PathBuf};
 
 use crate::env;
 use crate::process;
 
-/// Debian installs each major version's server programs here, off `$PATH`.
-const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
+/// Debian installs each major version's programs here, off `$PATH` for some of them.
+pub const DEBIAN_ROOT: &str = "/usr/lib/postgresql";
 
 /// A matching `initdb` and `pg_ctl`, taken from one directory so their versions agree.
 #[derive(Debug)]
@@ -17,11 +18,17 @@ pub struct Binaries {
 }
 
 pub fn find() -> Result<Binaries, String> {
-    let path = env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(debian_dirs())
+    search_dirs()
+        .into_iter()
         .find_map(|dir| in_dir(&dir))
         .ok_or_else(|| format!("no initdb and pg_ctl on PATH or in {DEBIAN_ROOT}/*/bin"))
+}
+
+/// Where PostgreSQL programs are looked for, in order: the directories of `$PATH`,
+/// then `/usr/lib/postgresql/<version>/bin`, highest version first.
+pub fn search_dirs() -> Vec<PathBuf> {
+    let path = env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(debian_dirs()).collect()
 }
 
 fn in_dir(dir: &Path) -> Option<Binaries> {

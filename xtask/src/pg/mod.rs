@@ -15,6 +15,8 @@ use crate::env;
 use crate::error::{Error, Result};
 use cluster::Cluster;
 
+pub(crate) use binaries::{DEBIAN_ROOT, search_dirs};
+
 /// The variable the pg tests read their admin connection URL from.
 pub const URL_VAR: &str = "SESSION_TEST_DATABASE_URL";
 
