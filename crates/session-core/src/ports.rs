@@ -45,6 +45,25 @@ pub struct TokenGrant {
     pub expires_at: Option<Timestamp>,
 }
 
+impl TokenGrant {
+    /// The grant a stored token gives: none when it is revoked or `partner`
+    /// finds no partner for it. `partner` is asked only for a token that is
+    /// not revoked.
+    pub fn of_stored(
+        revoked: bool,
+        expires_at: Option<Timestamp>,
+        partner: impl FnOnce() -> Option<Arc<Partner>>,
+    ) -> Option<Self> {
+        if revoked {
+            return None;
+        }
+        partner().map(|partner| Self {
+            partner,
+            expires_at,
+        })
+    }
+}
+
 /// Finds the partner a client token belongs to. Revoked tokens are not found.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]

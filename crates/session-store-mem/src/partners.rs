@@ -56,17 +56,12 @@ impl MemStore {
 impl PartnerDirectory for MemStore {
     async fn find_by_token(&self, digest: &TokenDigest) -> Result<Option<TokenGrant>, StoreError> {
         let state = self.read();
-        let grant = state
-            .tokens
-            .get(digest)
-            .filter(|record| record.revoked_at.is_none())
-            .and_then(|record| {
+        let grant = state.tokens.get(digest).and_then(|record| {
+            TokenGrant::of_stored(record.revoked_at.is_some(), record.expires_at, || {
                 let (_, partner) = state.partners.get(&record.partner_id)?;
-                Some(TokenGrant {
-                    partner: partner.clone(),
-                    expires_at: record.expires_at,
-                })
-            });
+                Some(Arc::clone(partner))
+            })
+        });
         Ok(grant)
     }
 }

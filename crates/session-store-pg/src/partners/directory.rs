@@ -113,24 +113,22 @@ impl Directory {
         };
         // The snapshot is behind the database: catch up in the background.
         self.wake.notify_one();
-        if row.revoked {
-            return Ok(None);
-        }
         let Ok(partner_id) = PartnerId::parse(&row.partner_id) else {
             return Ok(None);
         };
-        let partner = match self.snapshot.load().partner(&partner_id) {
-            Some(partner) => Some(partner),
-            // A partner and its token both created since the last reload.
-            None => {
-                self.reload().await?;
-                self.snapshot.load().partner(&partner_id)
-            }
-        };
-        Ok(partner.map(|partner| TokenGrant {
-            partner,
-            expires_at: row.expires_at,
-        }))
+        let lookup = || self.snapshot.load().partner(&partner_id);
+        let mut missing = false;
+        let grant = TokenGrant::of_stored(row.revoked, row.expires_at, || {
+            let partner = lookup();
+            missing = partner.is_none();
+            partner
+        });
+        if !missing {
+            return Ok(grant);
+        }
+        // A partner and its token both created since the last reload.
+        self.reload().await?;
+        Ok(TokenGrant::of_stored(row.revoked, row.expires_at, lookup))
     }
 }
 

@@ -37,14 +37,9 @@ impl Snapshot {
         let tokens = tokens
             .iter()
             .map(|record| {
-                let grant = record
-                    .revoked_at
-                    .is_none()
-                    .then(|| partners.get(&record.partner_id))
-                    .flatten()
-                    .map(|partner| TokenGrant {
-                        partner: Arc::clone(partner),
-                        expires_at: record.expires_at,
+                let grant =
+                    TokenGrant::of_stored(record.revoked_at.is_some(), record.expires_at, || {
+                        partners.get(&record.partner_id).cloned()
                     });
                 (record.digest, grant)
             })
