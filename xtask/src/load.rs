@@ -570,7 +570,7 @@ impl PostgresSetup {
         let pgbench = pgbench::Pgbench::find()?;
         let (admin_url, provided, source) = match &plan.database_url {
             Some(url) => {
-                let source = format!("{} (--database-url)", pgbench::display_url(url));
+                let source = format!("{} (--database-url)", pg::conninfo::display(url));
                 (url.clone(), None, source)
             }
             None => {

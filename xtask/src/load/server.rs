@@ -98,7 +98,7 @@ impl Server {
                     "ours (postgres)",
                     format!(
                         "RUST_LOG={RUST_LOG} SESSION_DATABASE_URL={}",
-                        crate::load::pgbench::display_url(url)
+                        crate::pg::conninfo::display(url)
                     ),
                 )
             }

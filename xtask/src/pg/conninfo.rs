@@ -95,4 +95,16 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn displayed_urls_have_no_password() {
+        assert_eq!(
+            display("postgres://load:secret@127.0.0.1:5433/db"),
+            "postgres://load@127.0.0.1:5433/db"
+        );
+        assert_eq!(
+            display("host=/var/run/postgresql user=me password=secret dbname=db"),
+            "postgres://me@%2Fvar%2Frun%2Fpostgresql/db"
+        );
+    }
 }

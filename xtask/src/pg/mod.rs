@@ -3,7 +3,7 @@
 
 mod binaries;
 mod cluster;
-mod conninfo;
+pub(crate) mod conninfo;
 mod local;
 mod probe;
 mod user;
