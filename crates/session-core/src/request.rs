@@ -54,8 +54,15 @@ impl SessionRequest {
             "user_email",
             Email::parse(object.required_str("user_email")?),
         )?;
-        let network = field("network", Code::parse(object.required_str("network")?))?;
-        let currency = field("currency", Code::parse(object.required_str("currency")?))?;
+        let view = &partner.widget.view;
+        let network = field(
+            "network",
+            Code::parse_among(object.required_str("network")?, &view.networks),
+        )?;
+        let currency = field(
+            "currency",
+            Code::parse_among(object.required_str("currency")?, &view.currencies),
+        )?;
         let decimals = partner.widget.decimals_of(&currency);
         let amount = field(
             "amount",

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use super::{SessionService, store_rejection, upstream_rejection};
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
@@ -32,32 +34,18 @@ impl SessionService {
         if request.tx_type == TxType::Sell && !partner.offramp_enabled {
             return Err(Rejection::of(ErrorKind::OfframpDisabled));
         }
-        // The partner's own (shared) codes are kept, not the request's copies:
-        // equal values, and the session then costs no allocation for them.
-        let Some(currency) = view
-            .currencies
-            .iter()
-            .find(|c| **c == request.currency)
-            .cloned()
-        else {
-            let message = format!(
-                "currency \"{}\" is not enabled for this partner",
-                request.currency
-            );
+        // Decoding already took the partner's own (shared) codes where they match,
+        // so an enabled code costs the session a reference count, not an allocation.
+        let currency = request.currency;
+        if !view.currencies.contains(&currency) {
+            let message = format!("currency \"{currency}\" is not enabled for this partner");
             return Err(Rejection::new(ErrorKind::CurrencyNotAllowed, message));
-        };
-        let Some(network) = view
-            .networks
-            .iter()
-            .find(|n| **n == request.network)
-            .cloned()
-        else {
-            let message = format!(
-                "network \"{}\" is not enabled for this partner",
-                request.network
-            );
+        }
+        let network = request.network;
+        if !view.networks.contains(&network) {
+            let message = format!("network \"{network}\" is not enabled for this partner");
             return Err(Rejection::new(ErrorKind::NetworkNotAllowed, message));
-        };
+        }
         let address = match request.address {
             Some(address) => address,
             None => self
@@ -74,27 +62,29 @@ impl SessionService {
 
         let now = self.ports.clock.now();
         let id = uuid_v4(self.ports.random.as_ref());
-        let id_text = id.hyphenated().to_string();
-        let widget_id_text = view.widget_id.hyphenated().to_string();
+        let mut id_buf = Uuid::encode_buffer();
+        let id_text: &str = id.hyphenated().encode_lower(&mut id_buf);
+        let mut widget_id_buf = Uuid::encode_buffer();
+        let widget_id_text: &str = view.widget_id.hyphenated().encode_lower(&mut widget_id_buf);
         let mut jti = [0u8; 16];
         self.ports.random.fill(&mut jti);
         let minted = self.tokens.mint(
-            &id_text,
-            &widget_id_text,
+            id_text,
+            widget_id_text,
             now,
             self.settings.init_token_ttl_seconds,
             jti,
         );
 
         let signature = partner.signing.sign(&SignedFields {
-            merchant_transaction_id: &id_text,
+            merchant_transaction_id: id_text,
             address: address.as_str(),
             client_ip: request.client_ip.as_ref().map_or("", ClientIp::as_str),
             currency: currency.as_str(),
             network: network.as_str(),
             amount: request.amount.as_str(),
             tx_type: request.tx_type.as_str(),
-            widget_id: &widget_id_text,
+            widget_id: widget_id_text,
         });
         let session = Arc::new(Session {
             merchant_transaction_id: id,

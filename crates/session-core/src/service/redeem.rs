@@ -1,5 +1,7 @@
 //! `POST /widget/init`: the hosted widget redeems its single-use init token.
 
+use uuid::Uuid;
+
 use super::{SessionService, store_rejection};
 use crate::error::{ErrorKind, Rejection};
 use crate::init_token::TokenRefusal;
@@ -16,11 +18,19 @@ impl SessionService {
     pub async fn redeem_init_token(&self, body: &[u8]) -> Result<StoredSession, Rejection> {
         let request = InitRequest::decode(body)?;
         let now = self.ports.clock.now();
-        let id_text = request.merchant_transaction_id.hyphenated().to_string();
-        let widget_id_text = request.widget_id.hyphenated().to_string();
+        let mut id_buf = Uuid::encode_buffer();
+        let id_text: &str = request
+            .merchant_transaction_id
+            .hyphenated()
+            .encode_lower(&mut id_buf);
+        let mut widget_id_buf = Uuid::encode_buffer();
+        let widget_id_text: &str = request
+            .widget_id
+            .hyphenated()
+            .encode_lower(&mut widget_id_buf);
         let claims = self
             .tokens
-            .verify(&request.init_token, &id_text, &widget_id_text, now)
+            .verify(&request.init_token, id_text, widget_id_text, now)
             .map_err(|refusal| match refusal {
                 TokenRefusal::Invalid => Rejection::of(ErrorKind::InvalidInitToken),
                 TokenRefusal::Expired => Rejection::of(ErrorKind::SessionExpired),

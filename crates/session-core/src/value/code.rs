@@ -28,6 +28,16 @@ impl Code {
         Ok(Self(text.into()))
     }
 
+    /// [`Code::parse`], but when `text` equals one of `known` (a partner's
+    /// configured codes, valid by construction) that shared code is returned
+    /// instead of a new allocation.
+    pub fn parse_among(text: &str, known: &[Code]) -> Result<Self, Invalid> {
+        match known.iter().find(|code| **code == *text) {
+            Some(code) => Ok(code.clone()),
+            None => Self::parse(text),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
