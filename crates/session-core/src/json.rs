@@ -122,30 +122,45 @@ fn decode_error(error: serde_json::Error) -> Rejection {
     Rejection::new(ErrorKind::DecodeError, why)
 }
 
-/// Keys seen so far in one object. Small objects scan a vector; large ones switch
-/// to a hash set so a body packed with keys cannot make the check quadratic.
+/// Duplicate-key detection for one object. The caller keeps the keys it has seen;
+/// while there are few, they are scanned. Past [`KeyCheck::SWITCH_AT`] they move
+/// into a hash set, so a body packed with keys cannot make the check quadratic.
 #[derive(Default)]
-struct KeySet<'a> {
-    few: Vec<Cow<'a, str>>,
-    many: Option<HashSet<Cow<'a, str>>>,
+struct KeyCheck<'a> {
+    index: Option<HashSet<Cow<'a, str>>>,
 }
 
-impl<'a> KeySet<'a> {
+impl<'a> KeyCheck<'a> {
     const SWITCH_AT: usize = 16;
 
-    /// Returns false when `key` was already present.
-    fn insert(&mut self, key: Cow<'a, str>) -> bool {
-        if let Some(many) = &mut self.many {
-            return many.insert(key);
+    /// Whether `key` is one of `earlier`, every key seen before it in the object.
+    #[expect(
+        clippy::ptr_arg,
+        reason = "the set stores the Cow itself, so a borrowed key is kept without a copy"
+    )]
+    fn repeated<'s>(
+        &mut self,
+        mut earlier: impl ExactSizeIterator<Item = &'s Cow<'a, str>>,
+        key: &Cow<'a, str>,
+    ) -> bool
+    where
+        'a: 's,
+    {
+        if let Some(index) = &mut self.index {
+            return !index.insert(key.clone());
         }
-        if self.few.contains(&key) {
-            return false;
+        if earlier.len() < Self::SWITCH_AT {
+            return earlier.any(|seen| seen == key);
         }
-        self.few.push(key);
-        if self.few.len() > Self::SWITCH_AT {
-            self.many = Some(self.few.drain(..).collect());
-        }
-        true
+        let mut index: HashSet<Cow<'a, str>> = earlier.cloned().collect();
+        let repeated = !index.insert(key.clone());
+        self.index = Some(index);
+        repeated
+    }
+
+    /// Whether the hash set has taken over, so the caller need keep no more keys.
+    fn indexed(&self) -> bool {
+        self.index.is_some()
     }
 }
 
@@ -166,25 +181,11 @@ impl<'de> Visitor<'de> for ObjectVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut members: Vec<(Cow<'de, str>, Value<'de>)> =
             Vec::with_capacity(map.size_hint().unwrap_or(10));
-        // The members themselves are the key set while the object is small (a
-        // request body has a handful of fields); past that, a hash set keeps
-        // the check linear.
-        let mut index: Option<HashSet<Cow<'de, str>>> = None;
+        // The members themselves are the keys seen while the object is small (a
+        // request body has a handful of fields).
+        let mut check = KeyCheck::default();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            let repeated = match &mut index {
-                Some(keys) => !keys.insert(key.clone()),
-                None => {
-                    let repeated = members.iter().any(|(seen, _)| *seen == key);
-                    if !repeated && members.len() >= KeySet::SWITCH_AT {
-                        let mut keys: HashSet<Cow<'de, str>> =
-                            members.iter().map(|(k, _)| k.clone()).collect();
-                        keys.insert(key.clone());
-                        index = Some(keys);
-                    }
-                    repeated
-                }
-            };
-            if repeated {
+            if check.repeated(members.iter().map(|(seen, _)| seen), &key) {
                 return Err(duplicate(&key));
             }
             let value = map.next_value_seed(ValueSeed)?;
@@ -345,10 +346,14 @@ impl<'de> Visitor<'de> for StrictIgnore {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut seen = KeySet::default();
+        let mut check = KeyCheck::default();
+        let mut seen: Vec<Cow<'de, str>> = Vec::new();
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            if !seen.insert(key.clone()) {
+            if check.repeated(seen.iter(), &key) {
                 return Err(duplicate(&key));
+            }
+            if !check.indexed() {
+                seen.push(key);
             }
             map.next_value::<IgnoredAnyStrict>()?;
         }
