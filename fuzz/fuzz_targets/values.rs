@@ -24,7 +24,7 @@ use session_core::time::Timestamp;
 use session_core::value::{
     Address, AddressRule, Amount, ClientIp, Code, Email, PartnerUserId, RedirectUrl, TxType,
 };
-use session_fuzz::{auth_service, skip};
+use session_fuzz::auth_service;
 
 const NETWORKS: [&str; 8] = [
     "ERC20", "trc20", "BTC", "SOL", "CUSTOM", "polygon", "Bitcoin", "x",
@@ -107,20 +107,19 @@ fn redirect(text: &str, hosts: &[String]) {
         assert!(text.len() <= RedirectUrl::MAX_LEN);
         assert_eq!(RedirectUrl::parse(u.as_str(), hosts).as_ref(), Ok(&u));
         let parsed = url::Url::parse(text).expect("accepted URL parses");
-        assert_eq!(parsed.host_str(), Some(u.host()));
-        let loopback = u.host().eq_ignore_ascii_case("localhost")
-            || u.host() == "[::1]"
-            || parsed
-                .host_str()
-                .and_then(|h| h.parse::<std::net::Ipv4Addr>().ok())
-                .is_some_and(|ip| ip.is_loopback());
+        let host = parsed.host_str().expect("accepted URL has a host");
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host == "[::1]"
+            || host
+                .parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| ip.is_loopback());
         assert!(
             parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback),
             "{text:?}"
         );
         assert!(parsed.username().is_empty() && parsed.password().is_none());
         if !hosts.is_empty() {
-            assert!(hosts.iter().any(|h| h.eq_ignore_ascii_case(u.host())));
+            assert!(hosts.iter().any(|h| h.eq_ignore_ascii_case(host)));
         }
     }
 }
@@ -159,9 +158,6 @@ fn user_id(text: &str) {
 
 fn timestamp(text: &str) {
     if let Some(at) = Timestamp::parse_rfc3339(text) {
-        if skip("timestamp-range") {
-            return;
-        }
         let emitted = at.to_rfc3339();
         assert_eq!(
             Timestamp::parse_rfc3339(&emitted),

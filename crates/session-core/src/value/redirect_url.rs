@@ -9,12 +9,11 @@ use super::Invalid;
 
 /// An absolute `https` URL (plain `http` only for localhost or a loopback
 /// address), at most 2048 characters, without credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
 ///
 /// Shared (`Arc`): most sessions use the partner's default URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectUrl {
     text: Arc<str>,
-    host: Arc<str>,
 }
 
 impl RedirectUrl {
@@ -52,18 +51,11 @@ impl RedirectUrl {
         {
             return Err("host is not one of the partner's redirect hosts");
         }
-        Ok(Self {
-            text: text.into(),
-            host: host.into(),
-        })
+        Ok(Self { text: text.into() })
     }
 
     pub fn as_str(&self) -> &str {
         &self.text
-    }
-
-    pub fn host(&self) -> &str {
-        &self.host
     }
 }
 
