@@ -251,25 +251,6 @@ pub fn auth_service() -> &'static (session_core::SessionService, String) {
     })
 }
 
-/// Whether the known finding `name` is listed in `SESSION_FUZZ_SKIP`
-/// (comma-separated). A target checks a reported-but-unfixed finding only
-/// when it is not listed, so a campaign can look past it; by default every
-/// check runs. The names are in README.md ("Findings").
-#[allow(clippy::disallowed_methods)] // A harness switch, not product configuration.
-pub fn skip(name: &str) -> bool {
-    static LIST: OnceLock<Vec<String>> = OnceLock::new();
-    LIST.get_or_init(|| {
-        std::env::var("SESSION_FUZZ_SKIP")
-            .unwrap_or_default()
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    })
-    .iter()
-    .any(|s| s == name)
-}
-
 /// Whether `SESSION_FUZZ_TRACE` is set: targets then print what they send and
 /// receive, for reading an artifact (`cargo fuzz run <target> <artifact>`).
 #[allow(clippy::disallowed_methods)] // A harness switch, not product configuration.
