@@ -96,8 +96,12 @@ pub struct Report {
     pub tokens_added: usize,
 }
 
-/// A partner ready to be written: its configuration and token digests.
+/// The partners the store holds when the load starts, by id.
+type Stored = BTreeMap<PartnerId, PartnerSpec>;
+
+/// A partner ready to be written: its id, configuration and token digests.
 struct Planned {
+    id: PartnerId,
     spec: PartnerSpec,
     tokens: Vec<TokenDigest>,
 }
@@ -124,6 +128,11 @@ pub async fn load(
     random: &dyn Random,
 ) -> Result<Report, String> {
     let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut stored = Stored::new();
+    for spec in registry.partners().await.map_err(|e| e.to_string())? {
+        let id = PartnerId::parse(&spec.id).map_err(str::to_owned)?;
+        stored.insert(id, spec);
+    }
     let mut seen = std::collections::HashSet::new();
     let mut planned = Vec::with_capacity(file.partner.len());
     for entry in file.partner {
@@ -132,22 +141,23 @@ pub async fn load(
         }
         let id =
             PartnerId::parse(&entry.id).map_err(|why| format!("partner {:?}: {why}", entry.id))?;
-        let existing = registry.partner(&id).await.map_err(|e| e.to_string())?;
-        planned.push(plan(entry, existing.as_ref(), random)?);
+        let existing = stored.get(&id);
+        planned.push(plan(id, entry, existing, random)?);
     }
-    refuse_shared_tokens(&planned, registry).await?;
+    refuse_shared_tokens(&planned, &stored, registry).await?;
     let now = clock.now();
     let mut report = Report::default();
-    for Planned { spec, tokens } in planned {
-        let id = PartnerId::parse(&spec.id).map_err(str::to_owned)?;
-        match registry.partner(&id).await.map_err(|e| e.to_string())? {
-            Some(stored) if stored == spec => report.unchanged.push(spec.id.clone()),
-            stored => {
+    // Ids are unique in `planned`, so no write below changes what `stored`
+    // says about a partner still to come.
+    for Planned { id, spec, tokens } in planned {
+        match stored.get(&id) {
+            Some(current) if *current == spec => report.unchanged.push(spec.id.clone()),
+            current => {
                 registry
                     .put_partner(&spec)
                     .await
                     .map_err(|e| e.to_string())?;
-                if stored.is_some() {
+                if current.is_some() {
                     &mut report.updated
                 } else {
                     &mut report.created
@@ -180,17 +190,17 @@ pub async fn load(
 /// token to two partners, or a token the store already holds for another one.
 async fn refuse_shared_tokens(
     planned: &[Planned],
+    stored: &Stored,
     registry: &dyn PartnerRegistry,
 ) -> Result<(), String> {
-    let mut owner: HashMap<TokenDigest, String> = HashMap::new();
-    for partner in registry.partners().await.map_err(|e| e.to_string())? {
-        let id = PartnerId::parse(&partner.id).map_err(str::to_owned)?;
-        for token in registry.tokens(&id).await.map_err(|e| e.to_string())? {
-            owner.insert(token.digest, partner.id.clone());
+    let mut owner: HashMap<TokenDigest, &str> = HashMap::new();
+    for (id, partner) in stored {
+        for token in registry.tokens(id).await.map_err(|e| e.to_string())? {
+            owner.insert(token.digest, &partner.id);
         }
     }
     let mut declared: HashMap<TokenDigest, &str> = HashMap::new();
-    for Planned { spec, tokens } in planned {
+    for Planned { spec, tokens, .. } in planned {
         for digest in tokens {
             if let Some(other) = declared
                 .insert(*digest, &spec.id)
@@ -215,6 +225,7 @@ async fn refuse_shared_tokens(
 }
 
 fn plan(
+    id: PartnerId,
     entry: PartnerEntry,
     existing: Option<&PartnerSpec>,
     random: &dyn Random,
@@ -305,7 +316,7 @@ fn plan(
                 .ok_or_else(|| fail("client_token_sha256: each must be 64 hex digits".into()))?,
         );
     }
-    Ok(Planned { spec, tokens })
+    Ok(Planned { id, spec, tokens })
 }
 
 #[cfg(test)]
