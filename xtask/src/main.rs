@@ -11,6 +11,7 @@ mod load;
 mod pg;
 mod process;
 mod suite;
+mod tempdir;
 
 use std::process::ExitCode;
 

@@ -2,10 +2,10 @@
 //! body, and the temporary directory that holds them while the run lasts.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::tempdir::TempDir;
 
 /// The load partner's client token: `ct_test_` and 44 base64url characters.
 pub const TOKEN: &str = "ct_test_bG9hZC10ZXN0LXRva2VuLWZvci14dGFzay1sb2FkLTAx";
@@ -40,55 +40,26 @@ active = true
 /// A fresh directory under the system temp dir, removed with everything in it on drop.
 #[derive(Debug)]
 pub struct WorkDir {
-    path: PathBuf,
+    dir: TempDir,
 }
 
 impl WorkDir {
     pub fn create() -> Result<Self> {
-        let base = std::env::temp_dir();
-        let pid = std::process::id();
-        // `create_dir` fails on an existing path, so a leftover of a crashed run with a
-        // recycled pid is skipped rather than reused.
-        for attempt in 0..100 {
-            let path = base.join(format!("xtask-load-{pid}-{attempt}"));
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Self { path }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::failed(format!(
-                        "cannot create {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        Err(Error::failed(format!(
-            "cannot create a temporary directory in {}: all names taken",
-            base.display()
-        )))
+        Ok(Self {
+            dir: TempDir::create("xtask-load")?,
+        })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// Writes `text` to `name` in the directory and returns its path.
     pub fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
-        let path = self.path.join(name);
+        let path = self.path().join(name);
         fs::write(&path, text)
             .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
         Ok(path)
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let Err(e) = fs::remove_dir_all(&self.path) {
-            eprintln!(
-                "xtask: warning: could not remove {}: {e}",
-                self.path.display()
-            );
-        }
     }
 }
 

@@ -12,6 +12,7 @@ use crate::pg::binaries;
 use crate::pg::conninfo;
 use crate::pg::user::RunAs;
 use crate::process;
+use crate::tempdir::TempDir;
 
 /// The superuser initdb creates; trust auth lets the tests connect as it without a password.
 const SUPERUSER: &str = "postgres";
@@ -36,7 +37,7 @@ impl Cluster {
     pub fn start() -> Result<Self> {
         let binaries = binaries::find().map_err(Error::failed)?;
         let run_as = RunAs::decide().map_err(Error::failed)?;
-        let dir = TempDir::create()?;
+        let dir = TempDir::create("xtask-pg")?;
         run_as.hand_over(dir.path()).map_err(Error::failed)?;
         println!(
             "    initdb in {} as {} ({})",
@@ -141,68 +142,6 @@ impl Drop for Cluster {
                 "xtask: warning: stopped the throwaway cluster but could not remove {}: {e}",
                 self.dir.path().display()
             ),
-        }
-    }
-}
-
-/// A fresh directory under the system temp dir, removed on drop while armed.
-#[derive(Debug)]
-struct TempDir {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempDir {
-    fn create() -> Result<Self> {
-        let base = std::env::temp_dir();
-        let pid = std::process::id();
-        // `create_dir` fails on an existing path, so a leftover from a crashed run with
-        // a recycled pid is skipped rather than reused.
-        for attempt in 0..100 {
-            let path = base.join(format!("xtask-pg-{pid}-{attempt}"));
-            match fs::create_dir(&path) {
-                Ok(()) => return Ok(Self { path, armed: true }),
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-                Err(e) => {
-                    return Err(Error::failed(format!(
-                        "cannot create {}: {e}",
-                        path.display()
-                    )));
-                }
-            }
-        }
-        Err(Error::failed(format!(
-            "cannot create a temporary directory in {}: all names taken",
-            base.display()
-        )))
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Removes the directory now, so the caller can report how that went.
-    fn remove(&mut self) -> io::Result<()> {
-        self.armed = false;
-        fs::remove_dir_all(&self.path)
-    }
-
-    /// Leaves the directory in place.
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if let Err(e) = fs::remove_dir_all(&self.path) {
-            eprintln!(
-                "xtask: warning: could not remove {}: {e}",
-                self.path.display()
-            );
         }
     }
 }
