@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, Notify, Semaphore};
 use tokio_postgres::IsolationLevel;
 
 use super::snapshot::Snapshot;
-use super::sql;
+use super::sql::{self, TokenRow};
 use crate::db::{Client, Db};
 use crate::error::Fault;
 
@@ -111,10 +111,20 @@ impl Directory {
         else {
             return Ok(None);
         };
-        // The snapshot is behind the database: catch up in the background.
-        self.wake.notify_one();
+        let (grant, reloaded) = self.grant(&row).await;
+        if !reloaded {
+            // The snapshot is behind the database: catch up in the background.
+            self.wake.notify_one();
+        }
+        grant
+    }
+
+    /// The grant of a token found in the database, and whether the snapshot
+    /// was reloaded for it: it is when the token's partner is missing too (a
+    /// partner and its token both created since the last reload).
+    async fn grant(&self, row: &TokenRow) -> (Result<Option<TokenGrant>, StoreError>, bool) {
         let Ok(partner_id) = PartnerId::parse(&row.partner_id) else {
-            return Ok(None);
+            return (Ok(None), false);
         };
         let lookup = || self.snapshot.load().partner(&partner_id);
         let mut missing = false;
@@ -124,11 +134,15 @@ impl Directory {
             partner
         });
         if !missing {
-            return Ok(grant);
+            return (Ok(grant), false);
         }
-        // A partner and its token both created since the last reload.
-        self.reload().await?;
-        Ok(TokenGrant::of_stored(row.revoked, row.expires_at, lookup))
+        match self.reload().await {
+            Ok(()) => (
+                Ok(TokenGrant::of_stored(row.revoked, row.expires_at, lookup)),
+                true,
+            ),
+            Err(error) => (Err(error), false),
+        }
     }
 }
 
