@@ -87,7 +87,7 @@ impl App {
                     origin?;
                     let bytes = self.json_body(&parts, body).await?;
                     let stored = self.service.redeem_init_token(&bytes).await?;
-                    Ok(json(StatusCode::OK, &wire::redeemed(&stored)))
+                    Ok(json_bytes(StatusCode::OK, wire::redeemed(&stored)))
                 };
                 // The widget must be able to read errors too, so CORS headers go
                 // on every answer to an allowed origin.

@@ -2,7 +2,6 @@
 //! order; the domain types carry no serde derives.
 
 use serde::Serialize;
-use serde::ser::{SerializeSeq, Serializer};
 
 use crate::json_out::ObjectWriter;
 use session_core::session::{Session, StoredSession};
@@ -10,28 +9,40 @@ use session_core::status::KycStatus;
 use session_core::value::{Code, PartnerUserId};
 use session_core::{CreatedSession, EventReport};
 
-/// A list of codes, serialised without building an intermediate vector.
-struct Codes<'a>(&'a [Code]);
-
-impl Serialize for Codes<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut seq = serializer.serialize_seq(Some(self.0.len()))?;
-        for code in self.0 {
-            seq.serialize_element(code.as_str())?;
-        }
-        seq.end()
-    }
-}
-
 pub const INIT_TOKEN_TYPE: &str = "sdk_partner_authorization";
 
 /// The 22 fields of the seed page, in its order, shaped for `proofWidget.run`.
 /// Written by hand: this is the response of the hottest route.
 pub fn created_session(created: &CreatedSession) -> Vec<u8> {
     let s = &created.session;
+    let mut out = ObjectWriter::with_capacity(1024);
+    ids(&mut out, s);
+    out.str("address", s.address.as_str());
+    out.str("signature", s.signature.as_str());
+    out.str("init_token", &created.init_token);
+    out.str("init_token_type", INIT_TOKEN_TYPE);
+    widget_settings(&mut out, s, s.widget.fiat_currency.as_str());
+    out.finish()
+}
+
+/// What the widget needs once its token is redeemed: the session's fields
+/// without the token, with its status and the fiat currency it now has.
+pub fn redeemed(stored: &StoredSession) -> Vec<u8> {
+    let s = &stored.session;
+    let mut out = ObjectWriter::with_capacity(1024);
+    ids(&mut out, s);
+    out.str("status", stored.state.status.as_str());
+    out.str("address", s.address.as_str());
+    out.str("signature", s.signature.as_str());
+    widget_settings(&mut out, s, stored.state.fiat_currency.as_str());
+    out.finish()
+}
+
+/// `merchant_transaction_id` and `widget_id`, the two fields both widget
+/// answers open with.
+fn ids(out: &mut ObjectWriter, s: &Session) {
     let mut id_buf = [0u8; 36];
     let mut widget_buf = [0u8; 36];
-    let mut out = ObjectWriter::with_capacity(1024);
     out.str(
         "merchant_transaction_id",
         s.merchant_transaction_id
@@ -45,10 +56,11 @@ pub fn created_session(created: &CreatedSession) -> Vec<u8> {
             .hyphenated()
             .encode_lower(&mut widget_buf),
     );
-    out.str("address", s.address.as_str());
-    out.str("signature", s.signature.as_str());
-    out.str("init_token", &created.init_token);
-    out.str("init_token_type", INIT_TOKEN_TYPE);
+}
+
+/// The widget's settings, from `currency` to `redirect_url`, the tail both
+/// widget answers share.
+fn widget_settings(out: &mut ObjectWriter, s: &Session, fiat_currency: &str) {
     out.str("currency", s.currency.as_str());
     out.strs("currencies", s.widget.currencies.iter().map(Code::as_str));
     out.bool("fix_currency", true);
@@ -57,7 +69,7 @@ pub fn created_session(created: &CreatedSession) -> Vec<u8> {
     out.strs("fix_network", [s.network.as_str()]);
     out.str("amount", s.amount.as_str());
     out.bool("fix_amount", true);
-    out.str("fiat_currency", s.widget.fiat_currency.as_str());
+    out.str("fiat_currency", fiat_currency);
     out.strs(
         "fiat_currencies",
         s.widget.fiat_currencies.iter().map(Code::as_str),
@@ -67,66 +79,10 @@ pub fn created_session(created: &CreatedSession) -> Vec<u8> {
     out.str("type", s.tx_type.as_str());
     out.str("lang", &s.widget.lang);
     out.str("theme", &s.widget.theme);
-    out.str("redirect_url", redirect_url(s));
-    out.finish()
-}
-
-fn redirect_url(session: &Session) -> &str {
-    session.redirect_url.as_ref().map_or("", |url| url.as_str())
-}
-
-/// What the widget needs once its token is redeemed.
-#[derive(Serialize)]
-struct RedeemedBody<'a> {
-    merchant_transaction_id: String,
-    widget_id: String,
-    status: &'static str,
-    address: &'a str,
-    signature: &'a str,
-    currency: &'a str,
-    currencies: Codes<'a>,
-    fix_currency: bool,
-    network: &'a str,
-    networks: Codes<'a>,
-    fix_network: [&'a str; 1],
-    amount: &'a str,
-    fix_amount: bool,
-    fiat_currency: &'a str,
-    fiat_currencies: Codes<'a>,
-    fix_fiat_currency: bool,
-    fix_fiat_amount: bool,
-    #[serde(rename = "type")]
-    tx_type: &'static str,
-    lang: &'a str,
-    theme: &'a str,
-    redirect_url: &'a str,
-}
-
-pub fn redeemed(stored: &StoredSession) -> impl Serialize + '_ {
-    let s = &stored.session;
-    RedeemedBody {
-        merchant_transaction_id: s.id_text(),
-        widget_id: s.widget.widget_id.to_string(),
-        status: stored.state.status.as_str(),
-        address: s.address.as_str(),
-        signature: s.signature.as_str(),
-        currency: s.currency.as_str(),
-        currencies: Codes(&s.widget.currencies),
-        fix_currency: true,
-        network: s.network.as_str(),
-        networks: Codes(&s.widget.networks),
-        fix_network: [s.network.as_str()],
-        amount: s.amount.as_str(),
-        fix_amount: true,
-        fiat_currency: stored.state.fiat_currency.as_str(),
-        fiat_currencies: Codes(&s.widget.fiat_currencies),
-        fix_fiat_currency: false,
-        fix_fiat_amount: true,
-        tx_type: s.tx_type.as_str(),
-        lang: &s.widget.lang,
-        theme: &s.widget.theme,
-        redirect_url: redirect_url(s),
-    }
+    out.str(
+        "redirect_url",
+        s.redirect_url.as_ref().map_or("", |url| url.as_str()),
+    );
 }
 
 /// `GET /widget/transactions/{id}`: amounts are `""` until known.
