@@ -12,10 +12,9 @@ use session_core::time::Clock;
 
 pub const DEMO_PARTNER: &str = "demo";
 
-/// The demo partner's secrets, shown once in the banner.
+/// The demo partner's client token, shown once in the banner.
 pub struct Demo {
     pub client_token: String,
-    pub provider_secret: String,
 }
 
 /// Installs the demo partner with a fresh client token.
@@ -23,7 +22,6 @@ pub async fn install(
     registry: &dyn PartnerRegistry,
     clock: &dyn Clock,
     random: &dyn Random,
-    provider_secret: Option<&Secret>,
 ) -> Result<Demo, String> {
     let spec = PartnerSpec {
         id: DEMO_PARTNER.into(),
@@ -85,17 +83,17 @@ pub async fn install(
         .add_token(&record)
         .await
         .map_err(|e| e.to_string())?;
-    let provider_secret =
-        provider_secret.map_or_else(|| hex_secret(random), |s| s.expose().to_owned());
-    Ok(Demo {
-        client_token,
-        provider_secret,
-    })
+    Ok(Demo { client_token })
 }
 
-/// What dev mode prints on standard output (not the log): the demo token and a
-/// request that works as shown.
-pub fn banner(demo: &Demo, public: SocketAddr, admin: SocketAddr) -> String {
+/// What dev mode prints on standard output (not the log): the demo token, the
+/// provider secret events are verified with, and a request that works as shown.
+pub fn banner(
+    demo: &Demo,
+    provider_secret: &Secret,
+    public: SocketAddr,
+    admin: SocketAddr,
+) -> String {
     format!(
         "\
 session-server is running in dev mode (in-memory store: nothing is kept after exit)
@@ -114,6 +112,6 @@ Open a widget session:
     -d '{{\"partner_user_id\":\"user-123\",\"user_email\":\"user@example.com\",\"network\":\"TRC20\",\"currency\":\"USDT\",\"amount\":\"100\",\"type\":\"buy\",\"client_ip\":\"203.0.113.42\"}}'
 ",
         token = demo.client_token,
-        provider = demo.provider_secret,
+        provider = provider_secret.expose(),
     )
 }

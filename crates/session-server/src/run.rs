@@ -52,22 +52,16 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         );
     }
     let demo = if config.dev {
-        Some(
-            dev::install(
-                store.as_ref(),
-                clock.as_ref(),
-                random.as_ref(),
-                config.provider_secret.as_ref(),
-            )
-            .await?,
-        )
+        Some(dev::install(store.as_ref(), clock.as_ref(), random.as_ref()).await?)
     } else {
         None
     };
-    let provider_secret = demo
-        .as_ref()
-        .map(|d| Secret::new(d.provider_secret.as_str()))
-        .or_else(|| config.provider_secret.clone());
+    let provider_secret = match (&config.provider_secret, config.dev) {
+        (Some(secret), _) => Some(secret.clone()),
+        // Dev mode verifies events with a secret made up now, shown in the banner.
+        (None, true) => Some(Secret::new(hex_secret(random.as_ref()))),
+        (None, false) => None,
+    };
     if provider_secret.is_none() {
         tracing::warn!(
             "no --provider-secret: every POST /provider/events will be refused as unsigned"
@@ -99,7 +93,9 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             init_token_ttl_seconds: config.init_token_ttl_seconds,
         },
     );
-    run_listeners(&config, service, store, random.as_ref(), demo.as_ref()).await
+    // In dev mode both are set: the banner shows the demo token and the secret.
+    let banner = demo.as_ref().zip(provider_secret.as_ref());
+    run_listeners(&config, service, store, random.as_ref(), banner).await
 }
 
 /// The init-token key, identified by a digest of the secret so every instance
@@ -119,7 +115,7 @@ async fn run_listeners(
     service: SessionService,
     health: Arc<dyn Health>,
     random: &dyn Random,
-    demo: Option<&dev::Demo>,
+    banner: Option<(&dev::Demo, &Secret)>,
 ) -> Result<(), String> {
     let bind = |addr| async move {
         TcpListener::bind(addr)
@@ -153,8 +149,11 @@ async fn run_listeners(
     let admin_handler = Arc::new(Admin::new(health, lifecycle.clone(), prefix(admin_prefix)));
 
     let signalled = shutdown_signal()?;
-    if let Some(demo) = demo {
-        println!("{}", dev::banner(demo, public_addr, admin_addr));
+    if let Some((demo, provider_secret)) = banner {
+        println!(
+            "{}",
+            dev::banner(demo, provider_secret, public_addr, admin_addr)
+        );
     }
     tracing::info!(public = %public_addr, admin = %admin_addr, "listening");
 
