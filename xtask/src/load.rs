@@ -197,9 +197,8 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             drop(ours);
             print_ratio(
                 "ours (mem) / bare hyper",
-                &mine,
-                base.requests_per_sec(),
-                Some(base.p99_us),
+                mine.throughput_over(&base),
+                Some(mine.p99_over(&base)),
             );
             mem_points[at].rounds.push(MemPoint {
                 ours: mine,
@@ -209,11 +208,12 @@ pub fn run(args: &LoadArgs) -> Result<()> {
             if let (Some(setup), Some(server)) = (&postgres, &ours_pg) {
                 let bench = setup.point(&plan, connections, &mut log)?;
                 let mine = runner.point(server, connections, &mut log)?;
-                print_ratio("ours (postgres) / pgbench", &mine, bench.result.tps, None);
-                pg_points[at].rounds.push(PgPoint {
+                let point = PgPoint {
                     ours: mine,
                     pgbench: bench,
-                });
+                };
+                print_ratio("ours (postgres) / pgbench", point.throughput_ratio(), None);
+                pg_points[at].rounds.push(point);
             }
         }
     }
@@ -292,20 +292,18 @@ fn finish(report: &Report, plan: &Plan, root: &Path) -> Result<()> {
     )))
 }
 
-/// Prints a pair's throughput ratio (and p99 ratio, given the baseline's p99) as the
-/// run goes.
-fn print_ratio(what: &str, ours: &WrkResult, base_per_sec: f64, base_p99_us: Option<f64>) {
-    if base_per_sec <= 0.0 {
+/// Prints a pair's throughput ratio (and p99 ratio, if given) as the run goes; a
+/// ratio that is not a number (the baseline measured nothing) is left out, and
+/// without the throughput nothing is printed.
+fn print_ratio(what: &str, throughput: f64, p99: Option<f64>) {
+    if !throughput.is_finite() {
         return;
     }
-    let p99 = base_p99_us
-        .filter(|&base| base > 0.0)
-        .map(|base| format!(", p99 {:.2}×", ours.p99_us / base))
+    let p99 = p99
+        .filter(|ratio| ratio.is_finite())
+        .map(|ratio| format!(", p99 {ratio:.2}×"))
         .unwrap_or_default();
-    println!(
-        "    {what}: throughput {:.2}×{p99}",
-        ours.requests_per_sec() / base_per_sec
-    );
+    println!("    {what}: throughput {throughput:.2}×{p99}");
 }
 
 /// The idle-connection test: the active point on a fresh server without idle

@@ -91,19 +91,6 @@ pub struct MemPoint {
 }
 
 impl MemPoint {
-    /// Our throughput over bare hyper's.
-    fn throughput_ratio(&self) -> f64 {
-        ratio(
-            self.ours.requests_per_sec(),
-            self.baseline.requests_per_sec(),
-        )
-    }
-
-    /// Our p99 over bare hyper's.
-    fn p99_ratio(&self) -> f64 {
-        ratio(self.ours.p99_us, self.baseline.p99_us)
-    }
-
     fn valid(&self) -> bool {
         valid(&[&self.ours, &self.baseline])
     }
@@ -118,7 +105,7 @@ pub struct PgPoint {
 
 impl PgPoint {
     /// Our requests per second over pgbench's transactions per second.
-    fn throughput_ratio(&self) -> f64 {
+    pub fn throughput_ratio(&self) -> f64 {
         ratio(self.ours.requests_per_sec(), self.pgbench.result.tps)
     }
 
@@ -161,29 +148,12 @@ pub struct IdlePair {
 }
 
 impl IdlePair {
-    fn throughput_ratio(&self) -> f64 {
-        ratio(
-            self.with.requests_per_sec(),
-            self.without.requests_per_sec(),
-        )
-    }
-
-    fn p99_ratio(&self) -> f64 {
-        ratio(self.with.p99_us, self.without.p99_us)
+    fn valid(&self) -> bool {
+        valid(&[&self.without, &self.with])
     }
 }
 
 impl IdleReport {
-    /// The round with the median throughput ratio and the round with the median p99
-    /// ratio (they may differ), each a real paired run.
-    fn medians(&self) -> Option<(&IdlePair, &IdlePair)> {
-        let throughput: Vec<f64> = self.pairs.iter().map(IdlePair::throughput_ratio).collect();
-        let p99: Vec<f64> = self.pairs.iter().map(IdlePair::p99_ratio).collect();
-        let by_throughput = median_round(&throughput, Better::Higher)?;
-        let by_p99 = median_round(&p99, Better::Lower)?;
-        Some((&self.pairs[by_throughput], &self.pairs[by_p99]))
-    }
-
     /// Every round's (throughput, p99) ratio, in round order.
     fn spread(&self) -> String {
         self.pairs
@@ -191,8 +161,8 @@ impl IdleReport {
             .map(|pair| {
                 format!(
                     "{} / {}",
-                    times(pair.throughput_ratio()),
-                    times(pair.p99_ratio())
+                    times(pair.with.throughput_over(&pair.without)),
+                    times(pair.with.p99_over(&pair.without))
                 )
             })
             .collect::<Vec<_>>()
@@ -333,20 +303,20 @@ impl<T> Pick<'_, T> {
     }
 }
 
-/// The median round of `series` by `ratio`; `None` when it has no rounds.
+/// The median round of `rounds` by `ratio`; `None` when there are no rounds.
 fn pick<'a, T>(
-    series: &'a Series<T>,
+    rounds: &'a [T],
     ratio: impl Fn(&T) -> f64,
     valid: impl Fn(&T) -> bool,
     better: Better,
 ) -> Option<Pick<'a, T>> {
-    let ratios: Vec<f64> = series.rounds.iter().map(&ratio).collect();
+    let ratios: Vec<f64> = rounds.iter().map(&ratio).collect();
     let round = median_round(&ratios, better)?;
     Some(Pick {
         round,
-        point: &series.rounds[round],
+        point: &rounds[round],
         ratio: ratios[round],
-        valid: series.rounds.iter().map(valid).collect(),
+        valid: rounds.iter().map(valid).collect(),
         ratios,
         better,
     })
@@ -354,23 +324,49 @@ fn pick<'a, T>(
 
 fn mem_by_throughput(series: &Series<MemPoint>) -> Option<Pick<'_, MemPoint>> {
     pick(
-        series,
-        MemPoint::throughput_ratio,
+        &series.rounds,
+        |point| point.ours.throughput_over(&point.baseline),
         MemPoint::valid,
         Better::Higher,
     )
 }
 
 fn mem_by_p99(series: &Series<MemPoint>) -> Option<Pick<'_, MemPoint>> {
-    pick(series, MemPoint::p99_ratio, MemPoint::valid, Better::Lower)
+    pick(
+        &series.rounds,
+        |point| point.ours.p99_over(&point.baseline),
+        MemPoint::valid,
+        Better::Lower,
+    )
 }
 
 fn pg_by_throughput(series: &Series<PgPoint>) -> Option<Pick<'_, PgPoint>> {
     pick(
-        series,
+        &series.rounds,
         PgPoint::throughput_ratio,
         PgPoint::valid,
         Better::Higher,
+    )
+}
+
+/// The idle round with the median throughput ratio (with over without).
+fn idle_by_throughput(idle: &IdleReport) -> Option<Pick<'_, IdlePair>> {
+    pick(
+        &idle.pairs,
+        |pair| pair.with.throughput_over(&pair.without),
+        IdlePair::valid,
+        Better::Higher,
+    )
+}
+
+/// The idle round with the median p99 ratio (with over without); it may be another
+/// round than the throughput one.
+fn idle_by_p99(idle: &IdleReport) -> Option<Pick<'_, IdlePair>> {
+    pick(
+        &idle.pairs,
+        |pair| pair.with.p99_over(&pair.without),
+        IdlePair::valid,
+        Better::Lower,
     )
 }
 
@@ -616,15 +612,10 @@ pub fn targets(report: &Report) -> Vec<TargetRow> {
                     judge(true, cost < IDLE_RSS_TARGET_MIB)
                 },
             });
-            match idle.medians() {
-                None => rows.push(not_measured(&idle_speed)),
-                Some((by_throughput, by_p99)) => {
-                    let throughput = by_throughput.throughput_ratio();
-                    let p99 = by_p99.p99_ratio();
-                    let all_valid = idle
-                        .pairs
-                        .iter()
-                        .all(|pair| valid(&[&pair.with, &pair.without]));
+            match (idle_by_throughput(idle), idle_by_p99(idle)) {
+                (Some(by_throughput), Some(by_p99)) => {
+                    let throughput = by_throughput.ratio;
+                    let p99 = by_p99.ratio;
                     rows.push(TargetRow {
                         target: idle_speed,
                         measured: format!(
@@ -637,11 +628,12 @@ pub fn targets(report: &Report) -> Vec<TargetRow> {
                             idle.spread()
                         ),
                         verdict: judge(
-                            all_valid,
+                            by_throughput.all_valid(),
                             throughput >= IDLE_THROUGHPUT_FLOOR && p99 <= IDLE_P99_CEILING,
                         ),
                     });
                 }
+                _ => rows.push(not_measured(&idle_speed)),
             }
         }
     }
@@ -883,12 +875,7 @@ fn pg_table(out: &mut String, report: &Report) {
             .iter()
             .find(|mem| mem.connections == series.connections)
             .and_then(|mem| mem.rounds.get(pick.round))
-            .map(|mem| {
-                times(ratio(
-                    point.ours.requests_per_sec(),
-                    mem.baseline.requests_per_sec(),
-                ))
-            })
+            .map(|mem| times(point.ours.throughput_over(&mem.baseline)))
             .unwrap_or_else(|| "–".to_owned());
         let bench: &PgbenchResult = &point.pgbench.result;
         let _ = writeln!(
@@ -998,8 +985,8 @@ fn idle_tables(out: &mut String, report: &Report) {
             thousands(pair.with.requests_per_sec()),
             flag(&pair.with),
             percentiles(&pair.with),
-            times(pair.throughput_ratio()),
-            times(pair.p99_ratio())
+            times(pair.with.throughput_over(&pair.without)),
+            times(pair.with.p99_over(&pair.without))
         );
     }
     out.push('\n');
@@ -1122,8 +1109,22 @@ fn finish_table(out: &mut String, notes: &[String]) {
     }
 }
 
+/// `ours` over `base`; not a number when `base` is not positive (shown as `–`).
 fn ratio(ours: f64, base: f64) -> f64 {
     if base > 0.0 { ours / base } else { f64::NAN }
+}
+
+/// The ratios the report is made of, of one run over its baseline run.
+impl WrkResult {
+    /// Throughput over `base`'s.
+    pub fn throughput_over(&self, base: &WrkResult) -> f64 {
+        ratio(self.requests_per_sec(), base.requests_per_sec())
+    }
+
+    /// p99 over `base`'s.
+    pub fn p99_over(&self, base: &WrkResult) -> f64 {
+        ratio(self.p99_us, base.p99_us)
+    }
 }
 
 /// A ratio without the `×`, for the all-rounds columns.
