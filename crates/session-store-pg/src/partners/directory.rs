@@ -177,14 +177,3 @@ pub(crate) async fn load_specs(
     tx.commit().await?;
     Ok(specs)
 }
-
-/// Tokens of one partner, from the database.
-pub(crate) async fn load_tokens(
-    client: &mut Client,
-    partner: &PartnerId,
-) -> Result<Vec<ClientTokenRecord>, Fault> {
-    let tx = client.build_transaction().read_only(true).start().await?;
-    let tokens = sql::load_tokens(&tx, Some(partner.as_str())).await?;
-    tx.commit().await?;
-    Ok(tokens)
-}

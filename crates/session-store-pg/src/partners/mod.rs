@@ -60,7 +60,7 @@ impl PartnerRegistry for PgStore {
 
     async fn tokens(&self, partner: &PartnerId) -> Result<Vec<ClientTokenRecord>, StoreError> {
         self.db
-            .run(async |client| directory::load_tokens(client, partner).await)
+            .run(async |client| sql::load_tokens(&*client, Some(partner.as_str())).await)
             .await
     }
 

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use deadpool_postgres::Transaction;
+use deadpool_postgres::{GenericClient, Transaction};
 use session_core::client_token::TokenDigest;
 use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
 use session_core::ports::ClientTokenRecord;
@@ -26,17 +26,17 @@ pub(crate) async fn load_specs(
     tx: &Transaction<'_>,
     only: Option<&str>,
 ) -> Result<Vec<PartnerSpec>, Fault> {
-    let partners = tx
-        .query(
+    let statement = tx
+        .prepare_cached(
             "SELECT id, name, offramp_enabled, accept_client_address, redirect_hosts, \
                     webhook_url, webhook_secret, signature_scheme, widget_id, \
                     widget_currencies, widget_networks, widget_fiat_currency, \
                     widget_fiat_currencies, widget_default_type, widget_lang, widget_theme, \
                     widget_redirect_url, widget_decimal_codes, widget_decimal_digits \
              FROM partners WHERE $1::text IS NULL OR id = $1 ORDER BY id COLLATE \"C\"",
-            &[&only],
         )
         .await?;
+    let partners = tx.query(&statement, &[&only]).await?;
     let mut specs = partners
         .iter()
         .map(partner_spec)
@@ -46,11 +46,21 @@ pub(crate) async fn load_specs(
         .enumerate()
         .map(|(i, spec)| (spec.id.clone(), i))
         .collect();
-    let children = |table: &str, columns: &str| {
-        format!(
-            "SELECT partner_id, {columns} FROM {table} \
-             WHERE $1::text IS NULL OR partner_id = $1 ORDER BY partner_id, ordinal"
-        )
+    // The query of a child table's rows, as one `&'static str`.
+    macro_rules! children {
+        ($table:literal, $columns:literal) => {
+            concat!(
+                "SELECT partner_id, ",
+                $columns,
+                " FROM ",
+                $table,
+                " WHERE $1::text IS NULL OR partner_id = $1 ORDER BY partner_id, ordinal"
+            )
+        };
+    }
+    let read = async |query: &'static str| {
+        let statement = tx.prepare_cached(query).await?;
+        Ok::<_, Fault>(tx.query(&statement, &[&only]).await?)
     };
     // Children of a partner created after the first read cannot appear: the
     // transaction is REPEATABLE READ, so every read sees the same snapshot.
@@ -64,26 +74,21 @@ pub(crate) async fn load_specs(
             }
             Ok::<(), Fault>(())
         };
-    let origins = tx
-        .query(&children("partner_origins", "origin"), &[&only])
-        .await?;
+    let origins = read(children!("partner_origins", "origin")).await?;
     each_child(origins, &|spec, row| {
         spec.allowed_origins.push(row.try_get("origin")?);
         Ok(())
     })?;
-    let ips = tx
-        .query(&children("partner_ips", "ip_range"), &[&only])
-        .await?;
+    let ips = read(children!("partner_ips", "ip_range")).await?;
     each_child(ips, &|spec, row| {
         spec.allowed_ips.push(row.try_get("ip_range")?);
         Ok(())
     })?;
-    let wallets = tx
-        .query(
-            &children("partner_wallets", "currency, network, address, active"),
-            &[&only],
-        )
-        .await?;
+    let wallets = read(children!(
+        "partner_wallets",
+        "currency, network, address, active"
+    ))
+    .await?;
     each_child(wallets, &|spec, row| {
         spec.wallets.push(WalletSpec {
             currency: row.try_get("currency")?,
@@ -93,12 +98,7 @@ pub(crate) async fn load_specs(
         });
         Ok(())
     })?;
-    let keys = tx
-        .query(
-            &children("partner_signing_keys", "kid, secret, not_after"),
-            &[&only],
-        )
-        .await?;
+    let keys = read(children!("partner_signing_keys", "kid, secret, not_after")).await?;
     each_child(keys, &|spec, row| {
         spec.signing_keys.push(SigningKeySpec {
             kid: row.try_get("kid")?,
@@ -148,23 +148,21 @@ fn partner_spec(row: &Row) -> Result<PartnerSpec, Fault> {
     })
 }
 
-/// The columns [`token_record`] reads.
-const TOKEN_COLUMNS: &str = "digest, partner_id, label, created_at, expires_at, revoked_at";
-
-/// Every client token, or those of one partner, in `tokens()` order.
+/// Every client token, or those of one partner, in `tokens()` order. One
+/// statement: it needs no transaction of its own.
 pub(crate) async fn load_tokens(
-    tx: &Transaction<'_>,
+    client: &impl GenericClient,
     partner: Option<&str>,
 ) -> Result<Vec<ClientTokenRecord>, Fault> {
-    let rows = tx
-        .query(
-            &format!(
-                "SELECT {TOKEN_COLUMNS} FROM client_tokens \
-                 WHERE $1::text IS NULL OR partner_id = $1 ORDER BY partner_id, created_at, digest"
-            ),
-            &[&partner],
+    // Exactly the columns `token_record` reads.
+    let statement = client
+        .prepare_cached(
+            "SELECT digest, partner_id, label, created_at, expires_at, revoked_at \
+             FROM client_tokens \
+             WHERE $1::text IS NULL OR partner_id = $1 ORDER BY partner_id, created_at, digest",
         )
         .await?;
+    let rows = client.query(&statement, &[&partner]).await?;
     rows.iter().map(token_record).collect()
 }
 
