@@ -154,18 +154,21 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         binary: &bins.session_server,
         bootstrap: &bootstrap,
     };
+    // A fresh in-memory server checks its answer as it starts; the others are
+    // checked here, each in turn, so a broken setup fails before the load.
+    let (ours, ours_bytes) = mem.start_as(&mut log, "OURS_MEM")?;
     let mut response_bytes = Vec::new();
-    let ours = mem.start(&mut log)?;
-    for server in [Some(&baseline), Some(&ours), ours_pg.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        let bytes = server.verify_session_post()?;
+    let mut answers = |server: &Server, bytes: usize| {
         println!(
             "    {}: POST /widget/session answers 200 ({bytes} bytes)",
             server.name()
         );
         response_bytes.push((server.name().to_owned(), bytes));
+    };
+    answers(&baseline, baseline.verify_session_post()?);
+    answers(&ours, ours_bytes);
+    if let Some(server) = &ours_pg {
+        answers(server, server.verify_session_post()?);
     }
     drop(ours);
 
@@ -337,7 +340,7 @@ fn idle_test(
         warnings.extend(plain.warnings());
         drop(plain);
 
-        let server = mem.start_as(log, "OURS_IDLE")?;
+        let (server, _) = mem.start_as(log, "OURS_IDLE")?;
         let at_start = idle::memory(server.pid())?;
         let mut idle = idle::Connections::default();
         idle.open_until(server.public(), FEW_IDLE, &request)?;
@@ -395,15 +398,15 @@ struct MemServers<'a> {
 impl MemServers<'_> {
     /// A fresh in-memory server that has answered the seed request with 200.
     fn start(&self, log: &mut CommandLog) -> Result<Server> {
-        self.start_as(log, "OURS_MEM")
+        self.start_as(log, "OURS_MEM").map(|(server, _)| server)
     }
 
-    /// The same, logged as `name`.
-    fn start_as(&self, log: &mut CommandLog, name: &str) -> Result<Server> {
+    /// The same, logged as `name`, with the size of its answer in bytes.
+    fn start_as(&self, log: &mut CommandLog, name: &str) -> Result<(Server, usize)> {
         let server = Server::session(self.binary, self.bootstrap, server::Store::Mem)?;
         log.server(&server, name);
-        server.verify_session_post()?;
-        Ok(server)
+        let bytes = server.verify_session_post()?;
+        Ok((server, bytes))
     }
 }
 
