@@ -1,10 +1,9 @@
 //! The `partners` commands end to end: parsed from a command line, run on
 //! `MemStore` with a clock and random source the tests control.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
+use async_trait::async_trait;
 use clap::Parser;
 use serde_json::Value;
 use session_core::client_token::TokenDigest;
@@ -1300,83 +1299,44 @@ fn token_refs_are_hex_prefixes_of_at_least_8_digits() {
 /// connection would.
 struct ExpiryFails(MemStore);
 
-type Answer<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
-
-// Written out by hand: this crate does not depend on `async-trait`, whose
-// expansion these signatures are.
+#[async_trait]
 impl PartnerRegistry for ExpiryFails {
-    fn partner<'s, 'i, 'a>(&'s self, id: &'i PartnerId) -> Answer<'a, Option<PartnerSpec>>
-    where
-        's: 'a,
-        'i: 'a,
-        Self: 'a,
-    {
-        self.0.partner(id)
+    async fn partner(&self, id: &PartnerId) -> Result<Option<PartnerSpec>, StoreError> {
+        self.0.partner(id).await
     }
 
-    fn partners<'s, 'a>(&'s self) -> Answer<'a, Vec<PartnerSpec>>
-    where
-        's: 'a,
-        Self: 'a,
-    {
-        self.0.partners()
+    async fn partners(&self) -> Result<Vec<PartnerSpec>, StoreError> {
+        self.0.partners().await
     }
 
-    fn put_partner<'s, 'i, 'a>(&'s self, spec: &'i PartnerSpec) -> Answer<'a, ()>
-    where
-        's: 'a,
-        'i: 'a,
-        Self: 'a,
-    {
-        self.0.put_partner(spec)
+    async fn put_partner(&self, spec: &PartnerSpec) -> Result<(), StoreError> {
+        self.0.put_partner(spec).await
     }
 
-    fn tokens<'s, 'i, 'a>(&'s self, partner: &'i PartnerId) -> Answer<'a, Vec<ClientTokenRecord>>
-    where
-        's: 'a,
-        'i: 'a,
-        Self: 'a,
-    {
-        self.0.tokens(partner)
+    async fn tokens(&self, partner: &PartnerId) -> Result<Vec<ClientTokenRecord>, StoreError> {
+        self.0.tokens(partner).await
     }
 
-    fn add_token<'s, 'i, 'a>(&'s self, token: &'i ClientTokenRecord) -> Answer<'a, bool>
-    where
-        's: 'a,
-        'i: 'a,
-        Self: 'a,
-    {
-        self.0.add_token(token)
+    async fn add_token(&self, token: &ClientTokenRecord) -> Result<bool, StoreError> {
+        self.0.add_token(token).await
     }
 
-    fn expire_token<'s, 'i, 'd, 'a>(
-        &'s self,
-        _partner: &'i PartnerId,
-        _digest: &'d TokenDigest,
+    async fn expire_token(
+        &self,
+        _partner: &PartnerId,
+        _digest: &TokenDigest,
         _at: Timestamp,
-    ) -> Answer<'a, bool>
-    where
-        's: 'a,
-        'i: 'a,
-        'd: 'a,
-        Self: 'a,
-    {
-        Box::pin(async { Err(StoreError::Unavailable("connection reset".into())) })
+    ) -> Result<bool, StoreError> {
+        Err(StoreError::Unavailable("connection reset".into()))
     }
 
-    fn revoke_token<'s, 'i, 'd, 'a>(
-        &'s self,
-        partner: &'i PartnerId,
-        digest: &'d TokenDigest,
+    async fn revoke_token(
+        &self,
+        partner: &PartnerId,
+        digest: &TokenDigest,
         at: Timestamp,
-    ) -> Answer<'a, bool>
-    where
-        's: 'a,
-        'i: 'a,
-        'd: 'a,
-        Self: 'a,
-    {
-        self.0.revoke_token(partner, digest, at)
+    ) -> Result<bool, StoreError> {
+        self.0.revoke_token(partner, digest, at).await
     }
 }
 
