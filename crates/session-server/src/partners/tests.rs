@@ -8,7 +8,9 @@ use clap::Parser;
 use serde_json::Value;
 use session_core::client_token::TokenDigest;
 use session_core::partner::{PartnerId, PartnerSpec};
-use session_core::ports::{ClientTokenRecord, PartnerDirectory, PartnerRegistry, StoreError};
+use session_core::ports::{
+    ClientTokenRecord, PartnerDirectory, PartnerRegistry, StoreError, TokenGrant,
+};
 use session_core::random::Random;
 use session_core::time::{Clock, Timestamp};
 use session_store_mem::MemStore;
@@ -65,22 +67,36 @@ impl Env {
 
     /// Runs `session-server partners <args>`: the output, or the error message.
     async fn run(&self, args: &[&str]) -> Result<String, String> {
+        let (out, result) = self.run_on(&self.store, args).await;
+        result.map(|()| out)
+    }
+
+    /// Runs `session-server partners <args>` on `registry`: what it printed,
+    /// and how it ended.
+    async fn run_on(
+        &self,
+        registry: &dyn PartnerRegistry,
+        args: &[&str],
+    ) -> (String, Result<(), String>) {
         let line = ["session-server", "partners"].iter().chain(args);
-        let cli = Cli::try_parse_from(line).map_err(|e| format!("clap: {e}"))?;
+        let cli = match Cli::try_parse_from(line) {
+            Ok(cli) => cli,
+            Err(e) => return (String::new(), Err(format!("clap: {e}"))),
+        };
         let Some(Command::Partners(partners)) = cli.command else {
             panic!("not a partners command: {args:?}");
         };
         let mut out = Vec::new();
-        super::run(
+        let result = super::run(
             &partners.command,
             partners.json,
-            &self.store,
+            registry,
             &self.clock,
             &self.random,
             &mut out,
         )
-        .await?;
-        Ok(String::from_utf8(out).expect("UTF-8 output"))
+        .await;
+        (String::from_utf8(out).expect("UTF-8 output"), result)
     }
 
     async fn ok(&self, args: &[&str]) -> String {
@@ -110,6 +126,11 @@ impl Env {
             .await
             .expect("read")
             .expect("stored")
+    }
+
+    /// What the store answers when a client presents the token with `digest`.
+    async fn grant(&self, digest: &TokenDigest) -> Option<TokenGrant> {
+        self.store.find_by_token(digest).await.expect("lookup")
     }
 
     async fn tokens(&self, id: &str) -> Vec<ClientTokenRecord> {
@@ -167,6 +188,15 @@ fn create_line(id: &str) -> Vec<&str> {
 
 fn with<'a>(base: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
     base.iter().chain(more).copied().collect()
+}
+
+/// `wallet <action> acme --currency USDT --network TRC20 <more>`.
+fn wallet_line<'a>(action: &'a str, more: &[&'a str]) -> Vec<&'a str> {
+    let line = with(
+        &["wallet", action, "acme"],
+        &["--currency", "USDT", "--network", "TRC20"],
+    );
+    with(&line, more)
 }
 
 /// `create_line(id)` with options set: a value replaces the line's own value
@@ -449,53 +479,30 @@ async fn wallets_are_added_selected_toggled_and_removed() {
     env.acme().await;
     let trc = "TXYZabcdefghijkmnopqrstuvwxyz12345";
     let trc2 = "TQn9Y2khEsLJW1ChVWFMSMeRDow5KcbLSE";
-    let pair = ["--currency", "USDT", "--network", "TRC20"];
-    env.ok(&with(
-        &["wallet", "add", "acme"],
-        &with(&pair, &["--address", trc]),
-    ))
-    .await;
+    env.ok(&wallet_line("add", &["--address", trc])).await;
     let out = env
-        .ok(&with(
-            &["wallet", "add", "acme"],
-            &with(&pair, &["--address", trc2, "--inactive"]),
-        ))
+        .ok(&wallet_line("add", &["--address", trc2, "--inactive"]))
         .await;
     assert_eq!(
         out,
         format!("acme: wallet USDT/TRC20 {trc2} added (inactive)\n")
     );
-    let out = env
-        .ok(&with(
-            &["wallet", "add", "acme"],
-            &with(&pair, &["--address", trc]),
-        ))
-        .await;
+    let out = env.ok(&wallet_line("add", &["--address", trc])).await;
     assert!(out.starts_with("acme: unchanged"), "{out}");
 
-    let e = env.err(&with(&["wallet", "remove", "acme"], &pair)).await;
+    let e = env.err(&wallet_line("remove", &[])).await;
     assert!(
         e.contains("2 wallets for USDT/TRC20") && e.contains("--address"),
         "{e}"
     );
     let e = env
-        .err(&with(
-            &["wallet", "add", "acme"],
-            &with(&pair, &["--address", trc, "--inactive"]),
-        ))
+        .err(&wallet_line("add", &["--address", trc, "--inactive"]))
         .await;
     assert!(e.contains("wallet activate"), "{e}");
 
-    env.ok(&with(
-        &["wallet", "deactivate", "acme"],
-        &with(&pair, &["--address", trc]),
-    ))
-    .await;
-    env.ok(&with(
-        &["wallet", "activate", "acme"],
-        &with(&pair, &["--address", trc2]),
-    ))
-    .await;
+    env.ok(&wallet_line("deactivate", &["--address", trc]))
+        .await;
+    env.ok(&wallet_line("activate", &["--address", trc2])).await;
     let spec = env.spec("acme").await;
     assert_eq!(
         spec.wallets.iter().map(|w| w.active).collect::<Vec<_>>(),
@@ -507,14 +514,10 @@ async fn wallets_are_added_selected_toggled_and_removed() {
         "{show}"
     );
 
-    env.ok(&with(
-        &["wallet", "remove", "acme"],
-        &with(&pair, &["--address", trc]),
-    ))
-    .await;
-    let out = env.ok(&with(&["wallet", "remove", "acme"], &pair)).await;
+    env.ok(&wallet_line("remove", &["--address", trc])).await;
+    let out = env.ok(&wallet_line("remove", &[])).await;
     assert_eq!(out, format!("acme: wallet USDT/TRC20 {trc2} removed\n"));
-    let e = env.err(&with(&["wallet", "activate", "acme"], &pair)).await;
+    let e = env.err(&wallet_line("activate", &[])).await;
     assert!(e.contains("has no wallet for USDT/TRC20"), "{e}");
 
     let e = env
@@ -727,12 +730,7 @@ async fn an_issued_token_authenticates_and_is_printed_once() {
         )
     );
     assert!(out.contains("cannot be displayed again"), "{out}");
-    let grant = env
-        .store
-        .find_by_token(&digest)
-        .await
-        .expect("lookup")
-        .expect("the token works");
+    let grant = env.grant(&digest).await.expect("the token works");
     assert_eq!(grant.partner.id.as_str(), "acme");
     assert_eq!(grant.expires_at, None);
 
@@ -749,13 +747,7 @@ async fn an_issued_token_authenticates_and_is_printed_once() {
             "label": "cli",
         })
     );
-    assert!(
-        env.store
-            .find_by_token(&digest)
-            .await
-            .expect("lookup")
-            .is_some()
-    );
+    assert!(env.grant(&digest).await.is_some());
     let tokens = env.tokens("acme").await;
     assert_eq!(tokens.len(), 2);
     assert_eq!(tokens[0].created_at, env.now());
@@ -792,18 +784,11 @@ async fn rotation_keeps_the_old_token_until_the_grace_ends() {
     assert_eq!(json["replaces"]["expires_at"], until.to_rfc3339());
 
     let grant = env
-        .store
-        .find_by_token(&old_digest)
+        .grant(&old_digest)
         .await
-        .expect("lookup")
         .expect("the old token still works");
     assert_eq!(grant.expires_at, Some(until));
-    let grant = env
-        .store
-        .find_by_token(&new_digest)
-        .await
-        .expect("lookup")
-        .expect("the new token works");
+    let grant = env.grant(&new_digest).await.expect("the new token works");
     assert_eq!(grant.expires_at, None);
 
     let show = env.ok(&["show", "acme"]).await;
@@ -848,12 +833,7 @@ async fn rotation_keeps_the_old_token_until_the_grace_ends() {
     );
     let newest = TokenDigest::of(&printed_token(&out));
     assert_eq!(
-        env.store
-            .find_by_token(&new_digest)
-            .await
-            .expect("lookup")
-            .expect("found")
-            .expires_at,
+        env.grant(&new_digest).await.expect("found").expires_at,
         Some(env.now())
     );
     let record = env
@@ -881,13 +861,7 @@ async fn revocation_is_immediate() {
             digest.short_id()
         )
     );
-    assert!(
-        env.store
-            .find_by_token(&digest)
-            .await
-            .expect("lookup")
-            .is_none()
-    );
+    assert!(env.grant(&digest).await.is_none());
     let json = env
         .json(&["token", "revoke", "acme", &digest.short_id()])
         .await;
@@ -1297,10 +1271,10 @@ fn token_refs_are_hex_prefixes_of_at_least_8_digits() {
 
 /// `MemStore`, except that setting a token's expiry fails as a dropped
 /// connection would.
-struct ExpiryFails(MemStore);
+struct ExpiryFails<'a>(&'a MemStore);
 
 #[async_trait]
-impl PartnerRegistry for ExpiryFails {
+impl PartnerRegistry for ExpiryFails<'_> {
     async fn partner(&self, id: &PartnerId) -> Result<Option<PartnerSpec>, StoreError> {
         self.0.partner(id).await
     }
@@ -1345,31 +1319,13 @@ async fn a_rotation_that_fails_half_way_still_prints_the_stored_token() {
     let env = Env::new();
     env.acme().await;
     let old = TokenDigest::of(&printed_token(&env.ok(&["token", "issue", "acme"]).await));
-    let registry = ExpiryFails(env.store);
-    let cli = Cli::try_parse_from([
-        "session-server",
-        "partners",
-        "token",
-        "rotate",
-        "acme",
-        &old.short_id(),
-    ])
-    .expect("parses");
-    let Some(Command::Partners(args)) = cli.command else {
-        panic!("partners");
-    };
-    let mut out = Vec::new();
-    let e = super::run(
-        &args.command,
-        false,
-        &registry,
-        &env.clock,
-        &env.random,
-        &mut out,
-    )
-    .await
-    .expect_err("the expiry fails");
-    let out = String::from_utf8(out).expect("UTF-8");
+    let (out, result) = env
+        .run_on(
+            &ExpiryFails(&env.store),
+            &["token", "rotate", "acme", &old.short_id()],
+        )
+        .await;
+    let e = result.expect_err("the expiry fails");
     let new = TokenDigest::of(&printed_token(&out));
     assert!(
         e.contains(&format!("the new token {} is stored", new.short_id()))
@@ -1378,7 +1334,7 @@ async fn a_rotation_that_fails_half_way_still_prints_the_stored_token() {
         "{e}"
     );
     for digest in [old, new] {
-        let grant = registry.0.find_by_token(&digest).await.expect("lookup");
+        let grant = env.grant(&digest).await;
         assert_eq!(grant.expect("works").expires_at, None);
     }
 }
