@@ -4,16 +4,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{ALLOW, HeaderValue};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Serialize;
 use session_core::ports::Health;
 use session_core::{ErrorKind, Rejection};
 
-use crate::app::{X_REQUEST_ID, log_rejection};
+use crate::app::{X_REQUEST_ID, answer};
 use crate::request_id::RequestIds;
-use crate::response::{HttpResponse, error, json};
+use crate::response::{HttpResponse, json, method_not_allowed};
 use crate::server::{Handler, Lifecycle};
 
 /// How long a readiness probe waits for the store.
@@ -64,13 +63,7 @@ impl Admin {
                         .with_detail("health check timed out")),
                 }
             }
-            ("/healthz" | "/readyz", _) => {
-                let mut response = error(&Rejection::of(ErrorKind::MethodNotAllowed));
-                response
-                    .headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static("GET"));
-                Ok(response)
-            }
+            ("/healthz" | "/readyz", _) => Ok(method_not_allowed("GET")),
             _ => Err(Rejection::of(ErrorKind::NotFound)),
         }
     }
@@ -81,16 +74,7 @@ impl Handler for Admin {
         let request_id = self
             .request_ids
             .for_request(request.headers().get(&X_REQUEST_ID));
-        let mut response = self
-            .dispatch(request.method(), request.uri().path())
-            .await
-            .unwrap_or_else(|rejection| {
-                log_rejection(&request_id, &rejection);
-                error(&rejection)
-            });
-        response
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id);
-        response
+        let outcome = self.dispatch(request.method(), request.uri().path()).await;
+        answer(request_id, outcome, |_| {})
     }
 }

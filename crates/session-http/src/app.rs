@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use http::header::{ALLOW, HeaderName, HeaderValue, ORIGIN};
+use http::header::{HeaderName, HeaderValue, ORIGIN};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
@@ -18,7 +18,7 @@ use crate::body;
 use crate::config::HttpConfig;
 use crate::cors;
 use crate::request_id::RequestIds;
-use crate::response::{HttpResponse, error, json, json_bytes};
+use crate::response::{HttpResponse, error, json, json_bytes, method_not_allowed};
 use crate::router::{self, Route, Routed};
 use crate::server::Handler;
 use crate::wire;
@@ -44,22 +44,20 @@ impl App {
         }
     }
 
+    /// Answers one request. A route whose every answer (errors included) carries
+    /// CORS headers says so in `expose_to` before it can fail: `Some(origin)`, the
+    /// origin to expose to (`None` when it is not an allowed one).
     async fn dispatch(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        expose_to: &mut Option<Option<HeaderValue>>,
     ) -> Result<HttpResponse, Rejection> {
         let (parts, body) = request.into_parts();
         let route = match router::route(&parts.method, parts.uri.path()) {
             Routed::Found(route) => route,
             Routed::NotFound => return Err(Rejection::of(ErrorKind::NotFound)),
-            Routed::MethodNotAllowed(allow) => {
-                let mut response = error(&Rejection::of(ErrorKind::MethodNotAllowed));
-                response
-                    .headers_mut()
-                    .insert(ALLOW, HeaderValue::from_static(allow));
-                return Ok(response);
-            }
+            Routed::MethodNotAllowed(allow) => return Ok(method_not_allowed(allow)),
         };
         match route {
             Route::CreateSession => {
@@ -81,21 +79,14 @@ impl App {
                 Ok(json(StatusCode::OK, &wire::kyc(&user, status)))
             }
             Route::WidgetInit => {
-                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
-                let allowed = origin.as_ref().ok().cloned().flatten();
-                let outcome = async {
-                    origin?;
-                    let bytes = self.json_body(&parts, body).await?;
-                    let stored = self.service.redeem_init_token(&bytes).await?;
-                    Ok(json_bytes(StatusCode::OK, wire::redeemed(&stored)))
-                };
                 // The widget must be able to read errors too, so CORS headers go
                 // on every answer to an allowed origin.
-                let mut response = outcome
-                    .await
-                    .unwrap_or_else(|rejection: Rejection| error(&rejection));
-                cors::expose(&mut response, allowed);
-                Ok(response)
+                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
+                *expose_to = Some(origin.as_ref().ok().cloned().flatten());
+                origin?;
+                let bytes = self.json_body(&parts, body).await?;
+                let stored = self.service.redeem_init_token(&bytes).await?;
+                Ok(json_bytes(StatusCode::OK, wire::redeemed(&stored)))
             }
             Route::WidgetInitPreflight => {
                 let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins)?;
@@ -104,14 +95,13 @@ impl App {
             Route::ProviderEvents => {
                 // 401 comes before 415/413 in the check order; the MAC itself can
                 // only be checked once the body is read.
-                let signature = parts.headers.get(&X_SIGNATURE).cloned();
-                if signature.is_none() {
+                let Some(signature) = parts.headers.get(&X_SIGNATURE) else {
                     return Err(Rejection::of(ErrorKind::InvalidProviderSignature));
-                }
+                };
                 let bytes = self.json_body(&parts, body).await?;
                 let report = self
                     .service
-                    .provider_event(signature.as_ref().map(HeaderValue::as_bytes), &bytes)
+                    .provider_event(Some(signature.as_bytes()), &bytes)
                     .await?;
                 Ok(json(StatusCode::OK, &wire::event_report(&report)))
             }
@@ -167,7 +157,26 @@ fn caller_address(proxies: &TrustedProxies, parts: &Parts, peer: SocketAddr) -> 
 
 /// Logs a refused request: faults of ours at `error` with their cause, client
 /// mistakes at `debug`. Never logs bodies, tokens or signatures.
-pub(crate) fn log_rejection(request_id: &HeaderValue, rejection: &Rejection) {
+/// The response to send: `outcome`, or its rejection logged and turned into an
+/// error answer; then `decorate` (headers every answer of the route needs), then
+/// the request id.
+pub(crate) fn answer(
+    request_id: HeaderValue,
+    outcome: Result<HttpResponse, Rejection>,
+    decorate: impl FnOnce(&mut HttpResponse),
+) -> HttpResponse {
+    let mut response = outcome.unwrap_or_else(|rejection| {
+        log_rejection(&request_id, &rejection);
+        error(&rejection)
+    });
+    decorate(&mut response);
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), request_id);
+    response
+}
+
+fn log_rejection(request_id: &HeaderValue, rejection: &Rejection) {
     let request_id = request_id.to_str().unwrap_or("");
     let code = rejection.kind().code();
     if rejection.kind().status() >= 500 {
@@ -192,9 +201,10 @@ impl Handler for App {
         let request_id = self
             .request_ids
             .for_request(request.headers().get(&X_REQUEST_ID));
+        let mut expose_to = None;
         let dispatched = AssertUnwindSafe(tokio::time::timeout(
             self.config.request_deadline,
-            self.dispatch(request, peer),
+            self.dispatch(request, peer, &mut expose_to),
         ))
         .catch_unwind()
         .await;
@@ -206,13 +216,10 @@ impl Handler for App {
             }
             Err(_panic) => Err(Rejection::of(ErrorKind::Internal).with_detail("handler panicked")),
         };
-        let mut response = outcome.unwrap_or_else(|rejection| {
-            log_rejection(&request_id, &rejection);
-            error(&rejection)
-        });
-        response
-            .headers_mut()
-            .insert(X_REQUEST_ID.clone(), request_id);
-        response
+        answer(request_id, outcome, |response| {
+            if let Some(origin) = expose_to {
+                cors::expose(response, origin);
+            }
+        })
     }
 }

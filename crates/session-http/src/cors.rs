@@ -10,7 +10,7 @@ use session_core::access::Origin;
 use session_core::{ErrorKind, Rejection};
 
 use crate::config::WidgetOrigins;
-use crate::response::{HttpResponse, json_bytes};
+use crate::response::{HttpResponse, empty};
 
 /// The request's `Origin` when it is allowed; `Ok(None)` when there is none
 /// (a non-browser caller); `forbidden_origin` when it is not allowed.
@@ -47,8 +47,7 @@ pub fn expose(response: &mut HttpResponse, origin: Option<HeaderValue>) {
 
 /// The answer to a preflight from an allowed origin.
 pub fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
-    let mut response = json_bytes(StatusCode::NO_CONTENT, Vec::new());
-    response.headers_mut().remove(http::header::CONTENT_TYPE);
+    let mut response = empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     headers.insert(
         ACCESS_CONTROL_ALLOW_METHODS,

@@ -21,6 +21,22 @@ pub fn json_bytes(status: StatusCode, body: Vec<u8>) -> HttpResponse {
     response
 }
 
+/// A response with `status` and no body (and so no content type).
+pub fn empty(status: StatusCode) -> HttpResponse {
+    let mut response = Response::new(Full::default());
+    *response.status_mut() = status;
+    response
+}
+
+/// `405 method_not_allowed`, with the `Allow` header listing `allow`.
+pub fn method_not_allowed(allow: &'static str) -> HttpResponse {
+    let mut response = error(&Rejection::of(ErrorKind::MethodNotAllowed));
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, HeaderValue::from_static(allow));
+    response
+}
+
 /// A JSON response with `status` and `body` serialised.
 pub fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
     match serde_json::to_vec(body) {
