@@ -69,14 +69,7 @@ impl PartnerRegistry for PgStore {
         let added = self
             .db
             .run(async |client| sql::insert_token(client, token, &payload).await)
-            .await
-            .map_err(|error| match error {
-                // The only foreign key of client_tokens is the partner.
-                StoreError::Failed(detail) if detail.starts_with("23503") => {
-                    StoreError::Failed(format!("unknown partner {}", token.partner_id))
-                }
-                other => other,
-            })?;
+            .await?;
         if added {
             self.directory.reload_after_write().await;
         }

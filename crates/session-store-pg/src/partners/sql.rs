@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use deadpool_postgres::{GenericClient, Transaction};
 use session_core::client_token::TokenDigest;
 use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
-use session_core::ports::ClientTokenRecord;
+use session_core::ports::{ClientTokenRecord, StoreError};
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
 use tokio_postgres::Row;
+use tokio_postgres::error::SqlState;
 
 use crate::db::Client;
 use crate::error::{Fault, corrupt};
@@ -365,7 +366,18 @@ pub(crate) async fn insert_token(
                 &payload,
             ],
         )
-        .await?;
+        .await
+        .map_err(|error| {
+            // The only foreign key of client_tokens is the partner.
+            if error.code() == Some(&SqlState::FOREIGN_KEY_VIOLATION) {
+                Fault(StoreError::Failed(format!(
+                    "unknown partner {}",
+                    token.partner_id
+                )))
+            } else {
+                Fault::from(error)
+            }
+        })?;
     Ok(!rows.is_empty())
 }
 
