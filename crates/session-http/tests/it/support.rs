@@ -236,13 +236,7 @@ async fn issue(
     partner: &str,
     now: Timestamp,
 ) -> (String, TokenDigest) {
-    struct Os;
-    impl Random for Os {
-        fn fill(&self, dest: &mut [u8]) {
-            rand::fill(dest);
-        }
-    }
-    let token = client_token::generate(TokenEnv::Test, &Os);
+    let token = client_token::generate(TokenEnv::Test, &OsRandom);
     let digest = TokenDigest::of(&token);
     let record = ClientTokenRecord {
         digest,
@@ -369,23 +363,11 @@ impl TestServer {
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        RequestBuilder {
-            addr: self.addr,
-            method,
-            path: path.to_owned(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        RequestBuilder::new(self.addr, method, path)
     }
 
     pub fn admin(&self, method: Method, path: &str) -> RequestBuilder {
-        RequestBuilder {
-            addr: self.admin_addr,
-            method,
-            path: path.to_owned(),
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
+        RequestBuilder::new(self.admin_addr, method, path)
     }
 
     /// `POST /widget/session` as `token` with a JSON body.
@@ -417,6 +399,16 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
+    fn new(addr: SocketAddr, method: Method, path: &str) -> Self {
+        Self {
+            addr,
+            method,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
