@@ -2,9 +2,17 @@
 
 use std::time::Duration;
 
-use crate::support::{Bootstrap, create_seed_session, request, start, terminate};
+use crate::support::{Bootstrap, LOOPBACK, Server, create_seed_session, request, start, terminate};
 
-const LOOPBACK: [&str; 4] = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+/// The demo client token the dev banner printed.
+fn demo_token(server: &Server) -> &str {
+    server
+        .stdout
+        .split_whitespace()
+        .find(|word| word.starts_with("ct_test_"))
+        .map(|word| word.trim_matches('\''))
+        .expect("the banner prints the demo token")
+}
 
 #[tokio::test]
 async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
@@ -15,12 +23,7 @@ async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
         "banner shows a curl line: {}",
         server.stdout
     );
-    let token = server
-        .stdout
-        .split_whitespace()
-        .find(|word| word.starts_with("ct_test_"))
-        .map(|word| word.trim_matches('\''))
-        .expect("the banner prints the demo token");
+    let token = demo_token(&server);
     let response = create_seed_session(server.public, token)
         .await
         .expect("request");
@@ -90,12 +93,7 @@ async fn an_init_token_used_after_its_lifetime_is_gone() {
         .chain(LOOPBACK)
         .collect();
     let server = start(&args).await;
-    let token = server
-        .stdout
-        .split_whitespace()
-        .find(|word| word.starts_with("ct_test_"))
-        .map(|word| word.trim_matches('\''))
-        .expect("the banner prints the demo token");
+    let token = demo_token(&server);
     let session = create_seed_session(server.public, token)
         .await
         .expect("create")

@@ -14,24 +14,23 @@ use session_store_pg::PgStore;
 use session_store_pg::testing::{Mode, Proxy, TestDatabase, through, upstream};
 use tokio::sync::Mutex;
 
-use crate::support::{Bootstrap, Server, create_seed_session, request, start};
+use crate::support::{Bootstrap, LOOPBACK, Server, create_seed_session, request, start};
 
 const TOKEN: &str = "ct_test_e2e-postgres-token-0123456789abcdefghijklmnop";
 
 async fn start_on(database_url: &str, bootstrap: &Bootstrap) -> Server {
     let path = bootstrap.path();
-    start(&[
+    let args: Vec<&str> = [
         "serve",
         "--database-url",
         database_url,
         "--bootstrap",
         &path,
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ])
-    .await
+    ]
+    .into_iter()
+    .chain(LOOPBACK)
+    .collect();
+    start(&args).await
 }
 
 async fn status_of(addr: SocketAddr, token: &str, id: &str) -> u16 {

@@ -8,6 +8,9 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+/// Options that make a server listen on ephemeral loopback ports.
+pub const LOOPBACK: [&str; 4] = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+
 /// A running server process and the addresses it reported.
 pub struct Server {
     pub child: Child,
@@ -19,23 +22,16 @@ pub struct Server {
 
 /// Starts the binary with `args` and waits for its "listening" log line.
 pub async fn start(args: &[&str]) -> Server {
-    start_with_env(args, &[]).await
-}
-
-pub async fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_session-server"));
-    command
+    let mut child = Command::new(env!("CARGO_BIN_EXE_session-server"))
         .args(args)
         .args(["--log-format", "json"])
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().expect("spawn session-server");
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn session-server");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let listening = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stderr.next_line().await.expect("read stderr") {
