@@ -427,14 +427,7 @@ pub fn problems(report: &Report) -> Vec<String> {
             for (i, point) in series.rounds.iter().enumerate() {
                 let at = at(series.connections, i, report.rounds);
                 runs.push((format!("ours (postgres) at {at}"), &point.ours));
-                if point.pgbench.result.failed > 0 {
-                    failures.push(format!(
-                        "pgbench at {} clients{}: {} failed transactions",
-                        point.pgbench.clients,
-                        round_suffix(i, report.rounds),
-                        point.pgbench.result.failed
-                    ));
-                }
+                failures.extend(pgbench_failure(&point.pgbench, i, report.rounds));
             }
         }
     }
@@ -897,13 +890,8 @@ fn pg_table(out: &mut String, report: &Report) {
         for (i, point) in series.rounds.iter().enumerate() {
             let at = at(series.connections, i, report.rounds);
             note(&mut notes, "ours (postgres)", &at, &point.ours);
-            if point.pgbench.result.failed > 0 {
-                notes.push(format!(
-                    "⚠ pgbench at {} clients{}: {} failed transactions",
-                    point.pgbench.clients,
-                    round_suffix(i, report.rounds),
-                    point.pgbench.result.failed
-                ));
+            if let Some(failure) = pgbench_failure(&point.pgbench, i, report.rounds) {
+                notes.push(format!("⚠ {failure}"));
             }
         }
     }
@@ -1086,6 +1074,18 @@ fn note(notes: &mut Vec<String>, who: &str, at: &str, result: &WrkResult) {
             "⚠ {who} at {at}: {warning}; this point is not a result"
         ));
     }
+}
+
+/// `pgbench at 64 clients, round 2: 12 failed transactions` when any failed.
+fn pgbench_failure(point: &PgbenchPoint, round: usize, rounds: u32) -> Option<String> {
+    (point.result.failed > 0).then(|| {
+        format!(
+            "pgbench at {} clients{}: {} failed transactions",
+            point.clients,
+            round_suffix(round, rounds),
+            point.result.failed
+        )
+    })
 }
 
 /// `64 connections, round 2`, or without the round when there is only one.
@@ -1362,6 +1362,31 @@ mod tests {
             });
             assert_eq!(verdicts(&report)[2], expected, "ours at {ours} req/s");
         }
+    }
+
+    #[test]
+    fn failed_pgbench_transactions_are_listed_and_noted() {
+        let mut report = report(wrk(45_000.0, 4.0), wrk(72_000.0, 4.2));
+        let mut failing = bench(10_000.0);
+        failing.result.failed = 12;
+        report.pg = Some(PgReport {
+            server_version: "15".into(),
+            pgbench_version: "pgbench 15".into(),
+            source: "local".into(),
+            points: vec![Series {
+                connections: 64,
+                rounds: vec![PgPoint {
+                    ours: wrk(9_000.0, 5.0),
+                    pgbench: failing,
+                }],
+            }],
+        });
+        assert_eq!(
+            problems(&report),
+            ["pgbench at 64 clients: 12 failed transactions"]
+        );
+        assert!(render(&report).contains("\n⚠ pgbench at 64 clients: 12 failed transactions\n"));
+        assert_eq!(verdicts(&report)[2], Verdict::Invalid);
     }
 
     #[test]
