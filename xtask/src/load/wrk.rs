@@ -7,6 +7,7 @@ use std::process::Command;
 
 use crate::error::{Error, Result};
 use crate::load::files;
+use crate::pg;
 use crate::process;
 
 /// The prefix of the one line the script's `done()` prints.
@@ -97,9 +98,7 @@ impl Wrk {
             return Self::at(path);
         }
         let apt_get = process::find_program("apt-get", &["/usr/bin", "/bin"]);
-        let root = process::capture(Command::new("id").arg("-u"))
-            .map(|uid| uid.trim() == "0")
-            .unwrap_or(false);
+        let root = pg::is_root().unwrap_or(false);
         let Some(apt_get) = apt_get.filter(|_| root) else {
             return Err(Error::failed(format!("wrk is not on PATH\n{HOW_TO}")));
         };

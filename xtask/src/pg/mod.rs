@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use cluster::Cluster;
 
 pub(crate) use binaries::{DEBIAN_ROOT, search_dirs};
+pub(crate) use user::is_root;
 
 /// The variable the pg tests read their admin connection URL from.
 pub const URL_VAR: &str = "SESSION_TEST_DATABASE_URL";

@@ -37,8 +37,7 @@ enum Switch {
 
 impl RunAs {
     pub fn decide() -> Result<Self, String> {
-        let euid = id(&["-u"]).map_err(|e| format!("cannot tell who we are: {e}"))?;
-        if parse_id(&euid)? != 0 {
+        if !is_root()? {
             return Ok(Self::Me);
         }
         let not_root = || {
@@ -116,6 +115,12 @@ impl RunAs {
             }
         }
     }
+}
+
+/// Whether we run as root (effective user id 0), as `id -u` says.
+pub fn is_root() -> Result<bool, String> {
+    let euid = id(&["-u"]).map_err(|e| format!("cannot tell who we are: {e}"))?;
+    Ok(parse_id(&euid)? == 0)
 }
 
 /// Our user name, if `id` can tell.
