@@ -4,7 +4,6 @@
 
 use session_core::ports::{EventApplied, StoreError};
 use session_core::session::EventPlan;
-use session_core::status::Transition;
 use tokio_postgres::types::Json;
 
 use crate::db::Client;
@@ -69,16 +68,24 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
 
     let effects = plan.effects(&stored, &kyc);
 
-    if let Some(state) = &effects.state {
-        let update = tx
+    // The core sets `state` and `outbox` exactly when its decision is to
+    // apply the move: then the new state, its outbox event and the event's
+    // `applied` flag are written by one statement.
+    if let (Some(state), Some(change)) = (&effects.state, &effects.outbox) {
+        let write = tx
             .prepare_cached(
-                "UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
-                     fiat_currency = $5, payment_method = $6, updated_at = $7 \
-                 WHERE merchant_transaction_id = $1",
+                "WITH t AS ( \
+                     UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
+                         fiat_currency = $5, payment_method = $6, updated_at = $7 \
+                     WHERE merchant_transaction_id = $1), \
+                 o AS ( \
+                     INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at) \
+                     VALUES ($8, $1, $9, $10)) \
+                 UPDATE provider_events SET applied = true WHERE event_id = $11",
             )
             .await?;
         tx.execute(
-            &update,
+            &write,
             &[
                 &id,
                 &state.status.as_str(),
@@ -87,6 +94,10 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
                 &state.fiat_currency.as_str(),
                 &state.payment_method,
                 &PgTime(state.updated_at),
+                &change.partner_id.as_str(),
+                &Json(OutboxEvent::from(change)),
+                &PgTime(plan.now),
+                &event.event_id,
             ],
         )
         .await?;
@@ -108,30 +119,6 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
             ],
         )
         .await?;
-    }
-    if let Some(change) = &effects.outbox {
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .await?;
-        tx.execute(
-            &insert,
-            &[
-                &change.partner_id.as_str(),
-                &id,
-                &Json(OutboxEvent::from(change)),
-                &PgTime(plan.now),
-            ],
-        )
-        .await?;
-    }
-    if effects.decision == Transition::Apply {
-        let mark = tx
-            .prepare_cached("UPDATE provider_events SET applied = true WHERE event_id = $1")
-            .await?;
-        tx.execute(&mark, &[&event.event_id]).await?;
     }
     tx.commit().await?;
     Ok(EventApplied::Applied(Box::new(effects)))
