@@ -11,10 +11,8 @@ use criterion::Criterion;
 use session_core::init_token::{TokenKey, TokenKeys};
 use session_core::partner::{Partner, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
 use session_core::ports::ConfiguredWallets;
-use session_core::random::Random;
 use session_core::secret::Secret;
 use session_core::signing::{SignatureScheme, SignedFields, SigningKeys};
-use session_core::time::{Clock, Timestamp};
 use session_core::{Ports, SessionService, Settings};
 use session_store_mem::MemStore;
 
@@ -119,32 +117,11 @@ pub fn token_keys() -> TokenKeys {
     TokenKeys::new(key, vec![])
 }
 
-/// The operating system's clock, as in production.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "benches measure the production Clock, which reads the system time"
-    )]
-    fn now(&self) -> Timestamp {
-        let since_epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        Timestamp::from_unix_micros(i64::try_from(since_epoch.as_micros()).unwrap_or(i64::MAX))
-    }
-}
-
-/// `rand`'s thread-local CSPRNG (ChaCha seeded from the OS), as in production.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OsRandom;
-
-impl Random for OsRandom {
-    fn fill(&self, dest: &mut [u8]) {
-        rand::fill(dest);
-    }
-}
+/// The production clock and randomness, compiled in from the server's source
+/// (the server is a binary crate, so there is no library to depend on).
+#[path = "../../crates/session-server/src/system.rs"]
+mod system;
+pub use system::{OsRandom, SystemClock};
 
 /// A `SessionService` on one [`MemStore`] behind every port, configured wallets,
 /// the system clock, a real CSPRNG and [`token_keys`]; init tokens live 1 hour.
