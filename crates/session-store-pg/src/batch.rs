@@ -180,11 +180,14 @@ fn count(counters: &Counters, rows: usize) {
 /// The group-commit statement. Parameters are parallel arrays, one element per
 /// session ($5..) and per distinct end user ($1..$4).
 ///
-/// The `users` CTE upserts the end users; `ON CONFLICT ... WHERE ... IS
-/// DISTINCT FROM` rewrites a row only when its email changed. The main INSERT
-/// writes the transactions; its foreign key to end_users is checked at the end
-/// of the statement, when the CTE's rows exist. List columns arrive as text
-/// array literals (see [`text_array_literal`]) and are cast back with
+/// `new_users` inserts the end users not seen before (`ON CONFLICT DO
+/// NOTHING`); `changed_emails` updates the users that existed before the
+/// statement, and only those whose email changed (`IS DISTINCT FROM`), so an
+/// unchanged user is never locked. Both see the snapshot taken before the
+/// statement, so a user is either inserted or updated, never both. The main
+/// INSERT writes the transactions; its foreign key to end_users is checked at
+/// the end of the statement, when the CTEs' rows exist. List columns arrive as
+/// text array literals (see [`text_array_literal`]) and are cast back with
 /// `::text[]`.
 const INSERT_SESSIONS: &str = "\
 WITH batch_users AS (
@@ -227,10 +230,11 @@ FROM unnest(
 
 /// Writes `sessions` with one statement (one implicit transaction).
 async fn insert_rows(client: &mut Client, sessions: &[&Session]) -> Result<(), Fault> {
-    // One upsert per end user: ON CONFLICT DO UPDATE may not touch a row twice
-    // in one statement. The last session of a user in the batch gives the
-    // email ("latest wins"), and the BTreeMap's key order is a lock order
-    // every batch shares, so two batches never deadlock on their users.
+    // One row per end user: with several rows for one user, the UPDATE ...
+    // FROM would take the email of an arbitrary one of them (and the INSERT
+    // the first). The last session of a user in the batch gives the email
+    // ("latest wins"), and the BTreeMap's key order is a lock order every
+    // batch shares, so two batches never deadlock on their users.
     let mut users: BTreeMap<(&str, &str), (&str, PgTime)> = BTreeMap::new();
     for s in sessions {
         users.insert(
