@@ -12,6 +12,7 @@ mod http;
 mod idle;
 mod machine;
 mod pgbench;
+mod procfs;
 mod report;
 mod server;
 mod wrk;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::interrupt;
-use crate::load::http;
+use crate::load::{http, procfs};
 
 /// How long one idle connection's request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -149,14 +149,9 @@ fn serve_once(stream: &mut TcpStream, request: &[u8]) -> std::io::Result<u16> {
 
 /// `VmRSS` and `VmHWM` of a `/proc/<pid>/status` text.
 fn parse_status(text: &str) -> Option<Memory> {
-    let field = |name: &str| -> Option<u64> {
-        let line = text.lines().find(|line| line.starts_with(name))?;
-        let value = line.strip_prefix(name)?.trim();
-        value.strip_suffix("kB")?.trim().parse().ok()
-    };
     Some(Memory {
-        rss_kib: field("VmRSS:")?,
-        hwm_kib: field("VmHWM:")?,
+        rss_kib: procfs::kib(text, "VmRSS")?,
+        hwm_kib: procfs::kib(text, "VmHWM")?,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use std::process::Command;
 
+use crate::load::procfs;
 use crate::load::wrk::Wrk;
 use crate::process;
 
@@ -59,15 +60,8 @@ fn cpu_model(cpuinfo: &str) -> Option<String> {
 }
 
 fn mem_total(meminfo: &str) -> Option<String> {
-    let kib: f64 = meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(format!("{:.1} GiB", kib / (1024.0 * 1024.0)))
+    let kib = procfs::kib(meminfo, "MemTotal")?;
+    Some(format!("{:.1} GiB", kib as f64 / (1024.0 * 1024.0)))
 }
 
 fn pretty_name(os_release: &str) -> Option<String> {
