@@ -1,8 +1,13 @@
-//! Partners and sessions for the contract cases.
+//! Partners, client tokens and sessions for the contract cases, and for the
+//! adapters' own tests.
 
 use std::sync::Arc;
 
-use session_core::partner::{Partner, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use session_core::client_token::TokenDigest;
+use session_core::partner::{
+    Partner, PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec,
+};
+use session_core::ports::{ClientTokenRecord, PartnerRegistry};
 use session_core::secret::Secret;
 use session_core::session::{EndUser, Session, signed_fields};
 use session_core::signing::Signature;
@@ -72,6 +77,26 @@ pub fn partner_spec(id: &str) -> PartnerSpec {
                 active: false,
             },
         ],
+    }
+}
+
+/// Registers partner `id` ([`partner_spec`]) and returns it built.
+pub async fn partner(store: &impl PartnerRegistry, id: &str) -> Partner {
+    let spec = partner_spec(id);
+    store.put_partner(&spec).await.expect("put partner");
+    spec.build().expect("fixture partner builds")
+}
+
+/// Client token `n` of `partner`: active (neither expired nor revoked),
+/// created at `at(n)`, its digest distinct per partner and `n`.
+pub fn token(partner: &str, n: u8) -> ClientTokenRecord {
+    ClientTokenRecord {
+        digest: TokenDigest::of(&format!("ct_test_{partner}_{n}")),
+        partner_id: PartnerId::parse(partner).unwrap_or_else(|why| panic!("{why}")),
+        label: format!("token {n}"),
+        created_at: at(i64::from(n)),
+        expires_at: None,
+        revoked_at: None,
     }
 }
 

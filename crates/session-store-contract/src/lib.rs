@@ -10,7 +10,7 @@ mod sessions;
 
 use session_core::ports::{Health, PartnerDirectory, PartnerRegistry, SessionStore};
 
-pub use fixtures::{at, partner_spec, sample_session};
+pub use fixtures::{at, partner, partner_spec, sample_session, token};
 pub use partners::*;
 pub use sessions::*;
 

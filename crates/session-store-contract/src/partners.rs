@@ -5,21 +5,10 @@ use session_core::partner::PartnerId;
 use session_core::ports::ClientTokenRecord;
 
 use crate::Store;
-use crate::fixtures::{at, partner_spec};
+use crate::fixtures::{at, partner_spec, token};
 
 fn id(text: &str) -> PartnerId {
     PartnerId::parse(text).unwrap_or_else(|why| panic!("{why}"))
-}
-
-fn token(partner: &str, n: u8) -> ClientTokenRecord {
-    ClientTokenRecord {
-        digest: TokenDigest::of(&format!("ct_test_{partner}_{n}")),
-        partner_id: id(partner),
-        label: format!("token {n}"),
-        created_at: at(i64::from(n)),
-        expires_at: None,
-        revoked_at: None,
-    }
 }
 
 /// A partner spec comes back exactly as written, lists in order; `partners`

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use session_core::partner::{Partner, PartnerId};
+use session_core::partner::PartnerId;
 use session_core::ports::{EventApplied, Redemption};
 use session_core::session::{EventPlan, KycState, ProviderEvent, StoredSession};
 use session_core::status::{KycStatus, TxStatus};
@@ -10,13 +10,7 @@ use session_core::value::{Amount, Code, PartnerUserId};
 use uuid::Uuid;
 
 use crate::Store;
-use crate::fixtures::{at, partner_spec, sample_session};
-
-async fn partner(store: &impl Store, id: &str) -> Partner {
-    let spec = partner_spec(id);
-    store.put_partner(&spec).await.expect("put partner");
-    spec.build().expect("fixture partner builds")
-}
+use crate::fixtures::{at, partner, sample_session};
 
 fn user(text: &str) -> PartnerUserId {
     PartnerUserId::parse(text).unwrap_or_else(|why| panic!("{why}"))

@@ -5,15 +5,15 @@ use session_core::session::Session;
 use std::sync::Arc;
 
 use session_core::ports::{SessionStore, StoreError};
-use session_store_contract::sample_session;
+use session_store_contract::{partner, sample_session};
 
-use crate::{connect, database, partner, raw};
+use crate::{connect, database, raw};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_inserts_all_land_and_are_committed_when_acknowledged() {
     let Some(db) = database().await else { return };
     let store = Arc::new(connect(db.url()).await);
-    let acme = partner(&store, "acme").await;
+    let acme = partner(&*store, "acme").await;
     let observer = Arc::new(raw(db.url()).await);
     let tasks: Vec<_> = (0..200u32)
         .map(|n| {
@@ -82,7 +82,7 @@ async fn concurrent_inserts_all_land_and_are_committed_when_acknowledged() {
 async fn a_bad_row_fails_alone() {
     let Some(db) = database().await else { return };
     let store = Arc::new(connect(db.url()).await);
-    let acme = partner(&store, "acme").await;
+    let acme = partner(&*store, "acme").await;
     let first = sample_session(&acme, "u1", "u1@example.com", 1);
     store.insert_session(&first).await.expect("first insert");
 

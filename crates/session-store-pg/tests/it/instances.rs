@@ -3,23 +3,11 @@
 
 use std::time::Duration;
 
-use session_core::client_token::TokenDigest;
-use session_core::ports::{ClientTokenRecord, PartnerDirectory, PartnerRegistry};
+use session_core::ports::{PartnerDirectory, PartnerRegistry};
 use session_core::secret::Secret;
-use session_store_contract::{at, partner_spec};
+use session_store_contract::{at, partner, partner_spec, token};
 
-use crate::{connect, database, eventually, partner};
-
-fn token(partner: &str, n: u8) -> ClientTokenRecord {
-    ClientTokenRecord {
-        digest: TokenDigest::of(&format!("ct_test_instances_{partner}_{n}")),
-        partner_id: session_core::partner::PartnerId::parse(partner).expect("fixture id"),
-        label: format!("token {n}"),
-        created_at: at(i64::from(n)),
-        expires_at: None,
-        revoked_at: None,
-    }
-}
+use crate::{connect, database, eventually};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_added_on_one_instance_works_on_another_at_once() {

@@ -11,8 +11,6 @@ mod registry;
 
 use std::time::{Duration, Instant};
 
-use session_core::partner::Partner;
-use session_store_contract::partner_spec;
 use session_store_pg::testing::TestDatabase;
 use session_store_pg::{PgConfig, PgStore};
 use tokio_postgres::NoTls;
@@ -41,14 +39,6 @@ async fn raw(url: &str) -> tokio_postgres::Client {
         let _ = connection.await;
     });
     client
-}
-
-/// Registers partner `id` (the contract's complete fixture) and returns it built.
-async fn partner(store: &PgStore, id: &str) -> Partner {
-    use session_core::ports::PartnerRegistry;
-    let spec = partner_spec(id);
-    store.put_partner(&spec).await.expect("put partner");
-    spec.build().expect("fixture partner builds")
 }
 
 /// Polls `check` every 20 ms until it holds or `limit` passes; returns how

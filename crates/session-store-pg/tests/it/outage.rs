@@ -8,10 +8,10 @@ use session_core::client_token::TokenDigest;
 use session_core::ports::{
     ClientTokenRecord, Health, PartnerDirectory, PartnerRegistry, SessionStore, StoreError,
 };
-use session_store_contract::{at, sample_session};
+use session_store_contract::{at, partner, sample_session, token};
 use session_store_pg::PgStore;
 
-use crate::{connect, database, eventually, partner, quick, raw};
+use crate::{connect, database, eventually, quick, raw};
 use session_store_pg::testing::{Mode, Proxy, through, upstream};
 
 /// A store reaching the test database through a proxy, with one partner and
@@ -26,15 +26,8 @@ async fn behind_proxy(url: &str) -> Option<(Proxy, PgStore, ClientTokenRecord)> 
     let store = PgStore::connect(quick(&proxied))
         .await
         .expect("connect through the proxy");
-    let acme = partner(&store, "acme").await;
-    let token = ClientTokenRecord {
-        digest: TokenDigest::of("ct_test_outage"),
-        partner_id: acme.id.clone(),
-        label: "outage".into(),
-        created_at: at(0),
-        expires_at: None,
-        revoked_at: None,
-    };
+    partner(&store, "acme").await;
+    let token = token("acme", 0);
     store.add_token(&token).await.expect("add token");
     Some((proxy, store, token))
 }
@@ -144,14 +137,7 @@ async fn terminated_connections_are_replaced_and_the_listener_resumes() {
     let a = connect(db.url()).await;
     let b = connect(db.url()).await;
     partner(&a, "acme").await;
-    let token = ClientTokenRecord {
-        digest: TokenDigest::of("ct_test_terminated"),
-        partner_id: session_core::partner::PartnerId::parse("acme").expect("id"),
-        label: "t".into(),
-        created_at: at(0),
-        expires_at: None,
-        revoked_at: None,
-    };
+    let token = token("acme", 0);
     a.add_token(&token).await.expect("add");
     assert!(
         b.find_by_token(&token.digest)
