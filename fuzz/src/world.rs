@@ -155,10 +155,8 @@ impl World {
         );
         let config = HttpConfig {
             body_limit: 64 * 1024,
-            header_read_timeout: IO_TIMEOUT,
             body_read_timeout: IO_TIMEOUT,
             request_deadline: Duration::from_secs(30),
-            drain_timeout: Duration::from_secs(1),
             trusted_proxies: TrustedProxies::new(vec![
                 "127.0.0.0/8".parse().expect("cidr"),
                 "::1/128".parse().expect("cidr"),

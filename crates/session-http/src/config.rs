@@ -41,10 +41,8 @@ impl WidgetOrigins {
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     pub body_limit: usize,
-    pub header_read_timeout: Duration,
     pub body_read_timeout: Duration,
     pub request_deadline: Duration,
-    pub drain_timeout: Duration,
     pub trusted_proxies: TrustedProxies,
     pub widget_origins: WidgetOrigins,
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use session_http::defaults;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -103,15 +104,15 @@ pub struct ServeArgs {
     pub dev: bool,
 
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "SESSION_BODY_LIMIT", default_value_t = 64 * 1024)]
+    #[arg(long, env = "SESSION_BODY_LIMIT", default_value_t = defaults::BODY_LIMIT)]
     pub body_limit: usize,
 
     /// Seconds SIGTERM waits for in-flight requests.
-    #[arg(long, env = "SESSION_DRAIN_TIMEOUT", default_value_t = 20)]
+    #[arg(long, env = "SESSION_DRAIN_TIMEOUT", default_value_t = defaults::DRAIN_TIMEOUT.as_secs())]
     pub drain_timeout: u64,
 
     /// Seconds a connection may take to send a request head (also bounds idle keep-alive).
-    #[arg(long, env = "SESSION_HEADER_READ_TIMEOUT", default_value_t = 30)]
+    #[arg(long, env = "SESSION_HEADER_READ_TIMEOUT", default_value_t = defaults::HEADER_READ_TIMEOUT.as_secs())]
     pub header_read_timeout: u64,
 
     /// Worker threads of the runtime (default: one per core).

@@ -129,16 +129,14 @@ async fn run_listeners(
 
     let http = HttpConfig {
         body_limit: config.body_limit,
-        header_read_timeout: config.header_read_timeout,
         body_read_timeout: defaults::BODY_READ_TIMEOUT,
         request_deadline: defaults::REQUEST_DEADLINE,
-        drain_timeout: config.drain_timeout,
         trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         widget_origins: config.widget_origins.clone(),
     };
     let options = ServeOptions {
-        header_read_timeout: http.header_read_timeout,
-        drain_timeout: http.drain_timeout,
+        header_read_timeout: config.header_read_timeout,
+        drain_timeout: config.drain_timeout,
     };
     let mut prefixes = [0u8; 16];
     random.fill(&mut prefixes);

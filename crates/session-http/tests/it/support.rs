@@ -311,10 +311,8 @@ impl TestServer {
         );
         let config = HttpConfig {
             body_limit: options.body_limit,
-            header_read_timeout: options.header_read_timeout,
             body_read_timeout: options.body_read_timeout,
             request_deadline: defaults::REQUEST_DEADLINE,
-            drain_timeout: Duration::from_secs(5),
             trusted_proxies: TrustedProxies::new(
                 options
                     .trusted_proxies
@@ -327,8 +325,8 @@ impl TestServer {
             ]),
         };
         let serve_options = ServeOptions {
-            header_read_timeout: config.header_read_timeout,
-            drain_timeout: config.drain_timeout,
+            header_read_timeout: options.header_read_timeout,
+            drain_timeout: Duration::from_secs(5),
         };
         let lifecycle = Arc::new(Lifecycle::default());
         let app = Arc::new(App::new(service, config, 1));
