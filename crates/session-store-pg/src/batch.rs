@@ -233,8 +233,11 @@ async fn insert_rows(client: &mut Client, sessions: &[&Session]) -> Result<(), F
     // One row per end user: with several rows for one user, the UPDATE ...
     // FROM would take the email of an arbitrary one of them (and the INSERT
     // the first). The last session of a user in the batch gives the email
-    // ("latest wins"), and the BTreeMap's key order is a lock order every
-    // batch shares, so two batches never deadlock on their users.
+    // ("latest wins"). The BTreeMap's key order is the order the INSERT adds
+    // new users in, so two batches adding the same new users wait for each
+    // other instead of deadlocking. The UPDATE locks in the plan's order, but
+    // only users whose email changed; if two batches deadlock there,
+    // PostgreSQL aborts one and write_batch writes its rows one by one.
     let mut users: BTreeMap<(&str, &str), (&str, PgTime)> = BTreeMap::new();
     for s in sessions {
         users.insert(

@@ -1,6 +1,7 @@
-//! Driver and pool errors, translated into the core's [`StoreError`]: the only
-//! place that knows SQLSTATEs. Detail text names the condition, constraint and
-//! table, never a row's values (a failing row can hold a partner's secrets).
+//! Driver and pool errors, translated into the core's [`StoreError`] by SQLSTATE
+//! class (a statement that expects one particular SQLSTATE checks for it
+//! itself). Detail text names the condition, constraint and table, never a
+//! row's values (a failing row can hold a partner's secrets).
 
 use std::error::Error as _;
 
