@@ -1,6 +1,10 @@
 //! `session-server`: runs the widget session service (`serve`, the default)
 //! and manages partners (`partners ...`).
 
+// The doc comments on CLI arguments are clap's help text, read by operators in
+// a terminal, where `host[:port]` means "optional port", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 mod bootstrap;
 mod cli;
 mod config;
