@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::Criterion;
+use session_core::access::TrustedProxies;
 use session_core::init_token::{TokenKey, TokenKeys};
-use session_core::partner::{Partner, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use session_core::partner::{Partner, PartnerSpec};
 use session_core::ports::ConfiguredWallets;
 use session_core::secret::Secret;
 use session_core::signing::{SignatureScheme, SignedFields, SigningKeys};
@@ -25,25 +26,11 @@ pub fn quick_criterion() -> Criterion {
         .sample_size(50)
 }
 
-/// The partner's signing secret in every bench (19 bytes, like a typical one).
+pub use session_core::example::{SEED_BODY, TRON_WALLET, WIDGET_ID};
+
+/// The partner's signing secret in every bench (19 bytes, like a typical one):
+/// the example partner's, under id `acme`.
 pub const SIGNING_SECRET: &str = "acme-signing-secret";
-
-/// The widget of the seed page.
-pub const WIDGET_ID: &str = "fb359d09-fff6-4b1f-906c-b9062b135065";
-
-/// The TRC20 wallet the partner has configured.
-pub const TRON_WALLET: &str = "TXYZabcdefghijkmnopqrstuvwxyz12345";
-
-/// The seed page's `POST /widget/session` body.
-pub const SEED_BODY: &str = r#"{
-    "partner_user_id": "user-123",
-    "user_email": "user@example.com",
-    "network": "TRC20",
-    "currency": "USDT",
-    "amount": "100",
-    "type": "buy",
-    "client_ip": "203.0.113.42"
-}"#;
 
 /// The seed example's signed fields (the `hmac-seed` vector of `docs/signing.md`).
 pub fn seed_fields() -> SignedFields<'static> {
@@ -59,43 +46,11 @@ pub fn seed_fields() -> SignedFields<'static> {
     }
 }
 
-/// The seed page's partner, signing with `scheme`, one TRC20 wallet, buy only.
+/// The example partner (`acme`), signing with `scheme`.
 pub fn partner_spec(scheme: SignatureScheme) -> PartnerSpec {
-    PartnerSpec {
-        id: "acme".into(),
-        name: "Acme Wallet".into(),
-        allowed_origins: vec!["https://app.acme.example".into()],
-        allowed_ips: vec![],
-        offramp_enabled: false,
-        accept_client_address: false,
-        redirect_hosts: vec![],
-        webhook_url: None,
-        webhook_secret: None,
-        signature_scheme: scheme.as_str().into(),
-        signing_keys: vec![SigningKeySpec {
-            kid: "k1".into(),
-            secret: Secret::new(SIGNING_SECRET),
-            not_after: None,
-        }],
-        widget: WidgetSpec {
-            widget_id: WIDGET_ID.into(),
-            currencies: vec!["USDT".into()],
-            networks: vec!["TRC20".into(), "ERC20".into()],
-            fiat_currency: "EUR".into(),
-            fiat_currencies: vec!["EUR".into(), "USD".into()],
-            default_type: "buy".into(),
-            lang: "en".into(),
-            theme: "light".into(),
-            redirect_url: Some("https://app.acme.example/done".into()),
-            decimals: vec![],
-        },
-        wallets: vec![WalletSpec {
-            currency: "USDT".into(),
-            network: "TRC20".into(),
-            address: TRON_WALLET.into(),
-            active: true,
-        }],
-    }
+    let mut spec = session_core::example::partner("acme");
+    spec.signature_scheme = scheme.as_str().into();
+    spec
 }
 
 /// [`partner_spec`] validated into a ready [`Partner`].
@@ -136,6 +91,7 @@ pub fn mem_service() -> SessionService {
     };
     let settings = Settings {
         init_token_ttl_seconds: 3_600,
+        trusted_proxies: TrustedProxies::default(),
     };
     SessionService::new(ports, token_keys(), None, settings)
 }

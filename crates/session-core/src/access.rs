@@ -1,54 +1,55 @@
-//! The per-partner access gate: `Origin` and caller-IP allowlists, and how the
-//! caller's address is derived behind trusted proxies.
+//! The per-partner access gate and the grammar of the headers it reads:
+//! `Authorization: Bearer`, `Origin` and `X-Forwarded-For`.
+//!
+//! The HTTP adapter hands over raw header bytes ([`GateHeaders`]); every rule
+//! about what those bytes mean lives here, so it can be tested and fuzzed
+//! without a server. The use case that applies it is
+//! [`crate::SessionService::admit_partner`].
 
 use std::net::IpAddr;
 
-use ipnet::IpNet;
-
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
+use crate::value::{IpRange, Origin};
 
-/// A web origin: (scheme, host, port), with the scheme's default port filled in.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Origin {
-    scheme: Box<str>,
-    host: Box<str>,
-    port: u16,
+/// The headers and peer address of a partner API request, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct GateHeaders<'a> {
+    /// The `Authorization` header, if present.
+    pub authorization: Option<&'a [u8]>,
+    /// The `Origin` header, if present.
+    pub origin: Option<&'a [u8]>,
+    /// Every `X-Forwarded-For` header value, in the order received.
+    pub forwarded_for: &'a [&'a [u8]],
+    /// The TCP peer.
+    pub peer: IpAddr,
 }
 
-impl Origin {
-    /// Parses `scheme://host[:port]` as a browser sends it in an `Origin`
-    /// header: the text must be the origin's own serialisation (ASCII case
-    /// aside, an explicit default port allowed). URL spellings that normalise
-    /// to an origin (`/.`, `%61pp`, tabs, a missing `//`, `:0443`) are refused,
-    /// as are paths, credentials and the opaque origin `null`. A configured
-    /// origin may end with one `/`.
-    pub fn parse(text: &str) -> Option<Self> {
-        let text = text.strip_suffix('/').unwrap_or(text);
-        let url = url::Url::parse(text).ok()?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return None;
-        }
-        let origin = url.origin().ascii_serialization();
-        let port = url.port_or_known_default()?;
-        let with_port = format!("{origin}:{port}");
-        if !(text.eq_ignore_ascii_case(&origin) || text.eq_ignore_ascii_case(&with_port)) {
-            return None;
-        }
-        Some(Self {
-            scheme: url.scheme().into(),
-            host: url.host_str()?.to_ascii_lowercase().into(),
-            port,
-        })
+/// The token of an `Authorization: Bearer <token>` header. The scheme is
+/// case-insensitive (RFC 9110 §11.1); anything else is `missing_token`.
+pub fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, Rejection> {
+    let missing = || Rejection::of(ErrorKind::MissingToken);
+    let value = std::str::from_utf8(authorization.ok_or_else(missing)?).map_err(|_| missing())?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    let token = token.trim_matches(' ');
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(missing());
     }
+    Ok(token)
 }
 
 /// Admits a request when its `Origin` (if any) is registered for the partner
-/// and its caller address is inside the partner's IP allowlist (if any).
-pub fn admit(partner: &Partner, origin: Option<&str>, caller: IpAddr) -> Result<(), Rejection> {
+/// and its caller address is inside the partner's IP allowlist (if any). A
+/// caller whose address is unknown (`None`) passes only a partner without an
+/// allowlist.
+pub fn admit(
+    partner: &Partner,
+    origin: Option<&[u8]>,
+    caller: Option<IpAddr>,
+) -> Result<(), Rejection> {
     if let Some(origin) = origin {
         let registered =
-            Origin::parse(origin).is_some_and(|o| partner.allowed_origins.contains(&o));
+            Origin::parse_header(origin).is_ok_and(|o| partner.allowed_origins.contains(&o));
         if !registered {
             return Err(Rejection::new(
                 ErrorKind::ForbiddenOrigin,
@@ -56,197 +57,214 @@ pub fn admit(partner: &Partner, origin: Option<&str>, caller: IpAddr) -> Result<
             ));
         }
     }
-    let caller = caller.to_canonical();
-    if !partner.allowed_ips.is_empty()
-        && !partner.allowed_ips.iter().any(|net| net.contains(&caller))
-    {
-        return Err(Rejection::new(
+    if partner.allowed_ips.is_empty() {
+        return Ok(());
+    }
+    match caller {
+        Some(addr) if partner.allowed_ips.iter().any(|net| net.contains(addr)) => Ok(()),
+        Some(_) => Err(Rejection::new(
             ErrorKind::ForbiddenOrigin,
             "caller address is not on this partner's allowlist",
-        ));
+        )),
+        None => Err(Rejection::new(
+            ErrorKind::ForbiddenOrigin,
+            "caller address cannot be determined from X-Forwarded-For",
+        )),
     }
-    Ok(())
 }
 
 /// The proxies whose `X-Forwarded-For` the service believes.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct TrustedProxies(Vec<IpRange>);
 
 impl TrustedProxies {
-    pub fn new(ranges: Vec<IpNet>) -> Self {
+    pub fn new(ranges: Vec<IpRange>) -> Self {
         Self(ranges)
     }
 
     fn trusts(&self, addr: IpAddr) -> bool {
-        let addr = addr.to_canonical();
-        self.0.iter().any(|net| net.contains(&addr))
+        self.0.iter().any(|net| net.contains(addr))
     }
 
-    /// The caller's address: the TCP peer, unless the peer is a trusted proxy, in
-    /// which case the right-most `X-Forwarded-For` entry that is not itself a
-    /// trusted proxy. `forwarded_for` holds the header's values in the order
-    /// received. An entry that is not an IP literal ends the walk at the last
-    /// address known good, so a garbled header can never widen access.
-    pub fn caller<'a>(
-        &self,
-        peer: IpAddr,
-        forwarded_for: impl IntoIterator<Item = &'a str>,
-    ) -> IpAddr {
+    /// The caller's address: the TCP peer, unless the peer is a trusted proxy,
+    /// in which case the right-most `X-Forwarded-For` entry that is not itself
+    /// a trusted proxy. `forwarded_for` holds the header's values, as bytes, in
+    /// the order received.
+    ///
+    /// Behind a trusted proxy the answer is `None` (unknown) when the walk from
+    /// the right meets an entry that is not an IP literal (junk, non-ASCII
+    /// bytes, an empty item) before an untrusted address, or finds no untrusted
+    /// address at all: a proxy appends to whatever the client sent, so a
+    /// garbled or exhausted chain proves nothing about the caller, and a
+    /// trusted proxy's own address is never taken for it.
+    pub fn caller(&self, peer: IpAddr, forwarded_for: &[&[u8]]) -> Option<IpAddr> {
         let peer = peer.to_canonical();
         if !self.trusts(peer) {
-            return peer;
+            return Some(peer);
         }
-        let entries: Vec<&str> = forwarded_for
-            .into_iter()
-            .flat_map(|value| value.split(','))
-            .collect();
-        let mut caller = peer;
-        for entry in entries.iter().rev() {
-            match entry.trim().parse::<IpAddr>() {
-                Ok(addr) => {
-                    caller = addr.to_canonical();
-                    if !self.trusts(caller) {
-                        return caller;
-                    }
-                }
-                Err(_) => return caller,
+        let entries = forwarded_for
+            .iter()
+            .rev()
+            .flat_map(|value| value.rsplit(|&b| b == b','));
+        for entry in entries {
+            let addr = parse_forwarded_entry(entry)?.to_canonical();
+            if !self.trusts(addr) {
+                return Some(addr);
             }
         }
-        caller
+        None
     }
+}
+
+/// One `X-Forwarded-For` item: an IP literal between optional spaces or tabs.
+fn parse_forwarded_entry(entry: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(entry).ok()?;
+    text.trim_matches([' ', '\t']).parse().ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::partner::tests::acme;
+    use crate::testing::example_partner;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("test IP")
     }
 
-    #[test]
-    fn origins_compare_scheme_host_and_effective_port() {
-        let registered = Origin::parse("https://app.acme.example").expect("origin");
-        for same in [
-            "https://app.acme.example",
-            "https://APP.acme.example:443",
-            "https://app.acme.example/",
-        ] {
-            assert_eq!(Origin::parse(same).as_ref(), Some(&registered), "{same}");
-        }
-        for other in [
-            "http://app.acme.example",
-            "https://app.acme.example:8443",
-            "https://acme.example",
-        ] {
-            assert_ne!(Origin::parse(other).as_ref(), Some(&registered), "{other}");
-        }
-        for malformed in [
-            "null",
-            "",
-            "app.acme.example",
-            "https://app.acme.example/path",
-            "https://u:p@app.acme.example",
-            "ftp://x.example",
-            // Spellings that URL parsing would normalise (found by fuzzing).
-            "https://app.acme.example/.",
-            "https://app.acme.example/%2e",
-            "https://app.acme.\texample",
-            "https://%61pp.acme.example",
-            "https:app.acme.example",
-            "https:\\\\app.acme.example",
-            "https://app\u{3002}acme.example",
-            "https://app.acme.example:0443",
-            "https://app.acme.example//",
-        ] {
-            assert_eq!(Origin::parse(malformed), None, "{malformed}");
-        }
+    fn range(text: &str) -> IpRange {
+        IpRange::parse(text).expect("test range")
     }
 
     #[test]
     fn admit_checks_origin_then_ip() {
-        let mut spec = acme();
+        let mut spec = example_partner("acme");
         spec.allowed_ips = vec!["10.0.0.0/8".into(), "::1".into()];
         let partner = spec.build().expect("partner");
-        assert!(admit(&partner, None, ip("10.1.2.3")).is_ok());
-        assert!(admit(&partner, Some("https://app.acme.example"), ip("::1")).is_ok());
-        assert!(
-            admit(
-                &partner,
-                Some("https://app.acme.example"),
-                ip("::ffff:10.0.0.1")
-            )
-            .is_ok()
-        );
-        let refused = [
-            (Some("https://evil.example"), "10.1.2.3"),
-            (Some("null"), "10.1.2.3"),
-            (None, "192.168.1.1"),
-            (Some("https://app.acme.example"), "11.0.0.1"),
+        let origin = Some(b"https://app.acme.example".as_slice());
+        assert!(admit(&partner, None, Some(ip("10.1.2.3"))).is_ok());
+        assert!(admit(&partner, origin, Some(ip("::1"))).is_ok());
+        assert!(admit(&partner, origin, Some(ip("::ffff:10.0.0.1"))).is_ok());
+        let refused: [(Option<&[u8]>, Option<IpAddr>); 6] = [
+            (Some(b"https://evil.example"), Some(ip("10.1.2.3"))),
+            (Some(b"null"), Some(ip("10.1.2.3"))),
+            (Some(b"https://app.acme.example\xff"), Some(ip("10.1.2.3"))),
+            (None, Some(ip("192.168.1.1"))),
+            (origin, Some(ip("11.0.0.1"))),
+            (None, None),
         ];
         for (origin, caller) in refused {
-            let rejection = admit(&partner, origin, ip(caller)).expect_err(caller);
-            assert_eq!(rejection.kind(), ErrorKind::ForbiddenOrigin);
+            let rejection = admit(&partner, origin, caller).expect_err("refused");
+            assert_eq!(rejection.kind(), ErrorKind::ForbiddenOrigin, "{caller:?}");
         }
     }
 
     #[test]
     fn no_ip_list_means_no_ip_gate() {
-        let partner = acme().build().expect("partner");
-        assert!(admit(&partner, None, ip("198.51.100.7")).is_ok());
+        let partner = example_partner("acme").build().expect("partner");
+        assert!(admit(&partner, None, Some(ip("198.51.100.7"))).is_ok());
+        assert!(admit(&partner, None, None).is_ok(), "unknown caller");
+    }
+
+    #[test]
+    fn bearer_header_shapes() {
+        assert_eq!(bearer_token(Some(b"Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(Some(b"bearer  abc")), Ok("abc"));
+        for bad in [
+            &b""[..],
+            b"Bearer",
+            b"Bearer ",
+            b"Basic abc",
+            b"Bearer a b",
+            b"Bearerabc",
+            b"Bearer \xff",
+        ] {
+            assert_eq!(
+                bearer_token(Some(bad)).map_err(|r| r.kind()),
+                Err(ErrorKind::MissingToken),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            bearer_token(None).map_err(|r| r.kind()),
+            Err(ErrorKind::MissingToken)
+        );
     }
 
     #[test]
     fn caller_address_walks_forwarded_for_from_the_right() {
-        let proxies = TrustedProxies::new(vec!["10.0.0.0/8".parse().expect("net")]);
-        let cases = [
+        let proxies = TrustedProxies::new(vec![range("10.0.0.0/8")]);
+        let cases: [(&str, &[&[u8]], Option<&str>, &str); 13] = [
             (
                 "203.0.113.9",
-                vec!["1.1.1.1"],
-                "203.0.113.9",
+                &[b"1.1.1.1"],
+                Some("203.0.113.9"),
                 "untrusted peer: header ignored",
             ),
-            ("10.0.0.1", vec![], "10.0.0.1", "trusted peer, no header"),
+            (
+                "203.0.113.9",
+                &[b"\xc3\xa9"],
+                Some("203.0.113.9"),
+                "untrusted peer: junk ignored",
+            ),
+            ("10.0.0.1", &[], None, "trusted peer, no header: unknown"),
             (
                 "10.0.0.1",
-                vec!["1.1.1.1, 2.2.2.2"],
-                "2.2.2.2",
+                &[b"1.1.1.1, 2.2.2.2"],
+                Some("2.2.2.2"),
                 "right-most untrusted entry",
             ),
             (
                 "10.0.0.1",
-                vec!["1.1.1.1", "2.2.2.2, 10.0.0.7"],
-                "2.2.2.2",
+                &[b"1.1.1.1", b"2.2.2.2, 10.0.0.7"],
+                Some("2.2.2.2"),
                 "skips trusted hops across headers",
             ),
             (
                 "10.0.0.1",
-                vec!["10.0.0.5, 10.0.0.6"],
-                "10.0.0.5",
-                "all trusted: left-most",
+                &[b"10.0.0.5, 10.0.0.6"],
+                None,
+                "all trusted: a proxy is never the caller",
             ),
             (
                 "10.0.0.1",
-                vec!["1.1.1.1, garbage"],
-                "10.0.0.1",
-                "garbage stops the walk",
+                &[b"1.1.1.1, garbage"],
+                None,
+                "garbage before an untrusted address: unknown",
             ),
             (
                 "10.0.0.1",
-                vec!["1.1.1.1, ::ffff:2.2.2.2"],
-                "2.2.2.2",
-                "mapped addresses canonicalised",
+                &[b"garbage, 1.1.1.1"],
+                Some("1.1.1.1"),
+                "garbage left of the caller is the client's own",
+            ),
+            (
+                "10.0.0.1",
+                &[b"\xc3\xa9"],
+                None,
+                "non-ASCII bytes, as nginx appends them: unknown",
+            ),
+            (
+                "10.0.0.1",
+                &[b"\xc3\xa9, 10.0.0.9"],
+                None,
+                "non-ASCII behind a trusted hop: unknown",
+            ),
+            ("10.0.0.1", &[b""], None, "an empty list: unknown"),
+            (
+                "10.0.0.1",
+                &[b"1.1.1.1, \t::ffff:2.2.2.2 "],
+                Some("2.2.2.2"),
+                "mapped addresses canonicalised, spaces and tabs trimmed",
             ),
             (
                 "::ffff:10.0.0.1",
-                vec!["3.3.3.3"],
-                "3.3.3.3",
+                &[b"3.3.3.3"],
+                Some("3.3.3.3"),
                 "mapped peer is trusted",
             ),
         ];
         for (peer, headers, expected, why) in cases {
-            assert_eq!(proxies.caller(ip(peer), headers), ip(expected), "{why}");
+            assert_eq!(proxies.caller(ip(peer), headers), expected.map(ip), "{why}");
         }
     }
 }

@@ -7,7 +7,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 
+use crate::partner::PartnerId;
 use crate::random::Random;
+use crate::time::Timestamp;
 
 /// The environment a token belongs to, visible in its prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,72 @@ pub fn generate(env: TokenEnv, random: &dyn Random) -> String {
     token.push_str(env.prefix());
     B64.encode_string(bytes, &mut token);
     token
+}
+
+/// A stored client token, as operators see it (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTokenRecord {
+    pub digest: TokenDigest,
+    pub partner_id: PartnerId,
+    pub label: String,
+    pub created_at: Timestamp,
+    /// End of the grace period once rotated.
+    pub expires_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl ClientTokenRecord {
+    /// A token record that is active from `now` until rotated or revoked.
+    pub fn active(
+        digest: TokenDigest,
+        partner: PartnerId,
+        label: impl Into<String>,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            digest,
+            partner_id: partner,
+            label: label.into(),
+            created_at: now,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    /// Whether the token authenticates at `now`.
+    pub fn is_active(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|end| now < end)
+    }
+}
+
+/// A token just issued: the plaintext, to be shown once, and the record to
+/// store (which holds only its digest).
+pub struct IssuedToken {
+    pub token: String,
+    pub record: ClientTokenRecord,
+}
+
+impl fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("token", &"<redacted>")
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+/// Issues a new active token of `partner`: generated from `random`, labelled,
+/// created `now`. The caller stores `record` and shows `token` once.
+pub fn issue(
+    env: TokenEnv,
+    partner: PartnerId,
+    label: impl Into<String>,
+    now: Timestamp,
+    random: &dyn Random,
+) -> IssuedToken {
+    let token = generate(env, random);
+    let record = ClientTokenRecord::active(TokenDigest::of(&token), partner, label, now);
+    IssuedToken { token, record }
 }
 
 /// Whether `token` has the shape of a client token. A token that does not is

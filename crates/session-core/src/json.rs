@@ -94,6 +94,13 @@ impl<'a> Object<'a> {
         self.str(name)?.ok_or_else(|| Rejection::missing(name))
     }
 
+    /// A required field holding a UUID in any form `Uuid` accepts; a
+    /// `validation_error` naming the field otherwise.
+    pub fn required_uuid(&self, name: &str) -> Result<uuid::Uuid, Rejection> {
+        uuid::Uuid::try_parse(self.required_str(name)?)
+            .map_err(|_| Rejection::invalid(name, "must be a UUID"))
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }

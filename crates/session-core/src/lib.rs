@@ -10,6 +10,7 @@
 pub mod access;
 pub mod client_token;
 pub mod error;
+pub mod example;
 pub mod init_token;
 pub mod json;
 pub mod partner;
@@ -22,6 +23,8 @@ pub mod service;
 pub mod session;
 pub mod signing;
 pub mod status;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod time;
 pub mod value;
 

@@ -4,14 +4,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use ipnet::IpNet;
 use uuid::Uuid;
 
-use crate::access::Origin;
 use crate::secret::Secret;
 use crate::signing::{SignatureScheme, SigningKey, SigningKeys};
 use crate::time::Timestamp;
-use crate::value::{Address, AddressRule, Code, DEFAULT_DECIMALS, RedirectUrl, TxType};
+use crate::value::{
+    Address, AddressRule, Code, DEFAULT_DECIMALS, IpRange, Origin, RedirectUrl, TxType,
+};
 
 /// A partner's identifier: 1–64 chars of `[a-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -96,7 +96,7 @@ pub struct Partner {
     pub name: String,
     pub allowed_origins: Vec<Origin>,
     /// Empty: no IP gate.
-    pub allowed_ips: Vec<IpNet>,
+    pub allowed_ips: Vec<IpRange>,
     pub offramp_enabled: bool,
     pub accept_client_address: bool,
     /// Empty: any host.
@@ -220,24 +220,14 @@ impl PartnerSpec {
             .allowed_origins
             .iter()
             .map(|o| {
-                Origin::parse(o).ok_or_else(|| {
-                    fail(
-                        "allowed_origins",
-                        &format!("{o:?} is not scheme://host[:port]"),
-                    )
-                })
+                Origin::parse(o).map_err(|why| fail("allowed_origins", &format!("{o:?} {why}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let allowed_ips = self
             .allowed_ips
             .iter()
             .map(|text| {
-                parse_ip_range(text).ok_or_else(|| {
-                    fail(
-                        "allowed_ips",
-                        &format!("{text:?} is not an IP or CIDR range"),
-                    )
-                })
+                IpRange::parse(text).map_err(|why| fail("allowed_ips", &format!("{text:?} {why}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let redirect_hosts = self
@@ -308,14 +298,6 @@ fn build_signing_keys(
         .ok_or("at least one signing key is required")??;
     let previous = keys.collect::<Result<Vec<_>, _>>()?;
     Ok(SigningKeys::new(scheme, current, previous))
-}
-
-/// An IP address (a /32 or /128 range) or a CIDR range.
-pub fn parse_ip_range(text: &str) -> Option<IpNet> {
-    text.parse::<IpNet>()
-        .ok()
-        .or_else(|| text.parse::<std::net::IpAddr>().ok().map(IpNet::from))
-        .map(|net| net.trunc())
 }
 
 impl WidgetSpec {
@@ -408,43 +390,12 @@ impl WalletSpec {
 pub(crate) mod tests {
     use super::*;
 
-    /// A valid spec that tests adjust field by field.
+    /// The example partner, with USDT limited to 6 decimals; tests adjust it
+    /// field by field.
     pub(crate) fn acme() -> PartnerSpec {
-        PartnerSpec {
-            id: "acme".into(),
-            name: "Acme Wallet".into(),
-            allowed_origins: vec!["https://app.acme.example".into()],
-            allowed_ips: vec![],
-            offramp_enabled: false,
-            accept_client_address: false,
-            redirect_hosts: vec![],
-            webhook_url: None,
-            webhook_secret: None,
-            signature_scheme: "hmac-sha512".into(),
-            signing_keys: vec![SigningKeySpec {
-                kid: "k1".into(),
-                secret: Secret::new("partner-secret"),
-                not_after: None,
-            }],
-            widget: WidgetSpec {
-                widget_id: "fb359d09-fff6-4b1f-906c-b9062b135065".into(),
-                currencies: vec!["USDT".into()],
-                networks: vec!["TRC20".into(), "ERC20".into()],
-                fiat_currency: "EUR".into(),
-                fiat_currencies: vec!["EUR".into(), "USD".into()],
-                default_type: "buy".into(),
-                lang: "en".into(),
-                theme: "light".into(),
-                redirect_url: Some("https://app.acme.example/done".into()),
-                decimals: vec![("USDT".into(), 6)],
-            },
-            wallets: vec![WalletSpec {
-                currency: "USDT".into(),
-                network: "TRC20".into(),
-                address: "TXYZabcdefghijkmnopqrstuvwxyz12345".into(),
-                active: true,
-            }],
-        }
+        let mut spec = crate::testing::example_partner("acme");
+        spec.widget.decimals = vec![("USDT".into(), 6)];
+        spec
     }
 
     #[test]
@@ -550,13 +501,5 @@ pub(crate) mod tests {
         assert_eq!(next_kid("k1"), "k2");
         assert_eq!(next_kid("k41"), "k42");
         assert_eq!(next_kid("primary"), "primary-2");
-    }
-
-    #[test]
-    fn single_addresses_become_host_ranges() {
-        assert_eq!(parse_ip_range("10.1.2.3"), "10.1.2.3/32".parse().ok());
-        assert_eq!(parse_ip_range("10.1.2.3/8"), "10.0.0.0/8".parse().ok());
-        assert_eq!(parse_ip_range("::1"), "::1/128".parse().ok());
-        assert_eq!(parse_ip_range("nope"), None);
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+pub use crate::client_token::ClientTokenRecord;
 use crate::client_token::TokenDigest;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
 use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
@@ -168,25 +169,6 @@ pub trait SessionStore: Send + Sync {
     async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError>;
 }
 
-/// A stored client token, as operators see it (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientTokenRecord {
-    pub digest: TokenDigest,
-    pub partner_id: PartnerId,
-    pub label: String,
-    pub created_at: Timestamp,
-    /// End of the grace period once rotated.
-    pub expires_at: Option<Timestamp>,
-    pub revoked_at: Option<Timestamp>,
-}
-
-impl ClientTokenRecord {
-    /// Whether the token authenticates at `now`.
-    pub fn is_active(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|end| now < end)
-    }
-}
-
 /// Partner administration: what the bootstrap loader and the operator CLI use.
 /// Changes take effect on every instance sharing the store.
 #[cfg_attr(test, mockall::automock)]
@@ -226,4 +208,16 @@ pub trait PartnerRegistry: Send + Sync {
 #[async_trait]
 pub trait Health: Send + Sync {
     async fn check(&self) -> Result<(), StoreError>;
+}
+
+/// Every port a store adapter provides. The composition root, the contract
+/// suite and the HTTP tests hold a store as this one trait.
+pub trait Store:
+    SessionStore + PartnerDirectory + PartnerRegistry + Health + Send + Sync + 'static
+{
+}
+
+impl<T> Store for T where
+    T: SessionStore + PartnerDirectory + PartnerRegistry + Health + Send + Sync + 'static
+{
 }

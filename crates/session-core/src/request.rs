@@ -143,22 +143,14 @@ pub const INIT_SCHEMA: Schema = Schema {
     optional: &[],
 };
 
-/// A UUID in any form `Uuid` accepts, refused with `validation_error` otherwise.
-pub fn parse_uuid(name: &str, text: &str) -> Result<Uuid, Rejection> {
-    Uuid::try_parse(text).map_err(|_| Rejection::invalid(name, "must be a UUID"))
-}
-
 impl InitRequest {
     pub fn decode(body: &[u8]) -> Result<Self, Rejection> {
         let object = Object::parse(body)?;
         object.check(&INIT_SCHEMA)?;
         let text = |name: &str| object.required_str(name).map(str::to_owned);
         Ok(Self {
-            widget_id: parse_uuid("widget_id", object.required_str("widget_id")?)?,
-            merchant_transaction_id: parse_uuid(
-                "merchant_transaction_id",
-                object.required_str("merchant_transaction_id")?,
-            )?,
+            widget_id: object.required_uuid("widget_id")?,
+            merchant_transaction_id: object.required_uuid("merchant_transaction_id")?,
             init_token: text("init_token")?,
             signature: text("signature")?,
             address: text("address")?,

@@ -176,7 +176,76 @@ pub struct EventPlan {
 }
 
 impl EventPlan {
+    /// The effects of the event on a transaction in `stored` state whose user
+    /// has `kyc`. Pure: the store calls it under its row locks.
+    ///
+    /// The status moves only as [`crate::status::transition`] allows; reported
+    /// amounts, fiat currency and payment method are recorded with an applied
+    /// move. A KYC status is taken when it is newer (by `occurred_at`) than the
+    /// last one.
     pub fn effects(&self, stored: &StoredSession, kyc: &KycState) -> EventEffects {
-        crate::service::plan_event(&self.event, stored, kyc, self.now)
+        let event = &self.event;
+        let current = &stored.state;
+        let decision = crate::status::transition(current.status, event.status);
+        let state = (decision == Transition::Apply).then(|| TxState {
+            status: event.status,
+            crypto_amount: event
+                .crypto_amount
+                .as_ref()
+                .map(|a| a.as_str().to_owned())
+                .or_else(|| current.crypto_amount.clone()),
+            fiat_amount: event
+                .fiat_amount
+                .as_ref()
+                .map(|a| a.as_str().to_owned())
+                .or_else(|| current.fiat_amount.clone()),
+            fiat_currency: event
+                .fiat_currency
+                .clone()
+                .unwrap_or_else(|| current.fiat_currency.clone()),
+            payment_method: event
+                .payment_method
+                .clone()
+                .or_else(|| current.payment_method.clone()),
+            updated_at: self.now,
+        });
+        let outbox = state.as_ref().map(|state| {
+            let session = &stored.session;
+            StatusChanged {
+                merchant_transaction_id: session.merchant_transaction_id,
+                partner_id: session.partner_id.clone(),
+                tx_type: session.tx_type,
+                status: state.status,
+                currency: session.currency.clone(),
+                network: session.network.clone(),
+                crypto_amount: state.crypto_amount.clone(),
+                fiat_currency: state.fiat_currency.clone(),
+                fiat_amount: state.fiat_amount.clone(),
+                payment_method: state.payment_method.clone(),
+                created_at: session.created_at,
+                updated_at: state.updated_at,
+                occurred_at: event.occurred_at,
+            }
+        });
+        let newer_kyc = |status| {
+            kyc.updated_at
+                .is_none_or(|last| event.occurred_at > last)
+                .then_some(status)
+        };
+        let kyc = event
+            .kyc_status
+            .and_then(newer_kyc)
+            .filter(|status| *status != kyc.status || kyc.updated_at.is_none())
+            .map(|status| KycState {
+                status,
+                updated_at: Some(event.occurred_at),
+            });
+        EventEffects {
+            decision,
+            status_after: state.as_ref().map_or(current.status, |s| s.status),
+            state,
+            kyc,
+            outbox,
+        }
     }
 }

@@ -6,11 +6,11 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use http::header::{HeaderName, HeaderValue, ORIGIN};
+use http::header::{AUTHORIZATION, HeaderName, HeaderValue, ORIGIN};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
-use session_core::access::{self, TrustedProxies};
+use session_core::access::GateHeaders;
 use session_core::partner::Partner;
 use session_core::{ErrorKind, Rejection, SessionService};
 
@@ -101,36 +101,33 @@ impl App {
                 let bytes = self.json_body(&parts, body).await?;
                 let report = self
                     .service
-                    .provider_event(Some(signature.as_bytes()), &bytes)
+                    .provider_event(signature.as_bytes(), &bytes)
                     .await?;
                 Ok(json(StatusCode::OK, &wire::event_report(&report)))
             }
         }
     }
 
-    /// Authentication (401), then the partner's origin and IP gate (403).
+    /// The partner gate: authentication (401), then origin and IP (403). The
+    /// headers go to the core as bytes; what they mean is decided there.
     async fn partner_gate(
         &self,
         parts: &Parts,
         peer: SocketAddr,
     ) -> Result<Arc<Partner>, Rejection> {
-        let authorization = parts
-            .headers
-            .get(http::header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        let partner = self.service.authenticate(authorization).await?;
-        let caller = caller_address(&self.config.trusted_proxies, parts, peer);
-        let origin = match parts.headers.get(ORIGIN) {
-            // An Origin that is not even text cannot be registered.
-            Some(value) => Some(
-                value
-                    .to_str()
-                    .map_err(|_| Rejection::of(ErrorKind::ForbiddenOrigin))?,
-            ),
-            None => None,
+        let headers = &parts.headers;
+        let forwarded_for: Vec<&[u8]> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        let gate = GateHeaders {
+            authorization: headers.get(AUTHORIZATION).map(HeaderValue::as_bytes),
+            origin: headers.get(ORIGIN).map(HeaderValue::as_bytes),
+            forwarded_for: &forwarded_for,
+            peer: peer.ip(),
         };
-        access::admit(&partner, origin, caller)?;
-        Ok(partner)
+        self.service.admit_partner(&gate).await
     }
 
     /// Media type (415), then size (413) and read timeout (408).
@@ -146,17 +143,6 @@ impl App {
     }
 }
 
-fn caller_address(proxies: &TrustedProxies, parts: &Parts, peer: SocketAddr) -> std::net::IpAddr {
-    let forwarded = parts
-        .headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    proxies.caller(peer.ip(), forwarded)
-}
-
-/// Logs a refused request: faults of ours at `error` with their cause, client
-/// mistakes at `debug`. Never logs bodies, tokens or signatures.
 /// The response to send: `outcome`, or its rejection logged and turned into an
 /// error answer; then `decorate` (headers every answer of the route needs), then
 /// the request id.
@@ -176,6 +162,8 @@ pub(crate) fn answer(
     response
 }
 
+/// Logs a refused request: faults of ours at `error` with their cause, client
+/// mistakes at `debug`. Never logs bodies, tokens or signatures.
 fn log_rejection(request_id: &HeaderValue, rejection: &Rejection) {
     let request_id = request_id.to_str().unwrap_or("");
     let code = rejection.kind().code();

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use session_core::access::{Origin, TrustedProxies};
+use session_core::value::Origin;
 
 /// Defaults the binary offers when nothing is configured.
 pub mod defaults {
@@ -43,6 +43,5 @@ pub struct HttpConfig {
     pub body_limit: usize,
     pub body_read_timeout: Duration,
     pub request_deadline: Duration,
-    pub trusted_proxies: TrustedProxies,
     pub widget_origins: WidgetOrigins,
 }

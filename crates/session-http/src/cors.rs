@@ -6,7 +6,7 @@ use http::header::{
     ACCESS_CONTROL_MAX_AGE, HeaderValue, VARY,
 };
 use http::{HeaderMap, StatusCode};
-use session_core::access::Origin;
+use session_core::value::Origin;
 use session_core::{ErrorKind, Rejection};
 
 use crate::config::WidgetOrigins;
@@ -21,11 +21,8 @@ pub fn allowed_origin(
     let Some(value) = headers.get(http::header::ORIGIN) else {
         return Ok(None);
     };
-    let allowed = value
-        .to_str()
-        .ok()
-        .and_then(Origin::parse)
-        .is_some_and(|origin| origins.allows(&origin));
+    let allowed =
+        Origin::parse_header(value.as_bytes()).is_ok_and(|origin| origins.allows(&origin));
     if allowed {
         Ok(Some(value.clone()))
     } else {

@@ -166,14 +166,7 @@ pub async fn load(
             }
         }
         for digest in tokens {
-            let record = ClientTokenRecord {
-                digest,
-                partner_id: id.clone(),
-                label: "bootstrap".into(),
-                created_at: now,
-                expires_at: None,
-                revoked_at: None,
-            };
+            let record = ClientTokenRecord::active(digest, id.clone(), "bootstrap", now);
             if registry
                 .add_token(&record)
                 .await
@@ -321,28 +314,15 @@ fn plan(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicU8, Ordering};
-
     use session_core::client_token::TokenDigest;
     use session_core::ports::PartnerDirectory;
-    use session_core::time::Timestamp;
+    use session_core::testing::{CountingRandom, FixedClock};
     use session_store_mem::MemStore;
 
     use super::*;
 
-    struct Fixed;
-    impl Clock for Fixed {
-        fn now(&self) -> Timestamp {
-            Timestamp::from_unix_seconds(1_800_000_000)
-        }
-    }
-
-    #[derive(Default)]
-    struct Counter(AtomicU8);
-    impl Random for Counter {
-        fn fill(&self, dest: &mut [u8]) {
-            dest.fill(self.0.fetch_add(1, Ordering::SeqCst));
-        }
+    fn clock() -> FixedClock {
+        FixedClock::at_micros(1_800_000_000_000_000)
     }
 
     const TOKEN: &str = "ct_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -388,9 +368,14 @@ active = true
     #[tokio::test]
     async fn loads_the_spec_example_and_generates_missing_secrets() {
         let store = MemStore::new();
-        let report = load(&spec_example(), &store, &Fixed, &Counter::default())
-            .await
-            .expect("loads");
+        let report = load(
+            &spec_example(),
+            &store,
+            &clock(),
+            &CountingRandom::default(),
+        )
+        .await
+        .expect("loads");
         assert_eq!(
             (report.created, report.tokens_added),
             (vec!["acme".to_owned()], 2)
@@ -418,8 +403,8 @@ active = true
     #[tokio::test]
     async fn loading_twice_changes_nothing() {
         let store = MemStore::new();
-        let random = Counter::default();
-        load(&spec_example(), &store, &Fixed, &random)
+        let random = CountingRandom::default();
+        load(&spec_example(), &store, &clock(), &random)
             .await
             .expect("first load");
         let before = store.partners().await.expect("list");
@@ -427,7 +412,7 @@ active = true
             .tokens(&PartnerId::parse("acme").expect("id"))
             .await
             .expect("tokens");
-        let again = load(&spec_example(), &store, &Fixed, &random)
+        let again = load(&spec_example(), &store, &clock(), &random)
             .await
             .expect("second load");
         assert_eq!(
@@ -459,13 +444,13 @@ active = true
         let store = session_store_pg::PgStore::connect(database.config())
             .await
             .expect("connect");
-        let random = Counter::default();
-        let first = load(&spec_example(), &store, &Fixed, &random)
+        let random = CountingRandom::default();
+        let first = load(&spec_example(), &store, &clock(), &random)
             .await
             .expect("first load");
         assert_eq!((first.created.len(), first.tokens_added), (1, 2));
         let before = store.partners().await.expect("list");
-        let again = load(&spec_example(), &store, &Fixed, &random)
+        let again = load(&spec_example(), &store, &clock(), &random)
             .await
             .expect("second load");
         assert_eq!(
@@ -489,14 +474,19 @@ active = true
     #[tokio::test]
     async fn a_changed_file_updates_and_a_new_secret_gets_a_new_key_id() {
         let store = MemStore::new();
-        load(&spec_example(), &store, &Fixed, &Counter::default())
-            .await
-            .expect("first load");
+        load(
+            &spec_example(),
+            &store,
+            &clock(),
+            &CountingRandom::default(),
+        )
+        .await
+        .expect("first load");
         let changed = spec_example().replace(
             "offramp_enabled = false",
             "offramp_enabled = true\nsigning_secret = \"explicit\"",
         );
-        let report = load(&changed, &store, &Fixed, &Counter::default())
+        let report = load(&changed, &store, &clock(), &CountingRandom::default())
             .await
             .expect("second load");
         assert_eq!(report.updated, vec!["acme".to_owned()]);
@@ -548,7 +538,7 @@ active = true
         for (why, text) in cases {
             let store = MemStore::new();
             assert!(
-                load(&text, &store, &Fixed, &Counter::default())
+                load(&text, &store, &clock(), &CountingRandom::default())
                     .await
                     .is_err(),
                 "{why}"
@@ -564,11 +554,16 @@ active = true
     #[tokio::test]
     async fn a_token_already_held_by_another_partner_is_refused() {
         let store = MemStore::new();
-        load(&spec_example(), &store, &Fixed, &Counter::default())
-            .await
-            .expect("acme loads");
+        load(
+            &spec_example(),
+            &store,
+            &clock(),
+            &CountingRandom::default(),
+        )
+        .await
+        .expect("acme loads");
         let other = spec_example().replace("id = \"acme\"", "id = \"other\"");
-        let error = load(&other, &store, &Fixed, &Counter::default())
+        let error = load(&other, &store, &clock(), &CountingRandom::default())
             .await
             .expect_err("shared token");
         assert!(

@@ -5,10 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use ipnet::IpNet;
-use session_core::access::Origin;
-use session_core::partner::parse_ip_range;
 use session_core::secret::Secret;
+use session_core::value::{IpRange, Origin};
 use session_http::WidgetOrigins;
 
 use crate::cli::{LogFormat, ServeArgs, StoreKind};
@@ -28,7 +26,7 @@ pub struct ServeConfig {
     /// In-memory with a demo partner printed at start.
     pub dev: bool,
     pub init_token_ttl_seconds: i64,
-    pub trusted_proxies: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpRange>,
     pub widget_origins: WidgetOrigins,
     pub provider_secret: Option<Secret>,
     pub token_secret: Option<Secret>,
@@ -66,8 +64,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         .trusted_proxies
         .iter()
         .map(|text| {
-            parse_ip_range(text.trim())
-                .ok_or_else(|| format!("--trusted-proxy {text:?} is not an IP or CIDR range"))
+            IpRange::parse(text.trim()).map_err(|why| format!("--trusted-proxy {text:?} {why}"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let widget_origins = if args.widget_origins.iter().any(|o| o.trim() == "*")
@@ -79,9 +76,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
             args.widget_origins
                 .iter()
                 .map(|text| {
-                    Origin::parse(text.trim()).ok_or_else(|| {
-                        format!("--widget-origin {text:?} is not scheme://host[:port]")
-                    })
+                    Origin::parse(text.trim())
+                        .map_err(|why| format!("--widget-origin {text:?} {why}"))
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         )

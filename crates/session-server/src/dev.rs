@@ -3,9 +3,10 @@
 
 use std::net::SocketAddr;
 
-use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
-use session_core::ports::{ClientTokenRecord, PartnerRegistry};
+use session_core::client_token::{self, TokenEnv};
+use session_core::example;
+use session_core::partner::PartnerId;
+use session_core::ports::PartnerRegistry;
 use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
 use session_core::time::Clock;
@@ -23,66 +24,26 @@ pub async fn install(
     clock: &dyn Clock,
     random: &dyn Random,
 ) -> Result<Demo, String> {
-    let spec = PartnerSpec {
-        id: DEMO_PARTNER.into(),
-        name: "Demo Wallet".into(),
-        allowed_origins: vec!["http://localhost:3000".into()],
-        allowed_ips: vec![],
-        offramp_enabled: true,
-        accept_client_address: false,
-        redirect_hosts: vec![],
-        webhook_url: None,
-        webhook_secret: None,
-        signature_scheme: "hmac-sha512".into(),
-        signing_keys: vec![SigningKeySpec {
-            kid: "k1".into(),
-            secret: Secret::new(hex_secret(random)),
-            not_after: None,
-        }],
-        widget: WidgetSpec {
-            widget_id: "fb359d09-fff6-4b1f-906c-b9062b135065".into(),
-            currencies: vec!["USDT".into()],
-            networks: vec!["TRC20".into(), "ERC20".into()],
-            fiat_currency: "EUR".into(),
-            fiat_currencies: vec!["EUR".into(), "USD".into()],
-            default_type: "buy".into(),
-            lang: "en".into(),
-            theme: "light".into(),
-            redirect_url: Some("https://app.example.com/done".into()),
-            decimals: vec![],
-        },
-        wallets: vec![
-            WalletSpec {
-                currency: "USDT".into(),
-                network: "TRC20".into(),
-                address: "TXYZabcdefghijkmnopqrstuvwxyz12345".into(),
-                active: true,
-            },
-            WalletSpec {
-                currency: "USDT".into(),
-                network: "ERC20".into(),
-                address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
-                active: true,
-            },
-        ],
-    };
+    // The example partner, opened up for a laptop: off-ramp on, a local
+    // partner page as its origin, a wallet on each network, a fresh secret.
+    let mut spec = example::partner(DEMO_PARTNER);
+    spec.name = "Demo Wallet".into();
+    spec.allowed_origins = vec!["http://localhost:3000".into()];
+    spec.offramp_enabled = true;
+    spec.signing_keys[0].secret = Secret::new(hex_secret(random));
+    spec.wallets
+        .push(example::wallet("USDT", "ERC20", example::ETHEREUM_WALLET));
     registry
         .put_partner(&spec)
         .await
         .map_err(|e| e.to_string())?;
-    let client_token = client_token::generate(TokenEnv::Test, random);
-    let record = ClientTokenRecord {
-        digest: TokenDigest::of(&client_token),
-        partner_id: PartnerId::parse(DEMO_PARTNER).map_err(str::to_owned)?,
-        label: "dev".into(),
-        created_at: clock.now(),
-        expires_at: None,
-        revoked_at: None,
-    };
+    let partner = PartnerId::parse(DEMO_PARTNER).map_err(str::to_owned)?;
+    let issued = client_token::issue(TokenEnv::Test, partner, "dev", clock.now(), random);
     registry
-        .add_token(&record)
+        .add_token(&issued.record)
         .await
         .map_err(|e| e.to_string())?;
+    let client_token = issued.token;
     Ok(Demo { client_token })
 }
 

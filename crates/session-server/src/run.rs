@@ -91,6 +91,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         provider_secret.as_ref().and_then(ProviderKey::new),
         Settings {
             init_token_ttl_seconds: config.init_token_ttl_seconds,
+            trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         },
     );
     // In dev mode both are set: the banner shows the demo token and the secret.
@@ -131,7 +132,6 @@ async fn run_listeners(
         body_limit: config.body_limit,
         body_read_timeout: defaults::BODY_READ_TIMEOUT,
         request_deadline: defaults::REQUEST_DEADLINE,
-        trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         widget_origins: config.widget_origins.clone(),
     };
     let options = ServeOptions {

@@ -2,17 +2,12 @@
 
 use std::sync::Arc;
 
-use session_core::ports::{Health, PartnerDirectory, PartnerRegistry, SessionStore};
+use session_core::ports::Store;
 use session_core::secret::Secret;
 use session_store_mem::MemStore;
 use session_store_pg::{PgConfig, PgStore};
 
 use crate::config::StoreConfig;
-
-/// Every port a store provides.
-pub trait Store: SessionStore + PartnerDirectory + PartnerRegistry + Health {}
-
-impl<T: SessionStore + PartnerDirectory + PartnerRegistry + Health> Store for T {}
 
 pub enum OpenStore {
     Mem(Arc<MemStore>),

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use session_core::client_token::TokenDigest;
-use session_core::partner::{
-    Partner, PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec,
-};
+use session_core::example;
+use session_core::partner::{Partner, PartnerId, PartnerSpec, SigningKeySpec};
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
 use session_core::secret::Secret;
 use session_core::session::{EndUser, Session, signed_fields};
@@ -23,61 +22,37 @@ pub fn at(seconds: i64) -> Timestamp {
     Timestamp::from_unix_micros(1_795_509_330_123_456 + seconds * 1_000_000)
 }
 
-/// A complete partner configuration with every optional field set.
+/// The example partner with every optional field set: an IP gate, a second
+/// origin, redirect hosts, a webhook, a rotated-out signing key, a second
+/// currency with decimals, an inactive second wallet.
 pub fn partner_spec(id: &str) -> PartnerSpec {
-    PartnerSpec {
-        id: id.into(),
-        name: format!("Partner {id}"),
-        allowed_origins: vec![
-            format!("https://app.{id}.example"),
-            "http://localhost:3000".into(),
-        ],
-        allowed_ips: vec!["10.0.0.0/8".into(), "::1/128".into()],
-        offramp_enabled: true,
-        accept_client_address: false,
-        redirect_hosts: vec![format!("app.{id}.example")],
-        webhook_url: Some(format!("https://hooks.{id}.example/proof")),
-        webhook_secret: Some(Secret::new(format!("whsec_{id}"))),
-        signature_scheme: "hmac-sha512".into(),
-        signing_keys: vec![
-            SigningKeySpec {
-                kid: "k2".into(),
-                secret: Secret::new(format!("{id}-signing-2")),
-                not_after: None,
-            },
-            SigningKeySpec {
-                kid: "k1".into(),
-                secret: Secret::new(format!("{id}-signing-1")),
-                not_after: Some(at(86_400)),
-            },
-        ],
-        widget: WidgetSpec {
-            widget_id: "fb359d09-fff6-4b1f-906c-b9062b135065".into(),
-            currencies: vec!["USDT".into(), "USDC".into()],
-            networks: vec!["TRC20".into(), "ERC20".into()],
-            fiat_currency: "EUR".into(),
-            fiat_currencies: vec!["EUR".into(), "USD".into()],
-            default_type: "buy".into(),
-            lang: "en".into(),
-            theme: "dark".into(),
-            redirect_url: Some(format!("https://app.{id}.example/done")),
-            decimals: vec![("USDT".into(), 6)],
+    let mut spec = example::partner(id);
+    spec.name = format!("Partner {id}");
+    spec.allowed_origins.push("http://localhost:3000".into());
+    spec.allowed_ips = vec!["10.0.0.0/8".into(), "::1/128".into()];
+    spec.offramp_enabled = true;
+    spec.redirect_hosts = vec![format!("app.{id}.example")];
+    spec.webhook_url = Some(format!("https://hooks.{id}.example/proof"));
+    spec.webhook_secret = Some(Secret::new(format!("whsec_{id}")));
+    spec.signing_keys = vec![
+        SigningKeySpec {
+            kid: "k2".into(),
+            secret: Secret::new(format!("{id}-signing-2")),
+            not_after: None,
         },
-        wallets: vec![
-            WalletSpec {
-                currency: "USDT".into(),
-                network: "TRC20".into(),
-                address: "TXYZabcdefghijkmnopqrstuvwxyz12345".into(),
-                active: true,
-            },
-            WalletSpec {
-                currency: "USDT".into(),
-                network: "ERC20".into(),
-                address: "0x52908400098527886E0F7030069857D2E4169EE7".into(),
-                active: false,
-            },
-        ],
-    }
+        SigningKeySpec {
+            kid: "k1".into(),
+            secret: Secret::new(format!("{id}-signing-1")),
+            not_after: Some(at(86_400)),
+        },
+    ];
+    spec.widget.currencies.push("USDC".into());
+    spec.widget.theme = "dark".into();
+    spec.widget.decimals = vec![("USDT".into(), 6)];
+    let mut erc20 = example::wallet("USDT", "ERC20", example::ETHEREUM_WALLET);
+    erc20.active = false;
+    spec.wallets.push(erc20);
+    spec
 }
 
 /// Registers partner `id` ([`partner_spec`]) and returns it built.
@@ -90,14 +65,12 @@ pub async fn partner(store: &impl PartnerRegistry, id: &str) -> Partner {
 /// Client token `n` of `partner`: active (neither expired nor revoked),
 /// created at `at(n)`, its digest distinct per partner and `n`.
 pub fn token(partner: &str, n: u8) -> ClientTokenRecord {
-    ClientTokenRecord {
-        digest: TokenDigest::of(&format!("ct_test_{partner}_{n}")),
-        partner_id: PartnerId::parse(partner).unwrap_or_else(|why| panic!("{why}")),
-        label: format!("token {n}"),
-        created_at: at(i64::from(n)),
-        expires_at: None,
-        revoked_at: None,
-    }
+    ClientTokenRecord::active(
+        TokenDigest::of(&format!("ct_test_{partner}_{n}")),
+        PartnerId::parse(partner).unwrap_or_else(|why| panic!("{why}")),
+        format!("token {n}"),
+        at(i64::from(n)),
+    )
 }
 
 fn parse<T>(result: Result<T, &'static str>) -> T {

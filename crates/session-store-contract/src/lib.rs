@@ -8,22 +8,12 @@ mod fixtures;
 mod partners;
 mod sessions;
 
-use session_core::ports::{Health, PartnerDirectory, PartnerRegistry, SessionStore};
-
 pub use fixtures::{at, partner, partner_spec, sample_session, token};
 pub use partners::*;
 pub use sessions::*;
 
 /// Everything a complete store provides.
-pub trait Store:
-    SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
-{
-}
-
-impl<T> Store for T where
-    T: SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
-{
-}
+pub use session_core::ports::Store;
 
 /// Expands to one `#[tokio::test]` per contract case, each on a store made by
 /// `$make().await` (an async function returning a fresh store).

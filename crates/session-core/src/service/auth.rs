@@ -1,26 +1,31 @@
-//! Authenticating partner backends by their `client_token`.
+//! The partner gate: authenticating partner backends by their `client_token`
+//! (401), then their origin and caller address (403).
 
 use std::sync::Arc;
 
 use super::{SessionService, store_rejection};
+use crate::access::{self, GateHeaders, bearer_token};
 use crate::client_token::{self, TokenDigest};
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
 
-/// The token of an `Authorization: Bearer <token>` header. The scheme is
-/// case-insensitive (RFC 9110 §11.1); anything else is `missing_token`.
-pub fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, Rejection> {
-    let missing = || Rejection::of(ErrorKind::MissingToken);
-    let value = std::str::from_utf8(authorization.ok_or_else(missing)?).map_err(|_| missing())?;
-    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
-    let token = token.trim_matches(' ');
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
-        return Err(missing());
-    }
-    Ok(token)
-}
-
 impl SessionService {
+    /// The partner API's gate in the check order of SPEC.md §1: the token
+    /// (401), then the `Origin` and the caller's address behind the trusted
+    /// proxies (403).
+    pub async fn admit_partner(
+        &self,
+        headers: &GateHeaders<'_>,
+    ) -> Result<Arc<Partner>, Rejection> {
+        let partner = self.authenticate(headers.authorization).await?;
+        let caller = self
+            .settings
+            .trusted_proxies
+            .caller(headers.peer, headers.forwarded_for);
+        access::admit(&partner, headers.origin, caller)?;
+        Ok(partner)
+    }
+
     /// The partner whose active token is presented. A token of the wrong shape
     /// is refused without a store lookup.
     pub async fn authenticate(
@@ -57,31 +62,6 @@ mod tests {
     use crate::time::Timestamp;
 
     const TOKEN: &str = "ct_test_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-
-    #[test]
-    fn bearer_header_shapes() {
-        assert_eq!(bearer_token(Some(b"Bearer abc")), Ok("abc"));
-        assert_eq!(bearer_token(Some(b"bearer  abc")), Ok("abc"));
-        for bad in [
-            &b""[..],
-            b"Bearer",
-            b"Bearer ",
-            b"Basic abc",
-            b"Bearer a b",
-            b"Bearerabc",
-            b"Bearer \xff",
-        ] {
-            assert_eq!(
-                bearer_token(Some(bad)).map_err(|r| r.kind()),
-                Err(ErrorKind::MissingToken),
-                "{bad:?}"
-            );
-        }
-        assert_eq!(
-            bearer_token(None).map_err(|r| r.kind()),
-            Err(ErrorKind::MissingToken)
-        );
-    }
 
     fn authenticate_with(
         grant: Result<Option<TokenGrant>, StoreError>,

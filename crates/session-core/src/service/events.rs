@@ -6,11 +6,8 @@ use uuid::Uuid;
 use super::{SessionService, store_rejection};
 use crate::error::{ErrorKind, Rejection};
 use crate::ports::EventApplied;
-use crate::session::{
-    EventEffects, EventPlan, KycState, ProviderEvent, StatusChanged, StoredSession, TxState,
-};
+use crate::session::{EventPlan, ProviderEvent};
 use crate::status::{IgnoredBecause, Transition, TxStatus};
-use crate::time::Timestamp;
 
 /// What the provider is told about its event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,88 +24,12 @@ pub struct EventReport {
     pub ignored_because: Option<IgnoredBecause>,
 }
 
-/// The effects of `event` on a transaction in `stored` state whose user has
-/// `kyc`, decided at `now`. Pure: the store calls it under its row locks.
-///
-/// The status moves only as [`crate::status::transition`] allows; reported
-/// amounts, fiat currency and payment method are recorded with an applied move.
-/// A KYC status is taken when it is newer (by `occurred_at`) than the last one.
-pub fn plan_event(
-    event: &ProviderEvent,
-    stored: &StoredSession,
-    kyc: &KycState,
-    now: Timestamp,
-) -> EventEffects {
-    let current = &stored.state;
-    let decision = crate::status::transition(current.status, event.status);
-    let state = (decision == Transition::Apply).then(|| TxState {
-        status: event.status,
-        crypto_amount: event
-            .crypto_amount
-            .as_ref()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| current.crypto_amount.clone()),
-        fiat_amount: event
-            .fiat_amount
-            .as_ref()
-            .map(|a| a.as_str().to_owned())
-            .or_else(|| current.fiat_amount.clone()),
-        fiat_currency: event
-            .fiat_currency
-            .clone()
-            .unwrap_or_else(|| current.fiat_currency.clone()),
-        payment_method: event
-            .payment_method
-            .clone()
-            .or_else(|| current.payment_method.clone()),
-        updated_at: now,
-    });
-    let outbox = state.as_ref().map(|state| {
-        let session = &stored.session;
-        StatusChanged {
-            merchant_transaction_id: session.merchant_transaction_id,
-            partner_id: session.partner_id.clone(),
-            tx_type: session.tx_type,
-            status: state.status,
-            currency: session.currency.clone(),
-            network: session.network.clone(),
-            crypto_amount: state.crypto_amount.clone(),
-            fiat_currency: state.fiat_currency.clone(),
-            fiat_amount: state.fiat_amount.clone(),
-            payment_method: state.payment_method.clone(),
-            created_at: session.created_at,
-            updated_at: state.updated_at,
-            occurred_at: event.occurred_at,
-        }
-    });
-    let newer_kyc = |status| {
-        kyc.updated_at
-            .is_none_or(|last| event.occurred_at > last)
-            .then_some(status)
-    };
-    let kyc = event
-        .kyc_status
-        .and_then(newer_kyc)
-        .filter(|status| *status != kyc.status || kyc.updated_at.is_none())
-        .map(|status| KycState {
-            status,
-            updated_at: Some(event.occurred_at),
-        });
-    EventEffects {
-        decision,
-        status_after: state.as_ref().map_or(current.status, |s| s.status),
-        state,
-        kyc,
-        outbox,
-    }
-}
-
 impl SessionService {
     /// Verifies the provider's signature over the raw body, decodes the event and
     /// applies it. Replays of an `event_id` change nothing.
     pub async fn provider_event(
         &self,
-        signature: Option<&[u8]>,
+        signature: &[u8],
         body: &[u8],
     ) -> Result<EventReport, Rejection> {
         let key = self
@@ -170,8 +91,24 @@ mod tests {
 
     use super::*;
     use crate::service::fixtures::{Mocks, partner};
+    use crate::session::{EventEffects, KycState, StoredSession};
     use crate::status::KycStatus;
+    use crate::time::Timestamp;
     use crate::value::{Amount, Code};
+
+    /// The pure planning step, as a store calls it.
+    fn plan_event(
+        event: &ProviderEvent,
+        stored: &StoredSession,
+        kyc: &KycState,
+        now: Timestamp,
+    ) -> EventEffects {
+        EventPlan {
+            event: event.clone(),
+            now,
+        }
+        .effects(stored, kyc)
+    }
 
     fn amount(text: &str) -> Amount {
         Amount::parse(text, 18).expect("test amount")
@@ -309,12 +246,8 @@ mod tests {
     fn unsigned_events_are_refused_before_decoding() {
         let mut mocks = Mocks::new();
         mocks.sessions.expect_apply_provider_event().never();
-        let refusal = block_on(
-            mocks
-                .service()
-                .provider_event(Some(b"00"), b"not even json"),
-        )
-        .expect_err("unsigned");
+        let refusal = block_on(mocks.service().provider_event(b"00", b"not even json"))
+            .expect_err("unsigned");
         assert_eq!(refusal.kind(), ErrorKind::InvalidProviderSignature);
     }
 }

@@ -10,8 +10,9 @@ mod redeem;
 use std::sync::Arc;
 
 pub use create::CreatedSession;
-pub use events::{EventReport, plan_event};
+pub use events::EventReport;
 
+use crate::access::TrustedProxies;
 use crate::error::{ErrorKind, Rejection};
 use crate::init_token::TokenKeys;
 use crate::ports::{PartnerDirectory, SessionStore, StoreError, UpstreamError, WalletDirectory};
@@ -24,6 +25,8 @@ use crate::time::Clock;
 pub struct Settings {
     /// Lifetime of an init token, in seconds.
     pub init_token_ttl_seconds: i64,
+    /// The proxies whose `X-Forwarded-For` names the partner API's caller.
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The adapters the use cases run on, chosen once at the composition root.
@@ -67,10 +70,6 @@ impl SessionService {
             settings,
         }
     }
-
-    pub fn ports(&self) -> &Ports {
-        &self.ports
-    }
 }
 
 /// Store faults become 503 (retryable) or 500; the cause goes to the logs only.
@@ -96,40 +95,18 @@ pub(crate) mod fixtures {
     //! Ports and partners for the use-case tests.
 
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
 
     use super::*;
     use crate::init_token::TokenKey;
-    use crate::partner::{Partner, tests::acme};
+    use crate::partner::Partner;
     use crate::ports::{
         ConfiguredWallets, MockPartnerDirectory, MockSessionStore, MockWalletDirectory,
     };
     use crate::secret::Secret;
-    use crate::time::Timestamp;
-
-    pub struct FixedClock(pub AtomicI64);
-
-    impl Clock for FixedClock {
-        fn now(&self) -> Timestamp {
-            Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
-        }
-    }
-
-    /// Deterministic bytes: each call fills with the next counter value.
-    #[derive(Default)]
-    pub struct CountingRandom(AtomicU8);
-
-    impl Random for CountingRandom {
-        fn fill(&self, dest: &mut [u8]) {
-            let next = self.0.fetch_add(1, Ordering::SeqCst);
-            dest.fill(next);
-        }
-    }
-
-    pub const NOW_MICROS: i64 = 1_795_509_330_000_000;
+    pub use crate::testing::{CountingRandom, FixedClock, NOW_MICROS, example_partner};
 
     pub fn partner() -> Arc<Partner> {
-        Arc::new(acme().build().expect("fixture partner"))
+        Arc::new(example_partner("acme").build().expect("fixture partner"))
     }
 
     pub fn token_keys() -> TokenKeys {
@@ -164,7 +141,7 @@ pub(crate) mod fixtures {
                 partners: Arc::new(self.partners),
                 wallets,
                 sessions: Arc::new(self.sessions),
-                clock: Arc::new(FixedClock(AtomicI64::new(NOW_MICROS))),
+                clock: Arc::new(FixedClock::default()),
                 random: Arc::new(CountingRandom::default()),
             };
             let provider = ProviderKey::new(&Secret::new("provider-secret"));
@@ -174,6 +151,7 @@ pub(crate) mod fixtures {
                 provider,
                 Settings {
                     init_token_ttl_seconds: 3_600,
+                    trusted_proxies: TrustedProxies::default(),
                 },
             )
         }

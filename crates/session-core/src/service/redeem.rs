@@ -159,8 +159,8 @@ mod tests {
             }
         }
         let service = mocks.service();
-        let clock = Arc::new(crate::service::fixtures::FixedClock(
-            std::sync::atomic::AtomicI64::new(NOW_MICROS + now_offset_seconds * 1_000_000),
+        let clock = Arc::new(crate::service::fixtures::FixedClock::at_micros(
+            NOW_MICROS + now_offset_seconds * 1_000_000,
         ));
         let mut ports = service.ports.clone();
         ports.clock = clock;
@@ -211,8 +211,8 @@ mod tests {
         mocks.sessions.expect_redeem().never();
         let base = mocks.service();
         let mut ports = base.ports.clone();
-        ports.clock = Arc::new(crate::service::fixtures::FixedClock(
-            std::sync::atomic::AtomicI64::new(NOW_MICROS + 3_600_000_000),
+        ports.clock = Arc::new(crate::service::fixtures::FixedClock::at_micros(
+            NOW_MICROS + 3_600_000_000,
         ));
         let service = super::SessionService::new(ports, token_keys(), None, base.settings.clone());
         let refusal =

@@ -35,6 +35,7 @@ macro_rules! all_cases {
             session::authentication,
             session::origin_and_ip_gate,
             session::trusted_proxy_forwarded_address,
+            session::unreadable_forwarded_for_never_admits_the_proxy,
             session::media_type_and_size,
             session::body_errors,
             session::upstream_and_store_faults,

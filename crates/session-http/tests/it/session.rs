@@ -5,8 +5,14 @@ use std::sync::Arc;
 
 use http::Method;
 
+use session_core::client_token::{self, TokenEnv};
+use session_core::partner::PartnerId;
+use session_core::testing::CountingRandom;
+use session_core::time::Clock;
+
 use crate::support::{
-    Options, SEED_BODY, TRON_WALLET, TestServer, TestStore, WIDGET_ID, seed_with,
+    Options, SEED_BODY, TRON_WALLET, TestClock, TestServer, TestStore, WIDGET_ID, partner_spec,
+    seed_with,
 };
 
 pub async fn seed_example_answers_the_22_fields<S: TestStore>(store: Arc<S>) {
@@ -95,7 +101,7 @@ pub async fn seed_example_answers_the_22_fields<S: TestStore>(store: Arc<S>) {
     );
     assert_eq!(
         (text("lang"), text("theme"), text("redirect_url")),
-        ("en", "light", "https://app.example.com/done")
+        ("en", "light", "https://app.acme.example/done")
     );
     server.stop().await;
 }
@@ -270,6 +276,56 @@ pub async fn trusted_proxy_forwarded_address<S: TestStore>(store: Arc<S>) {
     via_proxy("10.1.2.3, 192.0.2.1")
         .await
         .assert_error(403, "forbidden", "forbidden_origin");
+    server.stop().await;
+}
+
+/// SPEC.md §2: behind a trusted proxy, an `X-Forwarded-For` chain that
+/// cannot be read up to an untrusted address leaves the caller unknown; the
+/// proxy's own address never stands in for it. The partner here allows the
+/// proxy's range, so taking the proxy for the caller would admit anyone.
+pub async fn unreadable_forwarded_for_never_admits_the_proxy<S: TestStore>(store: Arc<S>) {
+    let mut spec = partner_spec("proxied");
+    spec.allowed_ips = vec!["127.0.0.0/8".into()];
+    store.put_partner(&spec).await.expect("put partner");
+    let random = CountingRandom::starting_at(u64::MAX / 2);
+    let partner = PartnerId::parse("proxied").expect("id");
+    let issued = client_token::issue(
+        TokenEnv::Test,
+        partner,
+        "test",
+        TestClock::default().now(),
+        &random,
+    );
+    store.add_token(&issued.record).await.expect("add token");
+    let mut options = Options::standard();
+    options.trusted_proxies = vec!["127.0.0.1/32"];
+    let server = TestServer::start(store, options).await;
+    let via_proxy = |xff: &'static [u8]| {
+        server
+            .request(Method::POST, "/widget/session")
+            .bearer(&issued.token)
+            .header_bytes("x-forwarded-for", xff)
+            .json(SEED_BODY)
+            .send()
+    };
+    assert_eq!(
+        via_proxy(b"127.0.0.2").await.status,
+        200,
+        "an allowed caller behind the proxy"
+    );
+    let unknown: [&[u8]; 6] = [
+        "\u{e9}".as_bytes(),
+        b"203.0.113.7, \xff",
+        b"junk",
+        b"",
+        b"127.0.0.2, junk",
+        b"127.0.0.1",
+    ];
+    for xff in unknown {
+        via_proxy(xff)
+            .await
+            .assert_error(403, "forbidden", "forbidden_origin");
+    }
     server.stop().await;
 }
 

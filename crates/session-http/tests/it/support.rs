@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,19 +14,18 @@ use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
 use session_core::init_token::{TokenKey, TokenKeys};
-use session_core::partner::{
-    Partner, PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec,
-};
+use session_core::partner::{Partner, PartnerId, PartnerSpec};
 use session_core::ports::{
-    ClientTokenRecord, ConfiguredWallets, EventApplied, Health, PartnerDirectory, PartnerRegistry,
-    Redemption, SessionStore, StoreError, UpstreamError, WalletDirectory,
+    ConfiguredWallets, EventApplied, PartnerRegistry, Redemption, SessionStore, StoreError,
+    UpstreamError, WalletDirectory,
 };
 use session_core::provider::ProviderKey;
 use session_core::random::Random;
 use session_core::secret::Secret;
 use session_core::session::{EventPlan, KycState, Session, StatusChanged, StoredSession};
+use session_core::testing::{CountingRandom, example_partner};
 use session_core::time::{Clock, Timestamp};
-use session_core::value::{Address, Code, PartnerUserId};
+use session_core::value::{Address, Code, IpRange, Origin, PartnerUserId};
 use session_core::{Ports, SessionService, Settings};
 use session_http::{
     Admin, App, HttpConfig, Lifecycle, ServeOptions, WidgetOrigins, defaults, serve,
@@ -35,55 +34,17 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
+pub use session_core::example::{SEED_BODY, TRON_WALLET, WIDGET_ID};
 /// Everything a store under test must provide.
-pub trait TestStore:
-    SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
-{
-}
-impl<T> TestStore for T where
-    T: SessionStore + PartnerRegistry + PartnerDirectory + Health + Send + Sync + 'static
-{
-}
+pub use session_core::ports::Store as TestStore;
+pub use session_core::testing::FixedClock as TestClock;
 
 pub const PROVIDER_SECRET: &str = "provider-shared-secret";
 pub const WIDGET_ORIGIN: &str = "https://widget.example";
-pub const WIDGET_ID: &str = "fb359d09-fff6-4b1f-906c-b9062b135065";
-pub const TRON_WALLET: &str = "TXYZabcdefghijkmnopqrstuvwxyz12345";
 
-/// The seed page's example request.
-pub const SEED_BODY: &str = r#"{
-    "partner_user_id": "user-123",
-    "user_email": "user@example.com",
-    "network": "TRC20",
-    "currency": "USDT",
-    "amount": "100",
-    "type": "buy",
-    "client_ip": "203.0.113.42"
-}"#;
-
-/// A clock tests can move.
-#[derive(Debug)]
-pub struct TestClock(AtomicI64);
-
-impl TestClock {
-    pub fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
-    }
-}
-
-struct OsRandom;
-
-impl Random for OsRandom {
-    fn fill(&self, dest: &mut [u8]) {
-        rand::fill(dest);
-    }
-}
+/// Where the next server's deterministic randomness starts: servers that share
+/// a database must not mint the same ids or tokens.
+static NEXT_RANDOM_START: AtomicU64 = AtomicU64::new(0);
 
 /// Wallet lookups that fail on purpose for the partner `upstream`, by network.
 struct ScriptedWallets;
@@ -153,48 +114,14 @@ pub struct Tokens {
     pub offramp: String,
 }
 
-/// The acme partner of the seed page, with variations by id.
+/// The example partner under `id`, with the networks the upstream-fault
+/// cases need.
 pub fn partner_spec(id: &str) -> PartnerSpec {
-    PartnerSpec {
-        id: id.into(),
-        name: format!("{id} wallet"),
-        allowed_origins: vec![format!("https://app.{id}.example")],
-        allowed_ips: vec![],
-        offramp_enabled: false,
-        accept_client_address: false,
-        redirect_hosts: vec![],
-        webhook_url: None,
-        webhook_secret: None,
-        signature_scheme: "hmac-sha512".into(),
-        signing_keys: vec![SigningKeySpec {
-            kid: "k1".into(),
-            secret: Secret::new(format!("{id}-signing-secret")),
-            not_after: None,
-        }],
-        widget: WidgetSpec {
-            widget_id: WIDGET_ID.into(),
-            currencies: vec!["USDT".into()],
-            networks: vec![
-                "TRC20".into(),
-                "ERC20".into(),
-                "BEP20".into(),
-                "POLYGON".into(),
-            ],
-            fiat_currency: "EUR".into(),
-            fiat_currencies: vec!["EUR".into(), "USD".into()],
-            default_type: "buy".into(),
-            lang: "en".into(),
-            theme: "light".into(),
-            redirect_url: Some("https://app.example.com/done".into()),
-            decimals: vec![],
-        },
-        wallets: vec![WalletSpec {
-            currency: "USDT".into(),
-            network: "TRC20".into(),
-            address: TRON_WALLET.into(),
-            active: true,
-        }],
-    }
+    let mut spec = example_partner(id);
+    spec.widget.networks = ["TRC20", "ERC20", "BEP20", "POLYGON"]
+        .map(String::from)
+        .to_vec();
+    spec
 }
 
 /// Knobs a test may turn before the server starts.
@@ -233,26 +160,22 @@ pub struct TestServer {
 
 async fn issue(
     store: &dyn PartnerRegistry,
+    random: &dyn Random,
     partner: &str,
     now: Timestamp,
 ) -> (String, TokenDigest) {
-    let token = client_token::generate(TokenEnv::Test, &OsRandom);
-    let digest = TokenDigest::of(&token);
-    let record = ClientTokenRecord {
-        digest,
-        partner_id: PartnerId::parse(partner).expect("partner id"),
-        label: "test".into(),
-        created_at: now,
-        expires_at: None,
-        revoked_at: None,
-    };
-    store.add_token(&record).await.expect("add token");
-    (token, digest)
+    let partner = PartnerId::parse(partner).expect("partner id");
+    let issued = client_token::issue(TokenEnv::Test, partner, "test", now, random);
+    store.add_token(&issued.record).await.expect("add token");
+    (issued.token, issued.record.digest)
 }
 
 impl TestServer {
     pub async fn start<S: TestStore>(store: Arc<S>, options: Options) -> Self {
-        let clock = Arc::new(TestClock(AtomicI64::new(1_795_509_330_000_000)));
+        let clock = Arc::new(TestClock::default());
+        let random: Arc<dyn Random> = Arc::new(CountingRandom::starting_at(
+            NEXT_RANDOM_START.fetch_add(1 << 40, Ordering::Relaxed),
+        ));
         let now = clock.now();
         let mut gated = partner_spec("gated");
         gated.allowed_ips = vec!["10.0.0.0/8".into()];
@@ -268,13 +191,13 @@ impl TestServer {
             store.put_partner(&spec).await.expect("put partner");
         }
         let acme_id = PartnerId::parse("acme").expect("id");
-        let (acme, _) = issue(store.as_ref(), "acme", now).await;
-        let (acme_rotated, rotated) = issue(store.as_ref(), "acme", now).await;
+        let (acme, _) = issue(store.as_ref(), random.as_ref(), "acme", now).await;
+        let (acme_rotated, rotated) = issue(store.as_ref(), random.as_ref(), "acme", now).await;
         store
             .expire_token(&acme_id, &rotated, now.plus_seconds(60))
             .await
             .expect("rotate");
-        let (acme_revoked, revoked) = issue(store.as_ref(), "acme", now).await;
+        let (acme_revoked, revoked) = issue(store.as_ref(), random.as_ref(), "acme", now).await;
         store
             .revoke_token(&acme_id, &revoked, now)
             .await
@@ -283,10 +206,14 @@ impl TestServer {
             acme,
             acme_rotated,
             acme_revoked,
-            other: issue(store.as_ref(), "other", now).await.0,
-            gated: issue(store.as_ref(), "gated", now).await.0,
-            upstream: issue(store.as_ref(), "upstream", now).await.0,
-            offramp: issue(store.as_ref(), "offramp", now).await.0,
+            other: issue(store.as_ref(), random.as_ref(), "other", now).await.0,
+            gated: issue(store.as_ref(), random.as_ref(), "gated", now).await.0,
+            upstream: issue(store.as_ref(), random.as_ref(), "upstream", now)
+                .await
+                .0,
+            offramp: issue(store.as_ref(), random.as_ref(), "offramp", now)
+                .await
+                .0,
         };
 
         let token_keys = TokenKeys::new(
@@ -299,7 +226,7 @@ impl TestServer {
             wallets: Arc::new(ScriptedWallets),
             sessions: Arc::new(FaultyStore(store.clone())),
             clock: clock.clone(),
-            random: Arc::new(OsRandom),
+            random,
         };
         let service = SessionService::new(
             ports,
@@ -307,21 +234,21 @@ impl TestServer {
             Some(provider.clone()),
             Settings {
                 init_token_ttl_seconds: options.init_token_ttl_seconds,
+                trusted_proxies: TrustedProxies::new(
+                    options
+                        .trusted_proxies
+                        .iter()
+                        .map(|p| IpRange::parse(p).expect("trusted proxy range"))
+                        .collect(),
+                ),
             },
         );
         let config = HttpConfig {
             body_limit: options.body_limit,
             body_read_timeout: options.body_read_timeout,
             request_deadline: defaults::REQUEST_DEADLINE,
-            trusted_proxies: TrustedProxies::new(
-                options
-                    .trusted_proxies
-                    .iter()
-                    .map(|p| p.parse().expect("cidr"))
-                    .collect(),
-            ),
             widget_origins: WidgetOrigins::List(vec![
-                session_core::access::Origin::parse(WIDGET_ORIGIN).expect("origin"),
+                Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),
         };
         let serve_options = ServeOptions {
@@ -392,7 +319,7 @@ pub struct RequestBuilder {
     addr: SocketAddr,
     method: Method,
     path: String,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
 }
 
@@ -407,8 +334,13 @@ impl RequestBuilder {
         }
     }
 
-    pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.headers.push((name.to_owned(), value.to_owned()));
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.header_bytes(name, value.as_bytes())
+    }
+
+    /// A header whose value need not be text (obs-text bytes included).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> Self {
+        self.headers.push((name.to_owned(), value.to_vec()));
         self
     }
 
@@ -437,6 +369,7 @@ impl RequestBuilder {
             .uri(&self.path)
             .header("host", "localhost");
         for (name, value) in &self.headers {
+            let value = http::HeaderValue::from_bytes(value).expect("header value bytes");
             request = request.header(name, value);
         }
         let request = request

@@ -2,12 +2,12 @@
 //! and the command's arguments. Nothing here touches the store; the caller
 //! validates the result with `PartnerSpec::build` and writes it.
 
-use session_core::access::Origin;
 use session_core::partner::{
-    PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, parse_ip_range, webhook_secret,
+    PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, webhook_secret,
 };
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
+use session_core::value::{IpRange, Origin};
 
 use super::args::{
     CreateArgs, CurrencyDecimals, GracePeriod, SetArgs, WalletAddArgs, WalletSelector,
@@ -211,12 +211,11 @@ pub fn remove_origin(spec: &mut PartnerSpec, origin: &str) -> Result<Change, Str
 }
 
 pub fn add_ip(spec: &mut PartnerSpec, range: &str) -> Result<Change, String> {
-    let net =
-        parse_ip_range(range).ok_or_else(|| format!("{range:?} is not an IP or CIDR range"))?;
+    let net = IpRange::parse(range).map_err(|why| format!("{range:?} {why}"))?;
     if spec
         .allowed_ips
         .iter()
-        .any(|r| parse_ip_range(r) == Some(net))
+        .any(|r| IpRange::parse(r) == Ok(net))
     {
         return Ok(Change::Unchanged(format!("{net} is already allowed")));
     }
@@ -230,11 +229,10 @@ pub fn add_ip(spec: &mut PartnerSpec, range: &str) -> Result<Change, String> {
 }
 
 pub fn remove_ip(spec: &mut PartnerSpec, range: &str) -> Result<Change, String> {
-    let net =
-        parse_ip_range(range).ok_or_else(|| format!("{range:?} is not an IP or CIDR range"))?;
+    let net = IpRange::parse(range).map_err(|why| format!("{range:?} {why}"))?;
     let before = spec.allowed_ips.len();
     spec.allowed_ips
-        .retain(|r| parse_ip_range(r) != Some(net) && r != range);
+        .retain(|r| IpRange::parse(r) != Ok(net) && r != range);
     if spec.allowed_ips.len() == before {
         return Err(format!("partner {} has no ip range {net}", spec.id));
     }
@@ -382,7 +380,7 @@ fn decimals(list: &[CurrencyDecimals]) -> Vec<(String, u8)> {
 /// does not parse compares as text so it can still be removed.
 fn same_origin(a: &str, b: &str) -> bool {
     match (Origin::parse(a), Origin::parse(b)) {
-        (Some(a), Some(b)) => a == b,
+        (Ok(a), Ok(b)) => a == b,
         _ => a == b,
     }
 }

@@ -577,21 +577,17 @@ impl Ops<'_> {
             TokenEnvArg::Live => TokenEnv::Live,
             TokenEnvArg::Test => TokenEnv::Test,
         };
-        let token = client_token::generate(env, self.random);
-        let digest = TokenDigest::of(&token);
-        let record = ClientTokenRecord {
-            digest,
-            partner_id: id.clone(),
-            label: label.to_owned(),
-            created_at: self.clock.now(),
-            expires_at: None,
-            revoked_at: None,
-        };
-        if !self.registry.add_token(&record).await.map_err(store)? {
+        let issued = client_token::issue(env, id.clone(), label, self.clock.now(), self.random);
+        if !self
+            .registry
+            .add_token(&issued.record)
+            .await
+            .map_err(store)?
+        {
             // 256 random bits do not collide; a broken random source might.
             return Err("the generated token exists already: the random source is broken".into());
         }
-        Ok((token, digest))
+        Ok((issued.token, issued.record.digest))
     }
 
     /// 32 random bytes as 64 hex digits.

@@ -1,8 +1,6 @@
 //! The `partners` commands end to end: parsed from a command line, run on
 //! `MemStore` with a clock and random source the tests control.
 
-use std::sync::atomic::{AtomicI64, AtomicU8, Ordering};
-
 use async_trait::async_trait;
 use clap::Parser;
 use serde_json::Value;
@@ -11,7 +9,7 @@ use session_core::partner::{PartnerId, PartnerSpec};
 use session_core::ports::{
     ClientTokenRecord, PartnerDirectory, PartnerRegistry, StoreError, TokenGrant,
 };
-use session_core::random::Random;
+use session_core::testing::{CountingRandom, FixedClock};
 use session_core::time::{Clock, Timestamp};
 use session_store_mem::MemStore;
 
@@ -22,46 +20,18 @@ const START: i64 = 1_800_000_000;
 const WIDGET: &str = "fb359d09-fff6-4b1f-906c-b9062b135065";
 const HOUR: i64 = 3_600;
 
-struct TestClock(AtomicI64);
-
-impl TestClock {
-    fn advance(&self, seconds: i64) {
-        self.0.fetch_add(seconds * 1_000_000, Ordering::SeqCst);
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_micros(self.0.load(Ordering::SeqCst))
-    }
-}
-
-/// Every draw differs from the previous one, and the sequence is the same
-/// in every run.
-#[derive(Default)]
-struct Counter(AtomicU8);
-
-impl Random for Counter {
-    fn fill(&self, dest: &mut [u8]) {
-        let n = self.0.fetch_add(1, Ordering::SeqCst);
-        for (i, byte) in dest.iter_mut().enumerate() {
-            *byte = n.wrapping_mul(37).wrapping_add(i as u8);
-        }
-    }
-}
-
 struct Env {
     store: MemStore,
-    clock: TestClock,
-    random: Counter,
+    clock: FixedClock,
+    random: CountingRandom,
 }
 
 impl Env {
     fn new() -> Self {
         Self {
             store: MemStore::new(),
-            clock: TestClock(AtomicI64::new(START * 1_000_000)),
-            random: Counter::default(),
+            clock: FixedClock::at_micros(START * 1_000_000),
+            random: CountingRandom::default(),
         }
     }
 
