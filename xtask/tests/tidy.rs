@@ -155,3 +155,122 @@ fn every_crate_uses_the_workspace_lints_and_is_unpublished() {
         );
     }
 }
+
+/// The `session-core` modules that `source` (one module's code) names through
+/// `crate::` paths, test modules and comments left out.
+fn crate_modules_named(source: &str) -> Vec<String> {
+    let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+    let mut named = Vec::new();
+    for line in code.lines().filter(|l| !l.trim_start().starts_with("//")) {
+        let mut rest = line;
+        while let Some(at) = rest.find("crate::") {
+            rest = &rest[at + "crate::".len()..];
+            let items: Vec<&str> = match rest.strip_prefix('{') {
+                // `crate::{a::X, b}`: every item of the group.
+                Some(group) => group.split('}').next().unwrap_or("").split(',').collect(),
+                None => vec![rest],
+            };
+            for item in items {
+                let module: String = item
+                    .trim()
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+                    .collect();
+                if !module.is_empty() {
+                    named.push(module);
+                }
+            }
+        }
+    }
+    named
+}
+
+/// A cycle in `edges` (module → modules it imports), as the path that closes
+/// it, if there is one.
+fn find_cycle(edges: &std::collections::BTreeMap<String, Vec<String>>) -> Option<Vec<String>> {
+    fn visit(
+        module: &str,
+        edges: &std::collections::BTreeMap<String, Vec<String>>,
+        path: &mut Vec<String>,
+        done: &mut std::collections::BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(start) = path.iter().position(|m| m == module) {
+            let mut cycle = path[start..].to_vec();
+            cycle.push(module.to_owned());
+            return Some(cycle);
+        }
+        if done.contains(module) {
+            return None;
+        }
+        path.push(module.to_owned());
+        for next in edges.get(module).into_iter().flatten() {
+            if let Some(cycle) = visit(next, edges, path, done) {
+                return Some(cycle);
+            }
+        }
+        path.pop();
+        done.insert(module.to_owned());
+        None
+    }
+    let mut done = std::collections::BTreeSet::new();
+    edges
+        .keys()
+        .find_map(|module| visit(module, edges, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn core_modules_import_no_module_that_imports_them_back() {
+    let src = workspace_root().join("crates/session-core/src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut edges: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for file in files {
+        let relative = file.strip_prefix(&src).expect("under src");
+        // A top-level module is a file (`access.rs`) or a folder (`service/`).
+        let module = relative
+            .components()
+            .next()
+            .and_then(|c| c.as_os_str().to_str())
+            .map(|name| name.trim_end_matches(".rs").to_owned())
+            .expect("a module path");
+        if module == "lib" {
+            continue;
+        }
+        let source = std::fs::read_to_string(&file).expect("read source");
+        let imports = edges.entry(module.clone()).or_default();
+        for named in crate_modules_named(&source) {
+            if named != module && !imports.contains(&named) {
+                imports.push(named);
+            }
+        }
+    }
+    assert!(
+        edges.contains_key("service") && edges.contains_key("value"),
+        "the walk found the core's modules: {:?}",
+        edges.keys()
+    );
+    if let Some(cycle) = find_cycle(&edges) {
+        panic!(
+            "session-core modules import each other in a cycle: {}",
+            cycle.join(" -> ")
+        );
+    }
+}
+
+#[test]
+fn the_import_reader_sees_paths_groups_and_cycles() {
+    let source = "use crate::a::X;\nuse crate::{b::Y, c};\n// crate::d in a comment\nfn f() { crate::e::g() }\n#[cfg(test)]\nmod tests { use crate::f; }\n";
+    assert_eq!(crate_modules_named(source), ["a", "b", "c", "e"]);
+    let edges = |pairs: &[(&str, &str)]| {
+        let mut map: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (from, to) in pairs {
+            map.entry((*from).into()).or_default().push((*to).into());
+        }
+        map
+    };
+    assert_eq!(find_cycle(&edges(&[("a", "b"), ("b", "c")])), None);
+    assert_eq!(
+        find_cycle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])),
+        Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}

@@ -193,7 +193,9 @@ mod tests {
     #[test]
     fn caller_address_walks_forwarded_for_from_the_right() {
         let proxies = TrustedProxies::new(vec![range("10.0.0.0/8")]);
-        let cases: [(&str, &[&[u8]], Option<&str>, &str); 13] = [
+        /// Peer, `X-Forwarded-For` values, the caller expected, and why.
+        type Case<'a> = (&'a str, &'a [&'a [u8]], Option<&'a str>, &'a str);
+        let cases: [Case; 13] = [
             (
                 "203.0.113.9",
                 &[b"1.1.1.1"],

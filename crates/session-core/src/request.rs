@@ -8,14 +8,18 @@ use crate::error::Rejection;
 use crate::json::{Object, Schema};
 use crate::partner::Partner;
 use crate::session::EndUser;
-use crate::value::{Address, Amount, ClientIp, Code, Email, PartnerUserId, RedirectUrl, TxType};
+use crate::value::{
+    Address, Among, Amount, ClientIp, Code, Email, PartnerUserId, RedirectUrl, TxType,
+};
 
 /// A validated `POST /widget/session` body, with partner defaults applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRequest {
     pub user: EndUser,
-    pub network: Code,
-    pub currency: Code,
+    /// The network, and whether the partner's widget lists it.
+    pub network: Among,
+    /// The currency, and whether the partner's widget lists it.
+    pub currency: Among,
     pub amount: Amount,
     pub tx_type: TxType,
     pub redirect_url: Option<RedirectUrl>,
@@ -63,7 +67,7 @@ impl SessionRequest {
             "currency",
             Code::parse_among(object.required_str("currency")?, &view.currencies),
         )?;
-        let decimals = partner.widget.decimals_of(&currency);
+        let decimals = partner.widget.decimals_of(currency.code());
         let amount = field(
             "amount",
             Amount::parse(object.required_str("amount")?, decimals),
@@ -91,7 +95,7 @@ impl SessionRequest {
                 .map(|text| {
                     field(
                         "address",
-                        Address::parse(text, &network, partner.address_rule()),
+                        Address::parse(text, network.code(), partner.address_rule()),
                     )
                 })
                 .transpose()?

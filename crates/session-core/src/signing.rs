@@ -95,6 +95,12 @@ pub struct Signature([u8; Signature::LEN]);
 impl Signature {
     pub const LEN: usize = 3 + 128;
 
+    /// All zeros: the value a session holds for the moment between being
+    /// assembled and being signed from its own fields.
+    pub(crate) fn unsigned() -> Self {
+        Self::from_digest(&[0; 64])
+    }
+
     fn from_digest(digest: &[u8]) -> Self {
         let mut text = [0u8; Self::LEN];
         text[..3].copy_from_slice(b"v2:");

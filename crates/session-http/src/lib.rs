@@ -1,11 +1,13 @@
 //! The HTTP adapter: a hyper 1.x service that turns requests into use-case
 //! calls and domain answers into responses.
 //!
-//! It owns the wire format (JSON bodies in and out), the check order of
-//! SPEC.md §1 (route, auth, gate, media type and size, then the use case),
-//! request ids, CORS for the widget route, timeouts and graceful draining.
-//! Every decision it makes is delegated to `session-core`; the one table from
-//! domain errors to HTTP lives in `response::error`.
+//! It owns the response wire format (`wire.rs`: domain values to JSON), the
+//! check order of SPEC.md §1 (route, gate, media type and size, then the use
+//! case), request ids, CORS for the widget route, body limits, timeouts and
+//! graceful draining. Request bodies and the gate's headers are handed to
+//! `session-core` as bytes: what they mean, and the error matrix itself
+//! (`ErrorKind::triple`), are decided there; `response::error` only renders
+//! a rejection as the envelope.
 
 mod admin;
 mod app;

@@ -16,7 +16,9 @@ pub use sessions::*;
 pub use session_core::ports::Store;
 
 /// Expands to one `#[tokio::test]` per contract case, each on a store made by
-/// `$make().await` (an async function returning a fresh store).
+/// `$make().await`: an async function returning a fresh store, or `None` when
+/// the store cannot be had here (the case then returns early, as the HTTP
+/// suite's cases do; under CI `$make` fails instead of answering `None`).
 #[macro_export]
 macro_rules! store_contract_tests {
     ($make:path) => {
@@ -38,7 +40,9 @@ macro_rules! store_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                $crate::$case($make().await).await;
+                if let Some(store) = $make().await {
+                    $crate::$case(store).await;
+                }
             }
         )*
     };

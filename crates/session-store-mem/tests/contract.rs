@@ -2,8 +2,8 @@
 
 use session_store_mem::MemStore;
 
-async fn fresh_store() -> MemStore {
-    MemStore::new()
+async fn fresh_store() -> Option<MemStore> {
+    Some(MemStore::new())
 }
 
 session_store_contract::store_contract_tests!(fresh_store);

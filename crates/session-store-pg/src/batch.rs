@@ -27,7 +27,7 @@ use crate::db::{Client, Db};
 use crate::error::Fault;
 use crate::rows::{PgTime, text_array_literal};
 
-/// Counters of the group commit, for metrics and tests.
+/// Counters of the group commit, for the tests that prove batching.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct GroupCommitStats {
     /// Statements that wrote a batch (including batches of one).
@@ -98,6 +98,7 @@ impl GroupCommit {
         })
     }
 
+    #[cfg(feature = "testing")]
     pub(crate) fn stats(&self) -> GroupCommitStats {
         GroupCommitStats {
             batches: self.counters.batches.load(Ordering::Relaxed),

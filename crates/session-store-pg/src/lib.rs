@@ -101,6 +101,7 @@ mod outbox;
 mod partners;
 mod rows;
 mod sessions;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 use std::any::Any;
@@ -191,6 +192,7 @@ impl PgStore {
 
     /// Keeps `value` alive until the store is dropped, then drops it after the
     /// store's own parts. Tests use it to drop their database with the store.
+    #[cfg(feature = "testing")]
     pub fn keep_alive<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.keep_alive.push(Box::new(value));
         self
@@ -227,7 +229,8 @@ impl PgStore {
             .await
     }
 
-    /// Counters of the group commit.
+    /// Counters of the group commit, for the tests that prove batching.
+    #[cfg(feature = "testing")]
     pub fn group_commit_stats(&self) -> GroupCommitStats {
         self.group_commit.stats()
     }

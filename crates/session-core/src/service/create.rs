@@ -9,9 +9,9 @@ use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
 use crate::random::uuid_v4;
 use crate::request::SessionRequest;
-use crate::session::Session;
-use crate::signing::SignedFields;
-use crate::value::{ClientIp, TxType};
+use crate::session::{Session, signed_fields};
+use crate::signing::Signature;
+use crate::value::{Among, TxType};
 
 /// A created session and its init token (which the store never keeps).
 #[derive(Debug, Clone)]
@@ -34,18 +34,22 @@ impl SessionService {
         if request.tx_type == TxType::Sell && !partner.offramp_enabled {
             return Err(Rejection::of(ErrorKind::OfframpDisabled));
         }
-        // Decoding already took the partner's own (shared) codes where they match,
-        // so an enabled code costs the session a reference count, not an allocation.
-        let currency = request.currency;
-        if !view.currencies.contains(&currency) {
-            let message = format!("currency \"{currency}\" is not enabled for this partner");
-            return Err(Rejection::new(ErrorKind::CurrencyNotAllowed, message));
-        }
-        let network = request.network;
-        if !view.networks.contains(&network) {
-            let message = format!("network \"{network}\" is not enabled for this partner");
-            return Err(Rejection::new(ErrorKind::NetworkNotAllowed, message));
-        }
+        // Decoding looked the codes up among the partner's own (shared) ones, so
+        // an enabled code costs the session a reference count, not an allocation.
+        let currency = match request.currency {
+            Among::Known(code) => code,
+            Among::Unknown(code) => {
+                let message = format!("currency \"{code}\" is not enabled for this partner");
+                return Err(Rejection::new(ErrorKind::CurrencyNotAllowed, message));
+            }
+        };
+        let network = match request.network {
+            Among::Known(code) => code,
+            Among::Unknown(code) => {
+                let message = format!("network \"{code}\" is not enabled for this partner");
+                return Err(Rejection::new(ErrorKind::NetworkNotAllowed, message));
+            }
+        };
         let address = match request.address {
             Some(address) => address,
             None => self
@@ -76,17 +80,7 @@ impl SessionService {
             jti,
         );
 
-        let signature = partner.signing.sign(&SignedFields {
-            merchant_transaction_id: id_text,
-            address: address.as_str(),
-            client_ip: request.client_ip.as_ref().map_or("", ClientIp::as_str),
-            currency: currency.as_str(),
-            network: network.as_str(),
-            amount: request.amount.as_str(),
-            tx_type: request.tx_type.as_str(),
-            widget_id: widget_id_text,
-        });
-        let session = Arc::new(Session {
+        let mut session = Session {
             merchant_transaction_id: id,
             partner_id: partner.id.clone(),
             user: request.user,
@@ -98,12 +92,18 @@ impl SessionService {
             client_ip: request.client_ip,
             redirect_url: request.redirect_url,
             widget: view.clone(),
-            signature,
+            // Signed just below, from the session's own fields, so the tuple
+            // that is signed is built in one place (`signed_fields`).
+            signature: Signature::unsigned(),
             signing_kid: partner.signing.current().kid_shared().clone(),
             init_token_jti: minted.jti,
             init_token_expires_at: minted.expires_at,
             created_at: now,
-        });
+        };
+        session.signature = partner
+            .signing
+            .sign(&signed_fields(&session, id_text, widget_id_text));
+        let session = Arc::new(session);
 
         self.ports
             .sessions

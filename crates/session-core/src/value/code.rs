@@ -28,18 +28,33 @@ impl Code {
         Ok(Self(text.into()))
     }
 
-    /// [`Code::parse`], but when `text` equals one of `known` (a partner's
-    /// configured codes, valid by construction) that shared code is returned
-    /// instead of a new allocation.
-    pub fn parse_among(text: &str, known: &[Code]) -> Result<Self, Invalid> {
+    /// [`Code::parse`] against a partner's configured codes (valid by
+    /// construction): one look-up tells whether the code is among them, and a
+    /// known code is shared instead of allocated again.
+    pub fn parse_among(text: &str, known: &[Code]) -> Result<Among, Invalid> {
         match known.iter().find(|code| **code == *text) {
-            Some(code) => Ok(code.clone()),
-            None => Self::parse(text),
+            Some(code) => Ok(Among::Known(code.clone())),
+            None => Self::parse(text).map(Among::Unknown),
         }
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A valid code, and whether it is one of the codes it was looked up among.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Among {
+    Known(Code),
+    Unknown(Code),
+}
+
+impl Among {
+    pub fn code(&self) -> &Code {
+        match self {
+            Self::Known(code) | Self::Unknown(code) => code,
+        }
     }
 }
 

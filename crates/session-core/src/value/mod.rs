@@ -15,7 +15,7 @@ mod user_id;
 pub use address::{Address, AddressRule};
 pub use amount::{Amount, DEFAULT_DECIMALS};
 pub use client_ip::ClientIp;
-pub use code::Code;
+pub use code::{Among, Code};
 pub use email::Email;
 pub use ip_range::IpRange;
 pub use origin::Origin;

@@ -31,7 +31,10 @@ use self::args::{
 pub use self::args::{PartnersArgs, PartnersCommand};
 use self::edit::{Change, Generated};
 use self::tokens::TokenState;
-use self::view::PartnerView;
+use self::view::{
+    ChangeJson, IssuedJson, KeyRotatedJson, ListJson, PartnerView, PreviousKeyJson, ReplacedJson,
+    RevokedJson,
+};
 
 /// Runs one `partners` command and writes its result to `out`, as text or
 /// (with `json`) as one JSON document. An `Err` is the message for stderr.
@@ -99,61 +102,6 @@ impl From<String> for Failure {
             output: None,
         }
     }
-}
-
-/// The JSON of a configuration change.
-#[derive(Serialize)]
-struct ChangeJson<'a> {
-    partner_id: &'a str,
-    changed: bool,
-    summary: &'a str,
-    /// Present only when the command generated it: shown this once.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    signing_secret: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    webhook_secret: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct IssuedJson<'a> {
-    partner_id: &'a str,
-    token_id: &'a str,
-    token: &'a str,
-    label: &'a str,
-    /// Only for a rotation: the token replaced and the end of its grace period.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    replaces: Option<ReplacedJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct ReplacedJson<'a> {
-    token_id: &'a str,
-    expires_at: String,
-}
-
-#[derive(Serialize)]
-struct RevokedJson<'a> {
-    partner_id: &'a str,
-    token_id: &'a str,
-    changed: bool,
-    revoked_at: String,
-}
-
-#[derive(Serialize)]
-struct KeyRotatedJson<'a> {
-    partner_id: &'a str,
-    kid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<&'a str>,
-    previous: PreviousKeyJson<'a>,
-    dropped: &'a [String],
-}
-
-#[derive(Serialize)]
-struct PreviousKeyJson<'a> {
-    kid: &'a str,
-    /// `null` when the grace was 0 and the key was dropped at once.
-    not_after: Option<String>,
 }
 
 const SHOWN_ONCE: &str = "Store it now: it is shown this once and cannot be displayed again.";
@@ -267,10 +215,6 @@ impl Ops<'_> {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        #[derive(Serialize)]
-        struct ListJson<'a> {
-            partners: &'a [PartnerView],
-        }
         Output::new(text, &ListJson { partners: &views })
     }
 

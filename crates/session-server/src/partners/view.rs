@@ -1,7 +1,9 @@
 //! What `list` and `show` print: a partner as JSON (stable field names, lists
 //! as arrays, RFC 3339 timestamps) and as aligned text. Built from the spec
 //! and token records, it carries no secret: signing keys appear by kid,
-//! the webhook secret only as set or not set, tokens by digest prefix.
+//! the webhook secret only as set or not set, tokens by digest prefix. The
+//! JSON answers of the commands that change something live here too; only
+//! those of a command that generated a secret carry it, shown that once.
 
 use serde::Serialize;
 use session_core::partner::PartnerSpec;
@@ -398,4 +400,65 @@ impl Rows {
         }
         text
     }
+}
+
+/// The JSON of a configuration change.
+#[derive(Serialize)]
+pub(super) struct ChangeJson<'a> {
+    pub(super) partner_id: &'a str,
+    pub(super) changed: bool,
+    pub(super) summary: &'a str,
+    /// Present only when the command generated it: shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) signing_secret: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) webhook_secret: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+pub(super) struct IssuedJson<'a> {
+    pub(super) partner_id: &'a str,
+    pub(super) token_id: &'a str,
+    pub(super) token: &'a str,
+    pub(super) label: &'a str,
+    /// Only for a rotation: the token replaced and the end of its grace period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) replaces: Option<ReplacedJson<'a>>,
+}
+
+#[derive(Serialize)]
+pub(super) struct ReplacedJson<'a> {
+    pub(super) token_id: &'a str,
+    pub(super) expires_at: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct RevokedJson<'a> {
+    pub(super) partner_id: &'a str,
+    pub(super) token_id: &'a str,
+    pub(super) changed: bool,
+    pub(super) revoked_at: String,
+}
+
+#[derive(Serialize)]
+pub(super) struct KeyRotatedJson<'a> {
+    pub(super) partner_id: &'a str,
+    pub(super) kid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) secret: Option<&'a str>,
+    pub(super) previous: PreviousKeyJson<'a>,
+    pub(super) dropped: &'a [String],
+}
+
+#[derive(Serialize)]
+pub(super) struct PreviousKeyJson<'a> {
+    pub(super) kid: &'a str,
+    /// `null` when the grace was 0 and the key was dropped at once.
+    pub(super) not_after: Option<String>,
+}
+
+/// The JSON of `list`.
+#[derive(Serialize)]
+pub(super) struct ListJson<'a> {
+    pub(super) partners: &'a [PartnerView],
 }
