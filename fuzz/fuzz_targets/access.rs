@@ -1,16 +1,17 @@
 //! The access gate: `Origin::parse`, `access::admit` and
-//! `TrustedProxies::caller` over `X-Forwarded-For` header values.
+//! `TrustedProxies::caller` over `X-Forwarded-For` header values as bytes.
 //!
 //! Beyond "no panic":
-//! - `caller` answers the TCP peer (canonical) or one of the listed addresses,
-//!   never anything else, and never a v4-mapped IPv6 address;
+//! - `caller` answers the TCP peer (canonical), one of the listed addresses,
+//!   or unknown (`None`), never anything else, and never a v4-mapped IPv6
+//!   address;
 //! - an untrusted peer's header is ignored entirely;
 //! - behind a trusted peer the answer is, walking from the right, the first
-//!   entry that is not a trusted proxy; a garbage entry stops the walk at the
-//!   last good address; only when every entry is a trusted proxy is the answer
-//!   the left-most one (so a trusted proxy is answered only then, or when the
-//!   walk stopped on garbage with only trusted hops to its right);
-//! - entries a client prepends cannot change an untrusted answer (spoofing);
+//!   entry that is not a trusted proxy; an entry that is not an IP literal
+//!   (junk, non-UTF-8 bytes, an empty item) met first makes the caller
+//!   unknown, and so does a chain of trusted proxies only: a trusted proxy is
+//!   never answered;
+//! - entries a client prepends cannot change a known answer (spoofing);
 //! - an accepted Origin is a http(s) URL whose own serialised origin parses
 //!   to the same `Origin`;
 //! - `admit` lets a request through iff its Origin (when sent) is registered
@@ -22,8 +23,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use arbitrary::Arbitrary;
 use ipnet::IpNet;
 use libfuzzer_sys::fuzz_target;
-use session_core::access::{Origin, TrustedProxies, admit};
+use session_core::access::{TrustedProxies, admit};
 use session_core::partner::Partner;
+use session_core::value::{IpRange, Origin};
 use session_fuzz::partner_spec;
 
 const POOL: [&str; 10] = [
@@ -71,18 +73,19 @@ impl Ip {
 enum Entry {
     /// An address, written with some surrounding spaces/tabs.
     Ip(Ip, u8),
-    Raw(String),
+    /// Any bytes, text or not (a proxy appends to whatever the client sent).
+    Raw(Vec<u8>),
 }
 
 impl Entry {
-    fn text(&self) -> String {
+    fn bytes(&self) -> Vec<u8> {
         match self {
             Entry::Ip(ip, pad) => {
                 let left = " ".repeat(usize::from(pad & 3));
                 let right = if pad & 4 != 0 { "\t" } else { "" };
-                format!("{left}{}{right}", ip.addr())
+                format!("{left}{}{right}", ip.addr()).into_bytes()
             }
-            Entry::Raw(s) => s.clone(),
+            Entry::Raw(bytes) => bytes.clone(),
         }
     }
 }
@@ -99,12 +102,12 @@ struct Input {
     prefix: Vec<Entry>,
 }
 
-fn join(entries: &[Entry]) -> String {
+fn join(entries: &[Entry]) -> Vec<u8> {
     entries
         .iter()
-        .map(Entry::text)
+        .map(Entry::bytes)
         .collect::<Vec<_>>()
-        .join(",")
+        .join(&b',')
 }
 
 fn gated() -> &'static Partner {
@@ -138,36 +141,38 @@ fuzz_target!(|input: Input| {
         ),
         None => input.origin.clone(),
     };
-    let origin = Origin::parse(&origin_text);
+    let origin = Origin::parse(&origin_text).ok();
     if let Some(o) = &origin {
         let url = url::Url::parse(&origin_text).expect("accepted origin is a URL");
         assert!(matches!(url.scheme(), "http" | "https"));
         let serialised = url.origin().ascii_serialization();
         assert_eq!(
             Origin::parse(&serialised).as_ref(),
-            Some(o),
+            Ok(o),
             "{origin_text:?} vs {serialised:?}"
         );
     }
 
     // --- admit ---
     let partner = gated();
-    let caller = input.peer.addr();
-    let sent_origin = (!origin_text.is_empty()).then_some(origin_text.as_str());
+    // Bit 7 of `proxies` stands for a caller the gate could not determine.
+    let caller = (input.proxies & 0x80 == 0).then(|| input.peer.addr());
+    let sent_origin = (!origin_text.is_empty()).then_some(origin_text.as_bytes());
     let admitted = admit(partner, sent_origin, caller).is_ok();
     let origin_ok = sent_origin.is_none()
         || origin
             .as_ref()
             .is_some_and(|o| partner.allowed_origins.contains(o));
-    let canonical = caller.to_canonical();
-    let ip_ok = partner
-        .allowed_ips
-        .iter()
-        .any(|net| net.contains(&canonical));
+    let ip_ok = caller.is_some_and(|addr| {
+        partner
+            .allowed_ips
+            .iter()
+            .any(|range| range.contains(addr.to_canonical()))
+    });
     assert_eq!(
         admitted,
         origin_ok && ip_ok,
-        "admit({sent_origin:?}, {caller})"
+        "admit({sent_origin:?}, {caller:?})"
     );
 
     // --- caller ---
@@ -178,57 +183,59 @@ fuzz_target!(|input: Input| {
         .map(|(_, n)| n.parse().expect("net"))
         .collect();
     let trusted = |a: IpAddr| nets.iter().any(|n| n.contains(&a.to_canonical()));
-    let proxies = TrustedProxies::new(nets.clone());
-    let values: Vec<String> = input.values.iter().map(|v| join(v)).collect();
+    let proxies = TrustedProxies::new(
+        PROXY_POOL
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| input.proxies & (1 << i) != 0)
+            .map(|(_, n)| IpRange::parse(n).expect("range"))
+            .collect(),
+    );
+    let values: Vec<Vec<u8>> = input.values.iter().map(|v| join(v)).collect();
+    let headers: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
     let peer = input.peer.addr();
-    let result = proxies.caller(peer, values.iter().map(String::as_str));
+    let result = proxies.caller(peer, &headers);
 
-    if let IpAddr::V6(v6) = result {
+    if let Some(IpAddr::V6(v6)) = result {
         assert!(
             v6.to_ipv4_mapped().is_none(),
-            "mapped address answered: {result}"
+            "mapped address answered: {result:?}"
         );
     }
-    let entries: Vec<&str> = values.iter().flat_map(|v| v.split(',')).collect();
-    let parsed: Vec<Option<IpAddr>> = entries
-        .iter()
-        .map(|e| e.trim().parse::<IpAddr>().ok().map(|a| a.to_canonical()))
-        .collect();
-    assert!(
-        result == peer.to_canonical() || parsed.contains(&Some(result)),
-        "{result} is neither the peer nor listed"
-    );
     if !trusted(peer) {
         assert_eq!(
             result,
-            peer.to_canonical(),
+            Some(peer.to_canonical()),
             "untrusted peer's header was believed"
         );
         return;
     }
-    // Right-most entry that stops the walk: garbage or an untrusted address.
-    let stop = parsed.iter().rposition(|p| p.is_none_or(|a| !trusted(a)));
-    let expected = match stop {
-        None => parsed
-            .first()
-            .copied()
-            .flatten()
-            .unwrap_or(peer.to_canonical()),
-        Some(k) => match parsed[k] {
-            Some(addr) => addr,
-            None => parsed
-                .get(k + 1)
-                .copied()
-                .flatten()
-                .unwrap_or(peer.to_canonical()),
-        },
-    };
-    assert_eq!(result, expected, "walk over {entries:?} (peer {peer})");
-
-    if !trusted(result) {
+    // Every item of every value, left to right, parsed independently of the
+    // product: trimmed of spaces and tabs, then an IP literal or nothing.
+    let parsed: Vec<Option<IpAddr>> = values
+        .iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|item| {
+            std::str::from_utf8(item)
+                .ok()
+                .and_then(|t| t.trim_matches([' ', '\t']).parse::<IpAddr>().ok())
+                .map(|a| a.to_canonical())
+        })
+        .collect();
+    // Right-most item that stops the walk: junk or an untrusted address.
+    let expected = parsed
+        .iter()
+        .rev()
+        .find(|p| p.is_none_or(|a| !trusted(a)))
+        .copied()
+        .flatten();
+    assert_eq!(result, expected, "walk over {values:?} (peer {peer})");
+    if let Some(addr) = result {
+        assert!(!trusted(addr), "a trusted proxy was taken for the caller");
         let mut spoofed = vec![join(&input.prefix)];
         spoofed.extend(values.iter().cloned());
-        let again = proxies.caller(peer, spoofed.iter().map(String::as_str));
+        let spoofed: Vec<&[u8]> = spoofed.iter().map(Vec::as_slice).collect();
+        let again = proxies.caller(peer, &spoofed);
         assert_eq!(again, result, "a prepended entry changed the caller");
     }
 });

@@ -178,7 +178,7 @@ fuzz_target!(|data: &[u8]| {
         render(&partners)
     };
     let store = MemStore::new();
-    let clock = FixedClock(NOW_MICROS);
+    let clock = FixedClock::at_micros(NOW_MICROS);
     let random = CountingRandom::default();
     let first = block_on(bootstrap::load(&text, &store, &clock, &random));
     let partners = block_on(store.partners()).expect("partners");

@@ -122,15 +122,11 @@ fuzz_target!(|data: &[u8]| {
 
     // Signature: the right MAC in either case verifies; any other bytes do not.
     let right = key().sign_hex(&body);
-    assert!(key().verify(Some(right.as_bytes()), &body).is_ok());
-    assert!(
-        key()
-            .verify(Some(right.to_uppercase().as_bytes()), &body)
-            .is_ok()
-    );
-    assert!(key().verify(None, &body).is_err());
+    assert!(key().verify(right.as_bytes(), &body).is_ok());
+    assert!(key().verify(right.to_uppercase().as_bytes(), &body).is_ok());
+    assert!(key().verify(b"", &body).is_err());
     if let Some(sig) = &presented {
-        let accepted = key().verify(Some(sig), &body).is_ok();
+        let accepted = key().verify(sig, &body).is_ok();
         assert_eq!(
             accepted,
             sig.eq_ignore_ascii_case(right.as_bytes()),

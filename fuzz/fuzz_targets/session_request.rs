@@ -108,8 +108,14 @@ fuzz_target!(|data: &[u8]| {
         text("user_email").as_deref(),
         Some(request.user.email.as_str())
     );
-    assert_eq!(text("network").as_deref(), Some(request.network.as_str()));
-    assert_eq!(text("currency").as_deref(), Some(request.currency.as_str()));
+    assert_eq!(
+        text("network").as_deref(),
+        Some(request.network.code().as_str())
+    );
+    assert_eq!(
+        text("currency").as_deref(),
+        Some(request.currency.code().as_str())
+    );
     assert_eq!(text("amount").as_deref(), Some(request.amount.as_str()));
     assert_eq!(
         PartnerUserId::parse(request.user.partner_user_id.as_str()).as_ref(),
@@ -120,15 +126,15 @@ fuzz_target!(|data: &[u8]| {
         Ok(&request.user.email)
     );
     assert_eq!(
-        Code::parse(request.network.as_str()).as_ref(),
-        Ok(&request.network)
+        Code::parse(request.network.code().as_str()).as_ref(),
+        Ok(request.network.code())
     );
     assert_eq!(
-        Code::parse(request.currency.as_str()).as_ref(),
-        Ok(&request.currency)
+        Code::parse(request.currency.code().as_str()).as_ref(),
+        Ok(request.currency.code())
     );
 
-    let decimals = partner.widget.decimals_of(&request.currency);
+    let decimals = partner.widget.decimals_of(request.currency.code());
     assert_eq!(
         Amount::parse(request.amount.as_str(), decimals).as_ref(),
         Ok(&request.amount)
@@ -195,7 +201,12 @@ fuzz_target!(|data: &[u8]| {
             );
             assert_eq!(text("address").as_deref(), Some(address.as_str()));
             assert_eq!(
-                Address::parse(address.as_str(), &request.network, partner.address_rule()).as_ref(),
+                Address::parse(
+                    address.as_str(),
+                    request.network.code(),
+                    partner.address_rule()
+                )
+                .as_ref(),
                 Ok(address)
             );
             assert!(

@@ -2,7 +2,7 @@
 //! `Email`, `Code`, `ClientIp`, `RedirectUrl`, `Address` (per network family
 //! and rule), `PartnerUserId`, `TxType`, `PartnerId`, `Timestamp::parse_rfc3339`,
 //! `Signature::parse`, `client_token::is_well_formed`, `TokenDigest::from_hex`,
-//! `SessionService::authenticate` (its private `bearer_token`), `parse_ip_range` and `parse_uuid`.
+//! `SessionService::authenticate` (with `access::bearer_token`), `IpRange` and `Object::required_uuid`.
 //!
 //! Beyond "no panic": accepted text re-parses to the same value and is kept
 //! exactly as sent where the value promises it (amount, email, code, URL,
@@ -17,10 +17,11 @@
 use libfuzzer_sys::fuzz_target;
 use session_core::ErrorKind;
 use session_core::client_token::{TokenDigest, is_well_formed};
-use session_core::partner::{PartnerId, parse_ip_range};
-use session_core::request::parse_uuid;
+use session_core::json::Object;
+use session_core::partner::PartnerId;
 use session_core::signing::Signature;
 use session_core::time::Timestamp;
+use session_core::value::IpRange;
 use session_core::value::{
     Address, AddressRule, Amount, ClientIp, Code, Email, PartnerUserId, RedirectUrl, TxType,
 };
@@ -190,12 +191,23 @@ fn small(text: &str, bytes: &[u8]) {
     if let Some(digest) = TokenDigest::from_hex(text) {
         assert_eq!(digest.to_hex(), text.to_ascii_lowercase());
     }
-    if let Some(net) = parse_ip_range(text) {
-        assert_eq!(net, net.trunc());
-        assert_eq!(parse_ip_range(&net.to_string()), Some(net));
+    if let Ok(range) = IpRange::parse(text) {
+        let shown = range.to_string();
+        assert_eq!(
+            IpRange::parse(&shown),
+            Ok(range),
+            "{text:?} shown as {shown:?}"
+        );
+        let net: ipnet::IpNet = shown.parse().expect("a range shows as CIDR");
+        assert_eq!(net, net.trunc(), "host bits cleared");
     }
-    if let Ok(id) = parse_uuid("id", text) {
-        assert_eq!(parse_uuid("id", &id.to_string()).ok(), Some(id));
+    let body = serde_json::json!({ "id": text }).to_string();
+    if let Ok(object) = Object::parse(body.as_bytes()) {
+        if let Ok(id) = object.required_uuid("id") {
+            let again = serde_json::json!({ "id": id.to_string() }).to_string();
+            let object = Object::parse(again.as_bytes()).expect("a UUID body parses");
+            assert_eq!(object.required_uuid("id").ok(), Some(id));
+        }
     }
     // `Authorization` through `SessionService::authenticate` (the header
     // parser is private): malformed headers are missing_token, well-formed

@@ -9,64 +9,27 @@ pub mod world;
 
 use std::fmt;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use session_core::partner::{Partner, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
-use session_core::random::Random;
-use session_core::secret::Secret;
-use session_core::time::{Clock, Timestamp};
+use session_core::partner::{Partner, PartnerSpec};
+use session_core::time::Timestamp;
 
-pub const WIDGET_ID: &str = "fb359d09-fff6-4b1f-906c-b9062b135065";
-pub const TRON_WALLET: &str = "TXYZabcdefghijkmnopqrstuvwxyz12345";
+pub use session_core::example::{TRON_WALLET, WIDGET_ID};
+pub use session_core::testing::{CountingRandom, FixedClock, NOW_MICROS};
+
 pub const PROVIDER_SECRET: &str = "provider-shared-secret";
 pub const WIDGET_ORIGIN: &str = "https://widget.example";
-/// 2026-11-24T08:35:30Z, the HTTP tests' clock.
-pub const NOW_MICROS: i64 = 1_795_509_330_000_000;
 
-/// The acme partner of the seed page, with variations by id (a copy of
-/// `crates/session-http/tests/it/support.rs::partner_spec`).
+/// The example partner under `id`, shaped like the HTTP tests' partners: the
+/// upstream-fault networks listed, and a default redirect on `app.example.com`
+/// (the host list of the `hosts` partner below).
 pub fn partner_spec(id: &str) -> PartnerSpec {
-    PartnerSpec {
-        id: id.into(),
-        name: format!("{id} wallet"),
-        allowed_origins: vec![format!("https://app.{id}.example")],
-        allowed_ips: vec![],
-        offramp_enabled: false,
-        accept_client_address: false,
-        redirect_hosts: vec![],
-        webhook_url: None,
-        webhook_secret: None,
-        signature_scheme: "hmac-sha512".into(),
-        signing_keys: vec![SigningKeySpec {
-            kid: "k1".into(),
-            secret: Secret::new(format!("{id}-signing-secret")),
-            not_after: None,
-        }],
-        widget: WidgetSpec {
-            widget_id: WIDGET_ID.into(),
-            currencies: vec!["USDT".into()],
-            networks: vec![
-                "TRC20".into(),
-                "ERC20".into(),
-                "BEP20".into(),
-                "POLYGON".into(),
-            ],
-            fiat_currency: "EUR".into(),
-            fiat_currencies: vec!["EUR".into(), "USD".into()],
-            default_type: "buy".into(),
-            lang: "en".into(),
-            theme: "light".into(),
-            redirect_url: Some("https://app.example.com/done".into()),
-            decimals: vec![],
-        },
-        wallets: vec![WalletSpec {
-            currency: "USDT".into(),
-            network: "TRC20".into(),
-            address: TRON_WALLET.into(),
-            active: true,
-        }],
-    }
+    let mut spec = session_core::example::partner(id);
+    spec.widget.networks = ["TRC20", "ERC20", "BEP20", "POLYGON"]
+        .map(String::from)
+        .to_vec();
+    spec.widget.redirect_url = Some("https://app.example.com/done".into());
+    spec
 }
 
 /// Four partners that between them switch on every branch of
@@ -92,35 +55,6 @@ pub fn partners() -> &'static [Partner; 4] {
         own.widget.redirect_url = None;
         [plain, concat, hosts, own].map(|spec| spec.build().expect("fixture partner builds"))
     })
-}
-
-/// A clock stopped at [`NOW_MICROS`].
-#[derive(Debug)]
-pub struct FixedClock(pub i64);
-
-impl Clock for FixedClock {
-    fn now(&self) -> Timestamp {
-        Timestamp::from_unix_micros(self.0)
-    }
-}
-
-/// Deterministic "randomness" (a counter through a mixing step), so a crash
-/// found on one run reproduces on the next.
-#[derive(Debug, Default)]
-pub struct CountingRandom(AtomicU64);
-
-impl Random for CountingRandom {
-    fn fill(&self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let n = self.0.fetch_add(1, Ordering::Relaxed);
-            // splitmix64: distinct counters give distinct, well-spread words.
-            let mut z = n.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
 }
 
 /// How many object members `bytes` holds at every depth, counting duplicates,
@@ -201,10 +135,10 @@ impl<'de> Visitor<'de> for Counter {
 pub fn auth_service() -> &'static (session_core::SessionService, String) {
     use std::sync::Arc;
 
-    use session_core::client_token::{self, TokenDigest, TokenEnv};
-    use session_core::init_token::{TokenKey, TokenKeys};
+    use session_core::access::TrustedProxies;
+    use session_core::client_token::{self, TokenEnv};
     use session_core::partner::PartnerId;
-    use session_core::ports::{ClientTokenRecord, ConfiguredWallets, PartnerRegistry};
+    use session_core::ports::{ConfiguredWallets, PartnerRegistry};
     use session_core::{Ports, SessionService, Settings};
     use session_store_mem::MemStore;
 
@@ -212,39 +146,32 @@ pub fn auth_service() -> &'static (session_core::SessionService, String) {
     SERVICE.get_or_init(|| {
         let store = Arc::new(MemStore::new());
         let random = Arc::new(CountingRandom::default());
-        let token = client_token::generate(TokenEnv::Live, random.as_ref());
+        let partner = PartnerId::parse("acme").expect("id");
+        let now = Timestamp::from_unix_micros(NOW_MICROS);
+        let issued = client_token::issue(TokenEnv::Live, partner, "fuzz", now, random.as_ref());
         futures_executor::block_on(async {
             store
                 .put_partner(&partner_spec("acme"))
                 .await
                 .expect("partner");
-            let record = ClientTokenRecord {
-                digest: TokenDigest::of(&token),
-                partner_id: PartnerId::parse("acme").expect("id"),
-                label: "fuzz".into(),
-                created_at: Timestamp::from_unix_micros(NOW_MICROS),
-                expires_at: None,
-                revoked_at: None,
-            };
-            store.add_token(&record).await.expect("token");
+            store.add_token(&issued.record).await.expect("token");
         });
+        let token = issued.token;
         let ports = Ports {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
             sessions: store,
-            clock: Arc::new(FixedClock(NOW_MICROS)),
+            clock: Arc::new(FixedClock::default()),
             random,
         };
-        let keys = TokenKeys::new(
-            TokenKey::new("t1", &Secret::new("init-token-key-for-tests-0123456789")).expect("key"),
-            vec![],
-        );
+        let keys = session_core::testing::token_keys();
         let service = SessionService::new(
             ports,
             keys,
             None,
             Settings {
                 init_token_ttl_seconds: 60,
+                trusted_proxies: TrustedProxies::default(),
             },
         );
         (service, token)

@@ -23,14 +23,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use session_core::access::{Origin, TrustedProxies};
+use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::init_token::{TokenKey, TokenKeys};
 use session_core::partner::PartnerId;
-use session_core::ports::{ClientTokenRecord, ConfiguredWallets, PartnerRegistry};
+use session_core::ports::{ConfiguredWallets, PartnerRegistry};
 use session_core::provider::ProviderKey;
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
+use session_core::value::{IpRange, Origin};
 use session_core::{ErrorKind, Ports, SessionService, Settings};
 use session_http::{App, Handler, HttpConfig, WidgetOrigins};
 use session_store_mem::MemStore;
@@ -82,18 +82,11 @@ impl fmt::Debug for World {
 }
 
 async fn issue(store: &MemStore, partner: &str, random: &CountingRandom) -> (String, TokenDigest) {
-    let token = client_token::generate(TokenEnv::Test, random);
-    let digest = TokenDigest::of(&token);
-    let record = ClientTokenRecord {
-        digest,
-        partner_id: PartnerId::parse(partner).expect("partner id"),
-        label: "fuzz".into(),
-        created_at: Timestamp::from_unix_micros(NOW_MICROS),
-        expires_at: None,
-        revoked_at: None,
-    };
-    store.add_token(&record).await.expect("add token");
-    (token, digest)
+    let partner = PartnerId::parse(partner).expect("partner id");
+    let now = Timestamp::from_unix_micros(NOW_MICROS);
+    let issued = client_token::issue(TokenEnv::Test, partner, "fuzz", now, random);
+    store.add_token(&issued.record).await.expect("add token");
+    (issued.token, issued.record.digest)
 }
 
 impl World {
@@ -133,16 +126,13 @@ impl World {
             revoked,
             expired,
         };
-        let token_keys = TokenKeys::new(
-            TokenKey::new("t1", &Secret::new("init-token-key-for-tests-0123456789")).expect("key"),
-            vec![],
-        );
+        let token_keys = session_core::testing::token_keys();
         let provider = ProviderKey::new(&Secret::new(PROVIDER_SECRET)).expect("provider key");
         let ports = Ports {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
             sessions: store.clone(),
-            clock: Arc::new(FixedClock(NOW_MICROS)),
+            clock: Arc::new(FixedClock::default()),
             random,
         };
         let service = SessionService::new(
@@ -151,16 +141,16 @@ impl World {
             Some(provider.clone()),
             Settings {
                 init_token_ttl_seconds: 3_600,
+                trusted_proxies: TrustedProxies::new(vec![
+                    IpRange::parse("127.0.0.0/8").expect("range"),
+                    IpRange::parse("::1/128").expect("range"),
+                ]),
             },
         );
         let config = HttpConfig {
             body_limit: 64 * 1024,
             body_read_timeout: IO_TIMEOUT,
             request_deadline: Duration::from_secs(30),
-            trusted_proxies: TrustedProxies::new(vec![
-                "127.0.0.0/8".parse().expect("cidr"),
-                "::1/128".parse().expect("cidr"),
-            ]),
             widget_origins: WidgetOrigins::List(vec![
                 Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),

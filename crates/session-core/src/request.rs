@@ -172,15 +172,7 @@ mod tests {
     use crate::error::ErrorKind;
     use crate::partner::tests::acme;
 
-    const SEED: &str = r#"{
-        "partner_user_id": "user-123",
-        "user_email": "user@example.com",
-        "network": "TRC20",
-        "currency": "USDT",
-        "amount": "100",
-        "type": "buy",
-        "client_ip": "203.0.113.42"
-    }"#;
+    const SEED: &str = crate::example::SEED_BODY;
 
     fn decode(body: &str) -> Result<SessionRequest, Rejection> {
         SessionRequest::decode(body.as_bytes(), &acme().build().expect("partner"))

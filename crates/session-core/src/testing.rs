@@ -5,7 +5,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 pub use crate::example::partner as example_partner;
+use crate::init_token::{TokenKey, TokenKeys};
 use crate::random::Random;
+use crate::secret::Secret;
 use crate::time::{Clock, Timestamp};
 
 /// The instant tests start at: 2026-11-24T08:35:30Z.
@@ -64,4 +66,11 @@ impl Random for CountingRandom {
             chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
         }
     }
+}
+
+/// Init-token keys with one current key (`t1`) and no rotated-out ones.
+pub fn token_keys() -> TokenKeys {
+    let key = TokenKey::new("t1", &Secret::new("init-token-key-for-tests-0123456789"))
+        .expect("a 37-byte key is long enough");
+    TokenKeys::new(key, vec![])
 }

@@ -97,23 +97,15 @@ pub(crate) mod fixtures {
     use std::sync::Mutex;
 
     use super::*;
-    use crate::init_token::TokenKey;
     use crate::partner::Partner;
     use crate::ports::{
         ConfiguredWallets, MockPartnerDirectory, MockSessionStore, MockWalletDirectory,
     };
     use crate::secret::Secret;
-    pub use crate::testing::{CountingRandom, FixedClock, NOW_MICROS, example_partner};
+    pub use crate::testing::{CountingRandom, FixedClock, NOW_MICROS, example_partner, token_keys};
 
     pub fn partner() -> Arc<Partner> {
         Arc::new(example_partner("acme").build().expect("fixture partner"))
-    }
-
-    pub fn token_keys() -> TokenKeys {
-        TokenKeys::new(
-            TokenKey::new("t1", &Secret::new("x".repeat(32))).expect("key"),
-            vec![],
-        )
     }
 
     /// Mocks that refuse any call not expected by the test.

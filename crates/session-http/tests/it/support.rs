@@ -13,7 +13,6 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::init_token::{TokenKey, TokenKeys};
 use session_core::partner::{Partner, PartnerId, PartnerSpec};
 use session_core::ports::{
     ConfiguredWallets, EventApplied, PartnerRegistry, Redemption, SessionStore, StoreError,
@@ -216,10 +215,7 @@ impl TestServer {
                 .0,
         };
 
-        let token_keys = TokenKeys::new(
-            TokenKey::new("t1", &Secret::new("init-token-key-for-tests-0123456789")).expect("key"),
-            vec![],
-        );
+        let token_keys = session_core::testing::token_keys();
         let provider = ProviderKey::new(&Secret::new(PROVIDER_SECRET)).expect("provider key");
         let ports = Ports {
             partners: store.clone(),
