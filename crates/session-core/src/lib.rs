@@ -27,6 +27,7 @@ pub mod status;
 pub mod testing;
 pub mod time;
 pub mod value;
+pub mod webhook;
 
 pub use error::{ErrorKind, Rejection};
 pub use service::{CreatedSession, EventReport, Ports, SessionService, Settings};

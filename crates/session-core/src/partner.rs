@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 use crate::value::{
     Address, AddressRule, Code, DEFAULT_DECIMALS, IpRange, Origin, RedirectUrl, TxType,
 };
+use crate::webhook::{WebhookKey, WebhookKeys};
 
 /// A partner's identifier: 1–64 chars of `[a-z0-9_-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -86,7 +87,7 @@ pub struct Wallet {
 #[derive(Debug, Clone)]
 pub struct WebhookTarget {
     pub url: String,
-    pub secret: Secret,
+    pub keys: WebhookKeys,
 }
 
 /// A partner, ready for requests.
@@ -142,13 +143,11 @@ pub fn next_kid(kid: &str) -> String {
     }
 }
 
-/// What begins every generated webhook secret.
-pub const WEBHOOK_SECRET_PREFIX: &str = "whsec_";
-
-/// A generated webhook secret: [`WEBHOOK_SECRET_PREFIX`] and then `generated`
-/// (a fresh [`crate::random::hex_secret`]).
+/// A generated webhook secret: `whsec_` and then `generated` (a fresh
+/// [`crate::random::hex_secret`], whose 64 characters are valid base64: the
+/// key is their 48 decoded bytes, carrying the 256 random bits).
 pub fn webhook_secret(generated: &str) -> String {
-    format!("{WEBHOOK_SECRET_PREFIX}{generated}")
+    format!("{}{generated}", crate::webhook::signing::SECRET_PREFIX)
 }
 
 /// A partner as written in a bootstrap file or stored by an adapter: plain text
@@ -258,12 +257,11 @@ impl PartnerSpec {
         let webhook = match (&self.webhook_url, &self.webhook_secret) {
             (Some(url), Some(secret)) => {
                 RedirectUrl::parse(url, &[]).map_err(|why| fail("webhook_url", &why))?;
-                if secret.expose().is_empty() {
-                    return Err(fail("webhook_secret", &"must not be empty"));
-                }
+                let key =
+                    WebhookKey::from_secret(secret).map_err(|why| fail("webhook_secret", &why))?;
                 Some(WebhookTarget {
                     url: url.clone(),
-                    secret: secret.clone(),
+                    keys: WebhookKeys::new(key, vec![]),
                 })
             }
             (Some(_), None) => return Err(fail("webhook_secret", &"is required with webhook_url")),

@@ -33,7 +33,10 @@ pub fn partner_spec(id: &str) -> PartnerSpec {
     spec.offramp_enabled = true;
     spec.redirect_hosts = vec![format!("app.{id}.example")];
     spec.webhook_url = Some(format!("https://hooks.{id}.example/proof"));
-    spec.webhook_secret = Some(Secret::new(format!("whsec_{id}")));
+    // Distinct per partner, and valid base64 after the prefix: each byte of
+    // the id as four hex digits (a multiple of four base64 characters).
+    let encoded: String = id.bytes().map(|b| format!("{b:02x}{b:02x}")).collect();
+    spec.webhook_secret = Some(Secret::new(format!("whsec_{encoded}")));
     spec.signing_keys = vec![
         SigningKeySpec {
             kid: "k2".into(),

@@ -146,7 +146,7 @@ fn create_line(id: &str) -> Vec<&str> {
         "--webhook-url",
         "https://hooks.acme.example/proof",
         "--webhook-secret",
-        "whsec_acme-webhook-secret",
+        "whsec_YWNtZS13ZWJob29rLXNlY3JldA==",
         "--origin",
         "https://app.acme.example",
         "--ip",
@@ -293,7 +293,7 @@ async fn create_generates_missing_secrets_and_prints_them_once() {
                 "--signing-secret",
                 "acme-signing-secret-value",
                 "--webhook-secret",
-                "whsec_acme-webhook-secret",
+                "whsec_YWNtZS13ZWJob29rLXNlY3JldA==",
             ]
             .contains(a)
         })
@@ -655,7 +655,7 @@ async fn set_changes_flags_webhook_and_redirect_hosts() {
     assert_eq!(spec.signature_scheme, "sha512-concat");
 
     let json = env
-        .json(&["set", "acme", "--webhook-secret", "whsec_replacement"])
+        .json(&["set", "acme", "--webhook-secret", "whsec_cmVwbGFjZW1lbnQ="])
         .await;
     assert_eq!(json["summary"], "webhook_secret updated");
     assert!(
@@ -1004,7 +1004,7 @@ async fn list_and_show_never_print_a_secret() {
         .to_owned();
     let secrets = [
         "acme-signing-secret-value",
-        "whsec_acme-webhook-secret",
+        "whsec_YWNtZS13ZWJob29rLXNlY3JldA==",
         &token,
         &token["ct_live_".len()..],
         &key_secret,
