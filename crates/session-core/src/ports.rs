@@ -213,11 +213,155 @@ pub trait Health: Send + Sync {
 /// Every port a store adapter provides. The composition root, the contract
 /// suite and the HTTP tests hold a store as this one trait.
 pub trait Store:
-    SessionStore + PartnerDirectory + PartnerRegistry + Health + Send + Sync + 'static
+    SessionStore + PartnerDirectory + PartnerRegistry + WebhookOutbox + Health + Send + Sync + 'static
 {
 }
 
 impl<T> Store for T where
-    T: SessionStore + PartnerDirectory + PartnerRegistry + Health + Send + Sync + 'static
+    T: SessionStore
+        + PartnerDirectory
+        + PartnerRegistry
+        + WebhookOutbox
+        + Health
+        + Send
+        + Sync
+        + 'static
 {
+}
+
+/// One event's webhook delivery, as the dispatcher holds it while sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The outbox event's id; `webhook-id` is `evt_<id>`.
+    pub id: i64,
+    pub event: StatusChanged,
+    /// Attempts made before this one.
+    pub attempts: u32,
+    /// When the event was committed: the retry horizon counts from here.
+    pub committed_at: Timestamp,
+}
+
+impl Delivery {
+    /// The `webhook-id`: unique per event, the same on every attempt.
+    pub fn webhook_id(&self) -> String {
+        format!("evt_{}", self.id)
+    }
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Not yet delivered; tried again when due.
+    Pending,
+    /// A 2xx was received.
+    Delivered,
+    /// Abandoned after the retry horizon; an operator may queue it again.
+    Failed,
+}
+
+impl DeliveryState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Self::Pending),
+            "delivered" => Some(Self::Delivered),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// What one attempt did, and what follows from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptRecord {
+    pub at: Timestamp,
+    /// The HTTP status, or why no status was had ("timeout", "refused: ...").
+    pub result: String,
+    pub next: AttemptNext,
+}
+
+/// The delivery's state after an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptNext {
+    Delivered,
+    RetryAt(Timestamp),
+    Failed,
+}
+
+/// A delivery as operators see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub partner_id: PartnerId,
+    pub merchant_transaction_id: Uuid,
+    /// The transaction status the event carries.
+    pub status: crate::status::TxStatus,
+    pub state: DeliveryState,
+    pub attempts: u32,
+    pub last_result: Option<String>,
+    pub committed_at: Timestamp,
+    pub next_attempt_at: Option<Timestamp>,
+}
+
+/// Which deliveries to list; `None` matches any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub partner: Option<PartnerId>,
+    pub transaction: Option<Uuid>,
+    pub state: Option<DeliveryState>,
+    /// At most this many, newest first.
+    pub limit: usize,
+}
+
+/// The webhook outbox: every applied status change of a partner with a
+/// webhook is a delivery, committed with the change. Any number of
+/// dispatchers (one per instance) share it.
+#[async_trait]
+pub trait WebhookOutbox: Send + Sync {
+    /// Claims up to `limit` pending deliveries due at `now`, each the oldest
+    /// pending delivery of its transaction (so a transaction's events go out
+    /// in order), and leases them until `lease_until`: no other claim returns
+    /// them before then, and one that is never recorded (a crash) is due
+    /// again when the lease ends.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError>;
+
+    /// Records an attempt on delivery `id`: its result and the next state.
+    async fn record_attempt(&self, id: i64, attempt: &AttemptRecord) -> Result<(), StoreError>;
+
+    /// Ends the lease of claimed deliveries without an attempt (shutdown):
+    /// they are due again at once, on any instance.
+    async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Deliveries matching `filter`, newest first.
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
+
+    /// Queues delivery `id` again, due at `now`, whatever its state.
+    /// `false` if there is no such delivery.
+    async fn requeue(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;
+
+    /// Queues again every delivery of `partner` committed at or after
+    /// `since`, due at `now`; answers how many.
+    async fn replay(
+        &self,
+        partner: &PartnerId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Returns when a delivery may have become due: a new event was committed
+    /// or one was queued again. May return spuriously; the dispatcher also
+    /// polls.
+    async fn woken(&self);
 }

@@ -7,10 +7,12 @@
 mod fixtures;
 mod partners;
 mod sessions;
+mod webhooks;
 
 pub use fixtures::{at, partner, partner_spec, sample_session, token};
 pub use partners::*;
 pub use sessions::*;
+pub use webhooks::*;
 
 /// Everything a complete store provides.
 pub use session_core::ports::Store;
@@ -34,6 +36,10 @@ macro_rules! store_contract_tests {
             events_for_unknown_transactions_leave_no_trace,
             scripted_provider_sequences_end_where_the_state_machine_says,
             concurrent_events_on_one_transaction_serialise,
+            webhook_deliveries_go_out_in_order_per_transaction,
+            claimed_deliveries_are_leased_and_released,
+            failed_deliveries_wait_for_an_operator,
+            concurrent_dispatchers_never_claim_one_delivery_twice,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

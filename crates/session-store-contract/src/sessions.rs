@@ -16,7 +16,7 @@ fn user(text: &str) -> PartnerUserId {
     PartnerUserId::parse(text).unwrap_or_else(|why| panic!("{why}"))
 }
 
-fn event(id: &str, tx: Uuid, status: TxStatus, occurred_at: i64) -> EventPlan {
+pub(crate) fn event(id: &str, tx: Uuid, status: TxStatus, occurred_at: i64) -> EventPlan {
     EventPlan {
         event: ProviderEvent {
             event_id: id.into(),

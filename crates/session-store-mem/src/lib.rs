@@ -7,6 +7,7 @@
 
 mod partners;
 mod sessions;
+mod webhooks;
 
 use std::collections::HashSet;
 use std::sync::{Mutex, RwLock};
@@ -38,6 +39,8 @@ pub struct MemStore {
     /// lock, which makes the id check, the state change, the KYC change and
     /// the outbox append one atomic step.
     events: Mutex<HashSet<String>>,
+    /// Webhook deliveries of partners with a webhook.
+    webhooks: webhooks::Outbox,
 }
 
 impl Default for MemStore {
@@ -48,6 +51,7 @@ impl Default for MemStore {
             users: DashMap::default(),
             outbox: DashMap::default(),
             events: Mutex::default(),
+            webhooks: webhooks::Outbox::default(),
         }
     }
 }

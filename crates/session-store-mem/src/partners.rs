@@ -35,6 +35,15 @@ impl MemStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Whether `partner` has a webhook now: its status changes are then
+    /// queued for delivery as they commit.
+    pub(crate) fn has_webhook(&self, partner: &PartnerId) -> bool {
+        self.read()
+            .partners
+            .get(partner)
+            .is_some_and(|(_, built)| built.webhook.is_some())
+    }
+
     fn update_token(
         &self,
         partner: &PartnerId,

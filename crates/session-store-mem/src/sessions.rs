@@ -118,6 +118,9 @@ impl SessionStore for MemStore {
                 .entry(change.merchant_transaction_id)
                 .or_default()
                 .push(change.clone());
+            if self.has_webhook(&change.partner_id) {
+                self.webhooks.push(change.clone(), plan.now);
+            }
         }
         seen.insert(event.event_id.clone());
         Ok(EventApplied::Applied(Box::new(effects)))

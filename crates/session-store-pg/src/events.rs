@@ -74,14 +74,23 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
     if let (Some(state), Some(change)) = (&effects.state, &effects.outbox) {
         let write = tx
             .prepare_cached(
+                // The outbox row is a pending delivery when the partner has a
+                // webhook now; then the dispatchers are woken, at commit.
                 "WITH t AS ( \
                      UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
                          fiat_currency = $5, payment_method = $6, updated_at = $7 \
                      WHERE merchant_transaction_id = $1), \
                  o AS ( \
-                     INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at) \
-                     VALUES ($8, $1, $9, $10)) \
-                 UPDATE provider_events SET applied = true WHERE event_id = $11",
+                     INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at, \
+                         state, next_attempt_at) \
+                     SELECT $8, $1, $9, $10::timestamptz, \
+                         CASE WHEN p.webhook_url IS NULL THEN 'none' ELSE 'pending' END, \
+                         CASE WHEN p.webhook_url IS NULL THEN NULL ELSE $10::timestamptz END \
+                     FROM partners p WHERE p.id = $8 \
+                     RETURNING state), \
+                 e AS ( \
+                     UPDATE provider_events SET applied = true WHERE event_id = $11) \
+                 SELECT pg_notify('session_outbox', '') FROM o WHERE o.state = 'pending'",
             )
             .await?;
         tx.execute(

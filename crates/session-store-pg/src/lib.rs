@@ -103,6 +103,7 @@ mod rows;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod webhooks;
 
 use std::any::Any;
 use std::fmt;
@@ -112,7 +113,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use session_core::ports::{Health, StoreError};
 use session_core::secret::Secret;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 pub use batch::GroupCommitStats;
@@ -138,6 +139,8 @@ pub struct PgStore {
     group_commit: GroupCommit,
     shutdown: watch::Sender<()>,
     listener: JoinHandle<()>,
+    /// Woken by the listener on `NOTIFY session_outbox` (a delivery may be due).
+    outbox_wake: Arc<Notify>,
     target: String,
     /// Values that live exactly as long as the store; dropped last.
     keep_alive: Vec<Box<dyn Any + Send + Sync>>,
@@ -167,8 +170,10 @@ impl PgStore {
         ));
         directory.reload().await?;
         let (shutdown, stopped) = watch::channel(());
+        let outbox_wake = Arc::new(Notify::new());
         let listener = partners::listener::spawn(
             Arc::clone(&directory),
+            Arc::clone(&outbox_wake),
             config.driver_config()?,
             config.reload_interval,
             stopped,
@@ -185,6 +190,7 @@ impl PgStore {
             group_commit,
             shutdown,
             listener,
+            outbox_wake,
             target,
             keep_alive: Vec::new(),
         })

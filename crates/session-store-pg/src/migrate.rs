@@ -25,11 +25,18 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Append only; never edit an applied one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("../migrations/0001_initial.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial",
+        sql: include_str!("../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "webhook_deliveries",
+        sql: include_str!("../migrations/0002_webhook_deliveries.sql"),
+    },
+];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;
 /// these are the ASCII bytes of "sessmigr"). Advisory locks are per database.

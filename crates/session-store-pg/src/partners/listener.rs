@@ -1,5 +1,6 @@
 //! The background task that keeps the snapshot fresh: `LISTEN session_partners`
-//! on a dedicated connection, a reload per burst of notifications from other
+//! on a dedicated connection (which also listens on `session_outbox`, for the
+//! webhook dispatcher, so an instance holds one listening connection), a reload per burst of notifications from other
 //! instances, a periodic reload as a safety net, and reconnection with capped
 //! exponential backoff when the connection is lost.
 
@@ -8,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use super::directory::Directory;
 use super::sql::CHANNEL;
+use crate::webhooks::CHANNEL as OUTBOX_CHANNEL;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(10);
@@ -22,11 +24,18 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 /// Starts the task. It ends when `shutdown` changes or its sender is dropped.
 pub(crate) fn spawn(
     directory: Arc<Directory>,
+    outbox_wake: Arc<Notify>,
     config: tokio_postgres::Config,
     reload_interval: Duration,
     shutdown: watch::Receiver<()>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(directory, config, reload_interval, shutdown))
+    tokio::spawn(run(
+        directory,
+        outbox_wake,
+        config,
+        reload_interval,
+        shutdown,
+    ))
 }
 
 /// Why a listening session ended.
@@ -37,13 +46,22 @@ enum Ended {
 
 async fn run(
     directory: Arc<Directory>,
+    outbox_wake: Arc<Notify>,
     config: tokio_postgres::Config,
     reload_interval: Duration,
     mut shutdown: watch::Receiver<()>,
 ) {
     let mut retry = FIRST_RETRY;
     loop {
-        match listen(&directory, &config, reload_interval, &mut shutdown).await {
+        match listen(
+            &directory,
+            &outbox_wake,
+            &config,
+            reload_interval,
+            &mut shutdown,
+        )
+        .await
+        {
             Ended::Shutdown => return,
             Ended::Lost { listened, why } => {
                 if listened {
@@ -70,6 +88,7 @@ async fn run(
 /// missed while not listening), then serve notifications until it breaks.
 async fn listen(
     directory: &Directory,
+    outbox_wake: &Notify,
     config: &tokio_postgres::Config,
     reload_interval: Duration,
     shutdown: &mut watch::Receiver<()>,
@@ -93,6 +112,9 @@ async fn listen(
     let driver = async move {
         loop {
             match poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(note))) if note.channel() == OUTBOX_CHANNEL => {
+                    outbox_wake.notify_one();
+                }
                 Some(Ok(AsyncMessage::Notification(note))) => {
                     // The receiver lives as long as this future's sibling.
                     let _ = notified.send(note.payload().to_owned());
@@ -106,13 +128,16 @@ async fn listen(
     // Set once LISTEN succeeded: a connection lost after that resets the backoff.
     let listened = AtomicBool::new(false);
     let work = async {
-        if let Err(error) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
+        let listen = format!("LISTEN {CHANNEL}; LISTEN {OUTBOX_CHANNEL}");
+        if let Err(error) = client.batch_execute(&listen).await {
             return Ended::Lost {
                 listened: false,
                 why: crate::error::translate(&error).to_string(),
             };
         }
         listened.store(true, Ordering::Relaxed);
+        // Deliveries committed while nobody listened are due now.
+        outbox_wake.notify_one();
         reload(directory, "listening").await;
         let mut tick = tokio::time::interval_at(Instant::now() + reload_interval, reload_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

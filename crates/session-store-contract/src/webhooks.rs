@@ -1,0 +1,228 @@
+//! Contract cases for the webhook outbox: which changes become deliveries,
+//! order per transaction, leases, several dispatchers, operators' requeues.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use session_core::partner::PartnerId;
+use session_core::ports::{AttemptNext, AttemptRecord, DeliveryFilter, DeliveryState};
+use session_core::status::TxStatus;
+use uuid::Uuid;
+
+use crate::Store;
+use crate::fixtures::{at, partner, partner_spec, sample_session};
+use crate::sessions::event;
+
+/// A session of `partner` moved to processing then completed (two deliveries
+/// when the partner has a webhook). Events are applied at `at(base + 1)` and
+/// `at(base + 2)`.
+async fn two_changes(store: &impl Store, partner: &str, user: &str, base: i64) -> Uuid {
+    let built = partner_spec(partner)
+        .build()
+        .expect("fixture partner builds");
+    let session = sample_session(&built, user, "u@example.com", 1);
+    let id = session.merchant_transaction_id;
+    store.insert_session(&session).await.expect("insert");
+    for (n, status) in [(0, TxStatus::Processing), (1, TxStatus::Completed)] {
+        let plan = event(&format!("{id}-{n}"), id, status, base + n);
+        store.apply_provider_event(&plan).await.expect("apply");
+    }
+    id
+}
+
+fn outcome(at_seconds: i64, result: &str, next: AttemptNext) -> AttemptRecord {
+    AttemptRecord {
+        at: at(at_seconds),
+        result: result.into(),
+        next,
+    }
+}
+
+fn all() -> DeliveryFilter {
+    DeliveryFilter {
+        limit: 1_000,
+        ..DeliveryFilter::default()
+    }
+}
+
+pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Store) {
+    partner(&store, "acme").await;
+    let mut quiet = partner_spec("quiet");
+    quiet.webhook_url = None;
+    quiet.webhook_secret = None;
+    store.put_partner(&quiet).await.expect("put partner");
+    let id = two_changes(&store, "acme", "u1", 10).await;
+    two_changes(&store, "quiet", "u2", 10).await;
+
+    let listed = store.deliveries(&all()).await.expect("list");
+    assert_eq!(
+        listed.len(),
+        2,
+        "only the partner with a webhook has deliveries"
+    );
+    assert!(listed.iter().all(|d| d.partner_id.as_str() == "acme"));
+    assert_eq!(listed[0].status, TxStatus::Completed, "newest first");
+
+    let first = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    assert_eq!(first.len(), 1, "the later event waits for the earlier one");
+    assert_eq!(first[0].event.status, TxStatus::Processing);
+    assert_eq!(first[0].event.merchant_transaction_id, id);
+    assert_eq!((first[0].attempts, first[0].committed_at), (0, at(11)));
+    assert!(first[0].webhook_id().starts_with("evt_"));
+
+    store
+        .record_attempt(
+            first[0].id,
+            &outcome(101, "500", AttemptNext::RetryAt(at(105))),
+        )
+        .await
+        .expect("record");
+    assert!(
+        store
+            .claim_due(at(104), at(134), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "not due before its retry, and the next event still waits"
+    );
+    let again = store.claim_due(at(105), at(135), 10).await.expect("claim");
+    assert_eq!(
+        (again.len(), again[0].id, again[0].attempts),
+        (1, first[0].id, 1)
+    );
+    store
+        .record_attempt(again[0].id, &outcome(106, "200", AttemptNext::Delivered))
+        .await
+        .expect("record");
+    let second = store.claim_due(at(106), at(136), 10).await.expect("claim");
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].event.status, TxStatus::Completed);
+    assert!(second[0].id > first[0].id, "ids follow commit order");
+
+    let delivered = DeliveryFilter {
+        state: Some(DeliveryState::Delivered),
+        ..all()
+    };
+    let listed = store.deliveries(&delivered).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].attempts, listed[0].last_result.as_deref()),
+        (2, Some("200"))
+    );
+}
+
+pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
+    partner(&store, "acme").await;
+    two_changes(&store, "acme", "u1", 10).await;
+    let claimed = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        store
+            .claim_due(at(129), at(159), 10)
+            .await
+            .expect("claim")
+            .is_empty(),
+        "leased: no other dispatcher gets it"
+    );
+    let after_crash = store.claim_due(at(130), at(160), 10).await.expect("claim");
+    assert_eq!(
+        after_crash.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [claimed[0].id],
+        "an unrecorded claim is due again when its lease ends"
+    );
+    store.release(&[claimed[0].id]).await.expect("release");
+    let released = store.claim_due(at(131), at(161), 10).await.expect("claim");
+    assert_eq!(released.len(), 1, "a released claim is due at once");
+}
+
+pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
+    let acme = partner(&store, "acme").await;
+    let id = two_changes(&store, "acme", "u1", 10).await;
+    let first = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    store
+        .record_attempt(first[0].id, &outcome(101, "timeout", AttemptNext::Failed))
+        .await
+        .expect("record");
+    let next = store.claim_due(at(102), at(132), 10).await.expect("claim");
+    assert_eq!(
+        next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
+        [TxStatus::Completed],
+        "an abandoned delivery no longer holds back the next one"
+    );
+    store
+        .record_attempt(next[0].id, &outcome(103, "200", AttemptNext::Delivered))
+        .await
+        .expect("record");
+    let failed = DeliveryFilter {
+        state: Some(DeliveryState::Failed),
+        transaction: Some(id),
+        partner: Some(acme.id.clone()),
+        ..all()
+    };
+    let listed = store.deliveries(&failed).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].last_result.as_deref(), Some("timeout"));
+    assert!(
+        store
+            .claim_due(at(200), at(230), 10)
+            .await
+            .expect("claim")
+            .is_empty()
+    );
+
+    assert!(store.requeue(first[0].id, at(300)).await.expect("requeue"));
+    assert!(
+        !store
+            .requeue(i64::MAX, at(300))
+            .await
+            .expect("requeue unknown")
+    );
+    let retried = store.claim_due(at(300), at(330), 10).await.expect("claim");
+    assert_eq!(
+        retried.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [first[0].id]
+    );
+
+    let other = PartnerId::parse("other").expect("id");
+    assert_eq!(
+        store.replay(&other, at(0), at(400)).await.expect("replay"),
+        0
+    );
+    assert_eq!(
+        store
+            .replay(&acme.id, at(12), at(400))
+            .await
+            .expect("replay"),
+        1,
+        "only deliveries committed since then"
+    );
+}
+
+pub async fn concurrent_dispatchers_never_claim_one_delivery_twice(store: impl Store) {
+    partner(&store, "acme").await;
+    for n in 0..20 {
+        two_changes(&store, "acme", &format!("u{n}"), 10).await;
+    }
+    let store = Arc::new(store);
+    let claims = (0..4).map(|_| {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.claim_due(at(100), at(130), 8).await.expect("claim") })
+    });
+    let mut seen = HashSet::new();
+    let mut transactions = HashSet::new();
+    for claim in claims {
+        for delivery in claim.await.expect("task") {
+            assert!(
+                seen.insert(delivery.id),
+                "delivery {} claimed twice",
+                delivery.id
+            );
+            assert!(
+                transactions.insert(delivery.event.merchant_transaction_id),
+                "two events of one transaction in flight"
+            );
+            assert_eq!(delivery.event.status, TxStatus::Processing);
+        }
+    }
+    assert_eq!(seen.len(), 20, "every transaction's first event, once");
+}

@@ -1,0 +1,220 @@
+//! The webhook outbox in memory: one delivery per applied status change of a
+//! partner with a webhook, claimed under one lock.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use session_core::partner::PartnerId;
+use session_core::ports::{
+    AttemptNext, AttemptRecord, Delivery, DeliveryFilter, DeliveryState, DeliveryView, StoreError,
+    WebhookOutbox,
+};
+use session_core::session::StatusChanged;
+use session_core::time::Timestamp;
+use tokio::sync::Notify;
+
+use crate::MemStore;
+
+#[derive(Debug)]
+struct Row {
+    event: StatusChanged,
+    state: DeliveryState,
+    attempts: u32,
+    last_result: Option<String>,
+    committed_at: Timestamp,
+    /// When it is due (or its lease ends); `None` once final.
+    next_attempt_at: Option<Timestamp>,
+}
+
+/// Deliveries by id; ids grow with every event, so id order is commit order.
+#[derive(Debug, Default)]
+struct Deliveries {
+    next_id: i64,
+    rows: BTreeMap<i64, Row>,
+}
+
+/// The deliveries, behind their lock, and the dispatcher's wake-up.
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    deliveries: Mutex<Deliveries>,
+    /// `notify_one` keeps a permit when nobody waits, so a wake-up between a
+    /// dispatcher's poll and its wait is not lost.
+    wake: Notify,
+}
+
+impl Outbox {
+    fn lock(&self) -> MutexGuard<'_, Deliveries> {
+        // Every change below is a single insert or field update.
+        self.deliveries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Queues the delivery of `event`, committed at `at`.
+    pub(crate) fn push(&self, event: StatusChanged, at: Timestamp) {
+        let mut deliveries = self.lock();
+        deliveries.next_id += 1;
+        let id = deliveries.next_id;
+        deliveries.rows.insert(
+            id,
+            Row {
+                event,
+                state: DeliveryState::Pending,
+                attempts: 0,
+                last_result: None,
+                committed_at: at,
+                next_attempt_at: Some(at),
+            },
+        );
+        drop(deliveries);
+        self.wake();
+    }
+}
+
+fn view(id: i64, row: &Row) -> DeliveryView {
+    DeliveryView {
+        id,
+        partner_id: row.event.partner_id.clone(),
+        merchant_transaction_id: row.event.merchant_transaction_id,
+        status: row.event.status,
+        state: row.state,
+        attempts: row.attempts,
+        last_result: row.last_result.clone(),
+        committed_at: row.committed_at,
+        next_attempt_at: row.next_attempt_at,
+    }
+}
+
+#[async_trait]
+impl WebhookOutbox for MemStore {
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let mut deliveries = self.webhooks.lock();
+        // The oldest pending delivery of each transaction, if it is due.
+        let mut heads = std::collections::HashSet::new();
+        let mut claimed = Vec::new();
+        for (id, row) in deliveries.rows.iter() {
+            if row.state != DeliveryState::Pending
+                || !heads.insert(row.event.merchant_transaction_id)
+            {
+                continue;
+            }
+            if row.next_attempt_at.is_some_and(|due| due <= now) && claimed.len() < limit {
+                claimed.push(*id);
+            }
+        }
+        let mut out = Vec::with_capacity(claimed.len());
+        for id in claimed {
+            if let Some(row) = deliveries.rows.get_mut(&id) {
+                row.next_attempt_at = Some(lease_until);
+                out.push(Delivery {
+                    id,
+                    event: row.event.clone(),
+                    attempts: row.attempts,
+                    committed_at: row.committed_at,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn record_attempt(&self, id: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
+        let mut deliveries = self.webhooks.lock();
+        let Some(row) = deliveries.rows.get_mut(&id) else {
+            return Err(StoreError::Failed(format!("no delivery {id}")));
+        };
+        row.attempts = row.attempts.saturating_add(1);
+        row.last_result = Some(attempt.result.clone());
+        (row.state, row.next_attempt_at) = match attempt.next {
+            AttemptNext::Delivered => (DeliveryState::Delivered, None),
+            AttemptNext::RetryAt(at) => (DeliveryState::Pending, Some(at)),
+            AttemptNext::Failed => (DeliveryState::Failed, None),
+        };
+        // A final state may let the transaction's next event go.
+        if row.state != DeliveryState::Pending {
+            drop(deliveries);
+            self.webhooks.wake();
+        }
+        Ok(())
+    }
+
+    async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+        let mut deliveries = self.webhooks.lock();
+        for id in ids {
+            if let Some(row) = deliveries.rows.get_mut(id)
+                && row.state == DeliveryState::Pending
+            {
+                row.next_attempt_at = Some(row.committed_at);
+            }
+        }
+        drop(deliveries);
+        self.webhooks.wake();
+        Ok(())
+    }
+
+    async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
+        let deliveries = self.webhooks.lock();
+        Ok(deliveries
+            .rows
+            .iter()
+            .rev()
+            .filter(|(_, row)| {
+                filter
+                    .partner
+                    .as_ref()
+                    .is_none_or(|p| *p == row.event.partner_id)
+                    && filter
+                        .transaction
+                        .is_none_or(|t| t == row.event.merchant_transaction_id)
+                    && filter.state.is_none_or(|s| s == row.state)
+            })
+            .take(filter.limit)
+            .map(|(id, row)| view(*id, row))
+            .collect())
+    }
+
+    async fn requeue(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
+        let mut deliveries = self.webhooks.lock();
+        let Some(row) = deliveries.rows.get_mut(&id) else {
+            return Ok(false);
+        };
+        row.state = DeliveryState::Pending;
+        row.next_attempt_at = Some(now);
+        drop(deliveries);
+        self.webhooks.wake();
+        Ok(true)
+    }
+
+    async fn replay(
+        &self,
+        partner: &PartnerId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let mut deliveries = self.webhooks.lock();
+        let mut count = 0;
+        for row in deliveries.rows.values_mut() {
+            if row.event.partner_id == *partner && row.committed_at >= since {
+                row.state = DeliveryState::Pending;
+                row.next_attempt_at = Some(now);
+                count += 1;
+            }
+        }
+        drop(deliveries);
+        self.webhooks.wake();
+        Ok(count)
+    }
+
+    async fn woken(&self) {
+        self.webhooks.wake.notified().await;
+    }
+}
