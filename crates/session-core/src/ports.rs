@@ -70,6 +70,10 @@ impl TokenGrant {
 #[async_trait]
 pub trait PartnerDirectory: Send + Sync {
     async fn find_by_token(&self, digest: &TokenDigest) -> Result<Option<TokenGrant>, StoreError>;
+
+    /// The partner `id` as currently configured, ready for use (the webhook
+    /// dispatcher's look-up; as cheap as a token look-up).
+    async fn find_partner(&self, id: &PartnerId) -> Result<Option<Arc<Partner>>, StoreError>;
 }
 
 /// A fault of an upstream provider (wallet custody, identity).
@@ -327,14 +331,16 @@ pub struct DeliveryFilter {
 pub trait WebhookOutbox: Send + Sync {
     /// Claims up to `limit` pending deliveries due at `now`, each the oldest
     /// pending delivery of its transaction (so a transaction's events go out
-    /// in order), and leases them until `lease_until`: no other claim returns
-    /// them before then, and one that is never recorded (a crash) is due
-    /// again when the lease ends.
+    /// in order), none of a partner in `busy` (partners at their concurrency
+    /// bound, so a slow endpoint holds up nobody else), and leases them until
+    /// `lease_until`: no other claim returns them before then, and one that is
+    /// never recorded (a crash) is due again when the lease ends.
     async fn claim_due(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
+        busy: &[PartnerId],
     ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Records an attempt on delivery `id`: its result and the next state.

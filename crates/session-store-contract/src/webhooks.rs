@@ -63,7 +63,10 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
     assert!(listed.iter().all(|d| d.partner_id.as_str() == "acme"));
     assert_eq!(listed[0].status, TxStatus::Completed, "newest first");
 
-    let first = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    let first = store
+        .claim_due(at(100), at(130), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(first.len(), 1, "the later event waits for the earlier one");
     assert_eq!(first[0].event.status, TxStatus::Processing);
     assert_eq!(first[0].event.merchant_transaction_id, id);
@@ -79,13 +82,16 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
         .expect("record");
     assert!(
         store
-            .claim_due(at(104), at(134), 10)
+            .claim_due(at(104), at(134), 10, &[])
             .await
             .expect("claim")
             .is_empty(),
         "not due before its retry, and the next event still waits"
     );
-    let again = store.claim_due(at(105), at(135), 10).await.expect("claim");
+    let again = store
+        .claim_due(at(105), at(135), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(
         (again.len(), again[0].id, again[0].attempts),
         (1, first[0].id, 1)
@@ -94,7 +100,10 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
         .record_attempt(again[0].id, &outcome(106, "200", AttemptNext::Delivered))
         .await
         .expect("record");
-    let second = store.claim_due(at(106), at(136), 10).await.expect("claim");
+    let second = store
+        .claim_due(at(106), at(136), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].event.status, TxStatus::Completed);
     assert!(second[0].id > first[0].id, "ids follow commit order");
@@ -112,38 +121,61 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
 }
 
 pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
-    partner(&store, "acme").await;
+    let acme = partner(&store, "acme").await;
     two_changes(&store, "acme", "u1", 10).await;
-    let claimed = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    let claimed = store
+        .claim_due(at(100), at(130), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert!(
         store
-            .claim_due(at(129), at(159), 10)
+            .claim_due(at(129), at(159), 10, &[])
             .await
             .expect("claim")
             .is_empty(),
         "leased: no other dispatcher gets it"
     );
-    let after_crash = store.claim_due(at(130), at(160), 10).await.expect("claim");
+    assert!(
+        store
+            .claim_due(at(130), at(160), 10, std::slice::from_ref(&acme.id))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a busy partner's deliveries are left for later"
+    );
+    let after_crash = store
+        .claim_due(at(130), at(160), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(
         after_crash.iter().map(|d| d.id).collect::<Vec<_>>(),
         [claimed[0].id],
         "an unrecorded claim is due again when its lease ends"
     );
     store.release(&[claimed[0].id]).await.expect("release");
-    let released = store.claim_due(at(131), at(161), 10).await.expect("claim");
+    let released = store
+        .claim_due(at(131), at(161), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(released.len(), 1, "a released claim is due at once");
 }
 
 pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
     let acme = partner(&store, "acme").await;
     let id = two_changes(&store, "acme", "u1", 10).await;
-    let first = store.claim_due(at(100), at(130), 10).await.expect("claim");
+    let first = store
+        .claim_due(at(100), at(130), 10, &[])
+        .await
+        .expect("claim");
     store
         .record_attempt(first[0].id, &outcome(101, "timeout", AttemptNext::Failed))
         .await
         .expect("record");
-    let next = store.claim_due(at(102), at(132), 10).await.expect("claim");
+    let next = store
+        .claim_due(at(102), at(132), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(
         next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
         [TxStatus::Completed],
@@ -164,7 +196,7 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
     assert_eq!(listed[0].last_result.as_deref(), Some("timeout"));
     assert!(
         store
-            .claim_due(at(200), at(230), 10)
+            .claim_due(at(200), at(230), 10, &[])
             .await
             .expect("claim")
             .is_empty()
@@ -177,7 +209,10 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
             .await
             .expect("requeue unknown")
     );
-    let retried = store.claim_due(at(300), at(330), 10).await.expect("claim");
+    let retried = store
+        .claim_due(at(300), at(330), 10, &[])
+        .await
+        .expect("claim");
     assert_eq!(
         retried.iter().map(|d| d.id).collect::<Vec<_>>(),
         [first[0].id]
@@ -206,7 +241,12 @@ pub async fn concurrent_dispatchers_never_claim_one_delivery_twice(store: impl S
     let store = Arc::new(store);
     let claims = (0..4).map(|_| {
         let store = Arc::clone(&store);
-        tokio::spawn(async move { store.claim_due(at(100), at(130), 8).await.expect("claim") })
+        tokio::spawn(async move {
+            store
+                .claim_due(at(100), at(130), 8, &[])
+                .await
+                .expect("claim")
+        })
     });
     let mut seen = HashSet::new();
     let mut transactions = HashSet::new();

@@ -73,6 +73,14 @@ impl PartnerDirectory for MemStore {
         });
         Ok(grant)
     }
+
+    async fn find_partner(&self, id: &PartnerId) -> Result<Option<Arc<Partner>>, StoreError> {
+        Ok(self
+            .read()
+            .partners
+            .get(id)
+            .map(|(_, built)| Arc::clone(built)))
+    }
 }
 
 #[async_trait]

@@ -97,6 +97,7 @@ impl WebhookOutbox for MemStore {
         now: Timestamp,
         lease_until: Timestamp,
         limit: usize,
+        busy: &[PartnerId],
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut deliveries = self.webhooks.lock();
         // The oldest pending delivery of each transaction, if it is due.
@@ -108,7 +109,10 @@ impl WebhookOutbox for MemStore {
             {
                 continue;
             }
-            if row.next_attempt_at.is_some_and(|due| due <= now) && claimed.len() < limit {
+            if row.next_attempt_at.is_some_and(|due| due <= now)
+                && !busy.contains(&row.event.partner_id)
+                && claimed.len() < limit
+            {
                 claimed.push(*id);
             }
         }

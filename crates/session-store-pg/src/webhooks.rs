@@ -71,7 +71,9 @@ impl WebhookOutbox for PgStore {
         now: Timestamp,
         lease_until: Timestamp,
         max: usize,
+        busy: &[PartnerId],
     ) -> Result<Vec<Delivery>, StoreError> {
+        let busy: Vec<&str> = busy.iter().map(PartnerId::as_str).collect();
         self.db
             .run(async |client| {
                 let claim = client
@@ -79,6 +81,7 @@ impl WebhookOutbox for PgStore {
                         "WITH due AS ( \
                              SELECT o.id FROM outbox o \
                              WHERE o.state = 'pending' AND o.next_attempt_at <= $1 \
+                               AND o.partner_id <> ALL($4) \
                                AND NOT EXISTS ( \
                                    SELECT 1 FROM outbox e \
                                    WHERE e.merchant_transaction_id = o.merchant_transaction_id \
@@ -92,7 +95,10 @@ impl WebhookOutbox for PgStore {
                     )
                     .await?;
                 let rows = client
-                    .query(&claim, &[&PgTime(now), &PgTime(lease_until), &limit(max)])
+                    .query(
+                        &claim,
+                        &[&PgTime(now), &PgTime(lease_until), &limit(max), &busy],
+                    )
                     .await?;
                 let mut claimed = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
                 claimed.sort_by_key(|d| d.id);

@@ -62,6 +62,11 @@ impl Directory {
             .is_some_and(|(instance, _)| instance == self.instance)
     }
 
+    /// Partner `id` in the current snapshot.
+    pub(crate) fn partner(&self, id: &PartnerId) -> Option<Arc<session_core::partner::Partner>> {
+        self.snapshot.load().partner(id)
+    }
+
     /// Reads the partner tables and swaps in a new snapshot.
     pub(crate) async fn reload(&self) -> Result<(), StoreError> {
         let _one_at_a_time = self.reload_lock.lock().await;

@@ -7,9 +7,11 @@ pub(crate) mod listener;
 mod snapshot;
 mod sql;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use session_core::client_token::TokenDigest;
-use session_core::partner::{PartnerId, PartnerSpec};
+use session_core::partner::{Partner, PartnerId, PartnerSpec};
 use session_core::ports::{
     ClientTokenRecord, PartnerDirectory, PartnerRegistry, StoreError, TokenGrant,
 };
@@ -22,6 +24,10 @@ use sql::TokenChange;
 impl PartnerDirectory for PgStore {
     async fn find_by_token(&self, digest: &TokenDigest) -> Result<Option<TokenGrant>, StoreError> {
         self.directory.find(digest).await
+    }
+
+    async fn find_partner(&self, id: &PartnerId) -> Result<Option<Arc<Partner>>, StoreError> {
+        Ok(self.directory.partner(id))
     }
 }
 

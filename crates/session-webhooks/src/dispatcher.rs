@@ -1,0 +1,300 @@
+//! The dispatcher: one per instance. It claims due deliveries from the outbox
+//! (woken by the commit of a new one, polling only as a safety net), sends
+//! each to its partner's endpoint with bounded concurrency in total and per
+//! partner, records every attempt, and schedules retries with the core's
+//! policy. Several instances share one outbox: claims are leased, so without
+//! crashes no delivery is sent twice.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use session_core::partner::PartnerId;
+use session_core::ports::{AttemptNext, AttemptRecord, Delivery, PartnerDirectory, WebhookOutbox};
+use session_core::random::Random;
+use session_core::time::{Clock, Timestamp};
+use session_core::webhook::retry::jitter_permille;
+use session_core::webhook::{Attempt, NextStep, RetryPolicy};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::client::{SendError, WebhookClient};
+use crate::payload;
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    pub policy: RetryPolicy,
+    /// Attempts in flight at once, in total.
+    pub max_in_flight: usize,
+    /// Attempts in flight at once to one partner.
+    pub max_per_partner: usize,
+    /// How often the outbox is read without a wake-up (the safety net).
+    pub poll_interval: Duration,
+    /// The per-attempt deadline; claims are leased for a margin beyond it.
+    pub timeout: Duration,
+    /// How long shutdown waits for attempts in flight before releasing them.
+    pub drain: Duration,
+}
+
+/// The outbox, the partners and the client a dispatcher works with.
+pub struct Dispatcher {
+    outbox: Arc<dyn WebhookOutbox>,
+    partners: Arc<dyn PartnerDirectory>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+    client: WebhookClient,
+    config: DispatcherConfig,
+}
+
+impl std::fmt::Debug for Dispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Attempts in flight per partner, to tell the store which partners are busy.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<PartnerId, usize>>);
+
+impl InFlight {
+    fn add(&self, partner: &PartnerId) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(partner.clone()).or_default() += 1;
+    }
+
+    fn done(&self, partner: &PartnerId) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = map.get_mut(partner) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(partner);
+            }
+        }
+    }
+
+    fn busy(&self, limit: usize) -> Vec<PartnerId> {
+        let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .filter(|(_, n)| **n >= limit)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+impl Dispatcher {
+    pub fn new(
+        outbox: Arc<dyn WebhookOutbox>,
+        partners: Arc<dyn PartnerDirectory>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+        client: WebhookClient,
+        config: DispatcherConfig,
+    ) -> Self {
+        Self {
+            outbox,
+            partners,
+            clock,
+            random,
+            client,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` completes, then lets attempts in flight finish
+    /// (for at most `drain`) and releases the claims of those that did not.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let this = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(this.config.max_in_flight.max(1)));
+        let in_flight = Arc::new(InFlight::default());
+        let finished = Arc::new(Notify::new());
+        let mut tasks: JoinSet<()> = JoinSet::new();
+        let mut claimed_ids: HashMap<tokio::task::Id, i64> = HashMap::new();
+        tokio::pin!(shutdown);
+        loop {
+            while let Some(done) = tasks.try_join_next_with_id() {
+                if let Ok((id, ())) = done {
+                    claimed_ids.remove(&id);
+                }
+            }
+            let room = slots.available_permits();
+            let mut claimed = 0;
+            if room > 0 {
+                let now = this.clock.now();
+                let lease = this.lease_until(now);
+                let busy = in_flight.busy(this.config.max_per_partner.max(1));
+                match this.outbox.claim_due(now, lease, room, &busy).await {
+                    Ok(deliveries) => {
+                        claimed = deliveries.len();
+                        for delivery in deliveries {
+                            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                                // Cannot happen (room was counted); the claim's
+                                // lease returns it to the queue if it does.
+                                break;
+                            };
+                            in_flight.add(&delivery.event.partner_id);
+                            let (this, in_flight, finished) = (
+                                Arc::clone(&this),
+                                Arc::clone(&in_flight),
+                                Arc::clone(&finished),
+                            );
+                            let id = delivery.id;
+                            let handle = tasks.spawn(async move {
+                                let partner = delivery.event.partner_id.clone();
+                                this.attempt(delivery).await;
+                                in_flight.done(&partner);
+                                drop(permit);
+                                finished.notify_one();
+                            });
+                            claimed_ids.insert(handle.id(), id);
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "webhook outbox claim failed; retrying after the poll interval");
+                    }
+                }
+            }
+            // A full batch may leave more due work: go again at once.
+            if claimed > 0 && claimed == room {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = this.outbox.woken() => {}
+                () = finished.notified() => {}
+                () = tokio::time::sleep(this.config.poll_interval) => {}
+            }
+        }
+        let drained = tokio::time::timeout(this.config.drain, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            let ids: Vec<i64> = claimed_ids.values().copied().collect();
+            tasks.abort_all();
+            if let Err(error) = this.outbox.release(&ids).await {
+                tracing::warn!(%error, "webhook claims not released; their leases will end");
+            }
+        }
+    }
+
+    fn lease_until(&self, now: Timestamp) -> Timestamp {
+        // The attempt's deadline plus a margin for recording it.
+        let lease = self.config.timeout + Duration::from_secs(30);
+        Timestamp::from_unix_micros(
+            now.unix_micros()
+                .saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),
+        )
+    }
+
+    /// One attempt at `delivery`, recorded.
+    async fn attempt(&self, delivery: Delivery) {
+        let started = Instant::now();
+        let webhook_id = delivery.webhook_id();
+        let partner = delivery.event.partner_id.clone();
+        let attempt_number = delivery.attempts.saturating_add(1);
+        let outcome = self.send(&delivery, &webhook_id).await;
+        let now = self.clock.now();
+        let (result, next) = match outcome {
+            Ok(answer) if answer.status.is_success() => {
+                (answer.status.as_u16().to_string(), AttemptNext::Delivered)
+            }
+            Ok(answer) => {
+                let retry_after = matches!(answer.status.as_u16(), 429 | 503)
+                    .then_some(answer.retry_after_seconds)
+                    .flatten();
+                (
+                    answer.status.as_u16().to_string(),
+                    self.after_failure(&delivery, attempt_number, retry_after, now),
+                )
+            }
+            Err(error) => (
+                error.to_string(),
+                match error {
+                    // No partner webhook to send to: nothing to retry until an
+                    // operator fixes the configuration and requeues it.
+                    SendError::NoWebhook => AttemptNext::Failed,
+                    _ => self.after_failure(&delivery, attempt_number, None, now),
+                },
+            ),
+        };
+        let outcome = match next {
+            AttemptNext::Delivered => "delivered",
+            AttemptNext::RetryAt(_) => "failed",
+            AttemptNext::Failed => "abandoned",
+        };
+        tracing::info!(
+            partner = %partner,
+            webhook_id,
+            attempt = attempt_number,
+            outcome,
+            result,
+            duration_ms = started.elapsed().as_millis(),
+            "webhook attempt"
+        );
+        let record = AttemptRecord {
+            at: now,
+            result,
+            next,
+        };
+        if let Err(error) = self.outbox.record_attempt(delivery.id, &record).await {
+            // The claim's lease ends and the delivery is tried again: at least
+            // once, never lost.
+            tracing::warn!(webhook_id, %error, "webhook attempt not recorded");
+        }
+    }
+
+    fn after_failure(
+        &self,
+        delivery: &Delivery,
+        number: u32,
+        retry_after_seconds: Option<u64>,
+        now: Timestamp,
+    ) -> AttemptNext {
+        let attempt = Attempt {
+            number,
+            retry_after_seconds,
+        };
+        let jitter = jitter_permille(self.random.as_ref());
+        match self
+            .config
+            .policy
+            .after_failure(attempt, delivery.committed_at, now, jitter)
+        {
+            NextStep::RetryAt(at) => AttemptNext::RetryAt(at),
+            NextStep::Abandon => AttemptNext::Failed,
+        }
+    }
+
+    async fn send(
+        &self,
+        delivery: &Delivery,
+        webhook_id: &str,
+    ) -> Result<crate::client::Answer, SendError> {
+        let partner = self
+            .partners
+            .find_partner(&delivery.event.partner_id)
+            .await
+            .map_err(|e| SendError::Unreachable(format!("partner look-up: {e}")))?;
+        let Some(target) = partner.as_ref().and_then(|p| p.webhook.as_ref()) else {
+            return Err(SendError::Refused(
+                "no webhook is configured for the partner".into(),
+            ));
+        };
+        let body = payload::body(&delivery.event);
+        let now = self.clock.now();
+        let timestamp = now.unix_seconds();
+        let signature = target
+            .keys
+            .signature_header(webhook_id, timestamp, &body, now);
+        let headers = [
+            ("webhook-id", webhook_id.to_owned()),
+            ("webhook-timestamp", timestamp.to_string()),
+            ("webhook-signature", signature),
+        ];
+        self.client.post(&target.url, &headers, body).await
+    }
+}
