@@ -39,10 +39,21 @@ pub struct ServeConfig {
 }
 
 /// Resolves `args`. Dev mode is `--dev`, or the default when no store, database
-/// or bootstrap file is configured.
+/// or bootstrap file is configured and `--listen` is a loopback address.
 pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     let nothing_configured =
         args.store.is_none() && args.database_url.is_none() && args.bootstrap.is_none();
+    // The implicit default fails closed: a deployment that lost its database
+    // URL must not come up on a public address with a demo partner, `*` CORS
+    // and a printed token.
+    if nothing_configured && !args.dev && !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "nothing is configured (no --store, --database-url or --bootstrap) and --listen {} \
+             is not a loopback address: refusing to start the in-memory demo there; \
+             pass --dev to run dev mode on purpose, or configure a store",
+            args.listen
+        ));
+    }
     let dev = args.dev || nothing_configured;
     let store = match (args.store, &args.database_url) {
         (Some(StoreKind::Postgres), _) | (None, Some(_)) if dev => {
@@ -141,6 +152,21 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(config.init_token_ttl_seconds, 3_600);
+    }
+
+    #[test]
+    fn the_implicit_dev_default_only_starts_on_loopback() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
+            let error = resolve_args(&["--listen", listen]).expect_err(listen);
+            assert!(error.contains("--dev"), "{listen}: {error}");
+        }
+        for listen in ["127.0.0.1:8080", "[::1]:0"] {
+            assert!(resolve_args(&["--listen", listen]).is_ok_and(|c| c.dev));
+        }
+        let explicit = resolve_args(&["--dev", "--listen", "0.0.0.0:8080"]).expect("explicit");
+        assert!(explicit.dev);
+        let configured = resolve_args(&["--store", "mem", "--listen", "0.0.0.0:8080"]);
+        assert!(configured.is_ok_and(|c| !c.dev));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use session_core::time::Clock;
 
 pub const DEMO_PARTNER: &str = "demo";
 
-/// The demo partner's client token, shown once in the banner.
+/// The demo partner's client token and signing secret, shown once in the
+/// banner so a newcomer can recompute a signature from docs/signing.md.
 pub struct Demo {
     pub client_token: String,
+    pub signing_secret: Secret,
 }
 
 /// Installs the demo partner with a fresh client token.
@@ -23,6 +25,7 @@ pub async fn install(
     clock: &dyn Clock,
     random: &dyn Random,
 ) -> Result<Demo, String> {
+    let signing_secret = Secret::new(hex_secret(random));
     let spec = PartnerSpec {
         id: DEMO_PARTNER.into(),
         name: "Demo Wallet".into(),
@@ -36,7 +39,7 @@ pub async fn install(
         signature_scheme: "hmac-sha512".into(),
         signing_keys: vec![SigningKeySpec {
             kid: "k1".into(),
-            secret: Secret::new(hex_secret(random)),
+            secret: signing_secret.clone(),
             not_after: None,
         }],
         widget: WidgetSpec {
@@ -83,11 +86,15 @@ pub async fn install(
         .add_token(&record)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(Demo { client_token })
+    Ok(Demo {
+        client_token,
+        signing_secret,
+    })
 }
 
-/// What dev mode prints on standard output (not the log): the demo token, the
-/// provider secret events are verified with, and a request that works as shown.
+/// What dev mode prints on standard output (not the log): the demo token, its
+/// signing secret, the provider secret events are verified with, and a request
+/// that works as shown.
 pub fn banner(
     demo: &Demo,
     provider_secret: &Secret,
@@ -102,6 +109,7 @@ session-server is running in dev mode (in-memory store: nothing is kept after ex
   admin        http://{admin}/healthz  http://{admin}/readyz
   partner      {DEMO_PARTNER}
   client_token {token}
+  signing secret (hmac-sha512 key of the signature, docs/signing.md) {signing}
   provider secret (X-Signature key for POST /provider/events) {provider}
 
 Open a widget session:
@@ -112,6 +120,7 @@ Open a widget session:
     -d '{{\"partner_user_id\":\"user-123\",\"user_email\":\"user@example.com\",\"network\":\"TRC20\",\"currency\":\"USDT\",\"amount\":\"100\",\"type\":\"buy\",\"client_ip\":\"203.0.113.42\"}}'
 ",
         token = demo.client_token,
+        signing = demo.signing_secret.expose(),
         provider = provider_secret.expose(),
     )
 }

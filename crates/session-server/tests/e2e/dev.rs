@@ -43,6 +43,85 @@ async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
     assert_eq!(ready.status, 200);
 }
 
+/// A newcomer recomputes the signature of docs/signing.md from what the
+/// banner printed.
+#[tokio::test]
+async fn dev_mode_prints_the_signing_secret_that_signs_sessions() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let server = start(&args).await;
+    let secret = server
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("signing secret"))
+        .and_then(|rest| rest.split_whitespace().last())
+        .unwrap_or_else(|| panic!("the banner prints the signing secret: {}", server.stdout))
+        .to_owned();
+    let session = create_seed_session(server.public, demo_token(&server))
+        .await
+        .expect("create")
+        .json();
+    let text = |field: &str| session[field].as_str().unwrap_or_default().to_owned();
+    let (id, address, widget_id) = (
+        text("merchant_transaction_id"),
+        text("address"),
+        text("widget_id"),
+    );
+    let fields = session_core::signing::SignedFields {
+        merchant_transaction_id: &id,
+        address: &address,
+        client_ip: "203.0.113.42",
+        currency: "USDT",
+        network: "TRC20",
+        amount: "100",
+        tx_type: "buy",
+        widget_id: &widget_id,
+    };
+    let key = session_core::signing::SigningKey::new(
+        "k1",
+        session_core::secret::Secret::new(secret.as_str()),
+        None,
+    )
+    .expect("a non-empty secret");
+    let recomputed = key.sign(session_core::signing::SignatureScheme::HmacSha512, &fields);
+    assert_eq!(recomputed.as_str(), text("signature"));
+}
+
+/// A deployment that lost its configuration must not come up as a demo
+/// partner with a printed token on a public address.
+#[tokio::test]
+async fn nothing_configured_on_a_public_address_refuses_to_start() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_session-server"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SESSION_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "refused: {stdout}");
+    assert!(stderr.contains("--dev"), "{stderr}");
+    assert!(!stdout.contains("ct_test_"), "no demo token: {stdout}");
+
+    // Said explicitly, dev mode runs anywhere.
+    let server = start(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "0.0.0.0:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert!(server.stdout.contains("ct_test_"), "{}", server.stdout);
+}
+
 #[tokio::test]
 async fn bootstrap_partners_authenticate() {
     let token = "ct_test_bootstrapbootstrapbootstrapbootstrap01234567";
