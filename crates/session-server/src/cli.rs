@@ -89,9 +89,20 @@ pub struct ServeArgs {
     )]
     pub widget_origins: Vec<String>,
 
-    /// Shared secret of the payment provider's event signatures.
+    /// Shared secret of the payment provider's event signatures. A value given
+    /// as a flag is visible in the process list: prefer the variable or
+    /// --provider-secret-file.
     #[arg(long, env = "SESSION_PROVIDER_SECRET", hide_env_values = true)]
     pub provider_secret: Option<String>,
+
+    /// Read the provider's shared secret from this file (one trailing newline
+    /// is ignored).
+    #[arg(
+        long,
+        env = "SESSION_PROVIDER_SECRET_FILE",
+        conflicts_with = "provider_secret"
+    )]
+    pub provider_secret_file: Option<PathBuf>,
 
     /// Secret (at least 32 bytes) that signs init tokens. Instances behind one
     /// load balancer must share it; with PostgreSQL it is kept in the database

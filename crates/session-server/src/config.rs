@@ -118,13 +118,40 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         init_token_ttl_seconds: args.init_token_ttl,
         trusted_proxies,
         widget_origins,
-        provider_secret: non_empty(&args.provider_secret, "--provider-secret")?,
+        provider_secret: match &args.provider_secret_file {
+            Some(path) => Some(Secret::new(read_secret_file(
+                "--provider-secret-file",
+                path,
+            )?)),
+            None => non_empty(&args.provider_secret, "--provider-secret")?,
+        },
         token_secret,
         body_limit: args.body_limit,
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         log_format: args.log_format,
     })
+}
+
+/// The secret in the file at `path`, without one trailing newline; refused
+/// when empty. The error names the flag and the path, never the contents.
+pub(crate) fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{flag} {}: cannot read it: {e}", path.display()))?;
+    secret_text(flag, &path.display().to_string(), &text)
+}
+
+/// `text` without one trailing newline (LF or CRLF, as `echo` and editors add
+/// one); refused when nothing is left.
+pub(crate) fn secret_text(flag: &str, source: &str, text: &str) -> Result<String, String> {
+    let secret = text
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(text);
+    if secret.is_empty() {
+        return Err(format!("{flag} {source}: the secret is empty"));
+    }
+    Ok(secret.to_owned())
 }
 
 #[cfg(test)]
@@ -199,6 +226,34 @@ mod tests {
         for args in cases {
             assert!(resolve_args(args).is_err(), "{args:?} should be refused");
         }
+    }
+
+    #[test]
+    fn the_provider_secret_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("provider-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "provider-secret-from-a-file\n").expect("write");
+        let file = path.to_string_lossy().into_owned();
+        let config = resolve_args(&["--store", "mem", "--provider-secret-file", &file]);
+        assert_eq!(
+            config
+                .expect("resolves")
+                .provider_secret
+                .map(|s| s.expose().to_owned()),
+            Some("provider-secret-from-a-file".to_owned())
+        );
+        std::fs::write(&path, "").expect("write");
+        let empty = resolve_args(&["--store", "mem", "--provider-secret-file", &file]);
+        assert!(empty.is_err_and(|e| e.contains("--provider-secret-file")));
+        let both = resolve_args(&[
+            "--store",
+            "mem",
+            "--provider-secret",
+            "x",
+            "--provider-secret-file",
+            &file,
+        ]);
+        assert!(both.is_err());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]
