@@ -126,6 +126,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_HEADER_READ_TIMEOUT", default_value_t = defaults::HEADER_READ_TIMEOUT.as_secs())]
     pub header_read_timeout: u64,
 
+    /// Connections served at once per listener; further ones wait in the
+    /// accept backlog.
+    #[arg(long, env = "SESSION_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
     /// Worker threads of the runtime (default: one per core).
     #[arg(long, env = "SESSION_WORKERS")]
     pub workers: Option<usize>,

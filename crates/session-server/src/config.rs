@@ -35,6 +35,7 @@ pub struct ServeConfig {
     pub body_limit: usize,
     pub header_read_timeout: Duration,
     pub drain_timeout: Duration,
+    pub max_connections: usize,
     pub log_format: LogFormat,
 }
 
@@ -109,6 +110,9 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.body_limit == 0 {
         return Err("--body-limit must be positive".into());
     }
+    if args.max_connections == 0 {
+        return Err("--max-connections must be positive".into());
+    }
     Ok(ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -129,6 +133,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         body_limit: args.body_limit,
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        max_connections: args.max_connections,
         log_format: args.log_format,
     })
 }
@@ -179,6 +184,7 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(config.init_token_ttl_seconds, 3_600);
+        assert_eq!(config.max_connections, 25_000);
     }
 
     #[test]
@@ -207,7 +213,8 @@ mod tests {
 
     #[test]
     fn contradictions_and_malformed_values_are_refused() {
-        let cases: [&[&str]; 8] = [
+        let cases: [&[&str]; 9] = [
+            &["--max-connections", "0"],
             &[
                 "--dev",
                 "--store",

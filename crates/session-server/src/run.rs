@@ -137,6 +137,7 @@ async fn run_listeners(
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
         drain_timeout: config.drain_timeout,
+        max_connections: config.max_connections,
     };
     let mut prefixes = [0u8; 16];
     random.fill(&mut prefixes);
