@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 use crate::support::{Bootstrap, LOOPBACK, Server, create_seed_session, request, start, terminate};
 
 /// The demo client token the dev banner printed.
@@ -150,6 +153,58 @@ async fn sigterm_drains_and_exits_zero() {
     let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
         .await
         .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// A load balancer must see the instance leave: while the public listener
+/// finishes a slow request after SIGTERM, the admin /readyz answers 503.
+#[tokio::test]
+async fn readyz_answers_503_draining_while_the_public_listener_drains() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let mut server = start(&args).await;
+    let token = demo_token(&server).to_owned();
+    let body = r#"{"partner_user_id":"user-123","user_email":"user@example.com","network":"TRC20","currency":"USDT","amount":"100"}"#;
+    // A request whose body is still arriving when the signal comes.
+    let mut slow = TcpStream::connect(server.public).await.expect("connect");
+    let head = format!(
+        "POST /widget/session HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    slow.write_all(&body.as_bytes()[..10])
+        .await
+        .expect("some of the body");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    terminate(&server.child);
+
+    let mut draining = None;
+    for _ in 0..100 {
+        match request(server.admin, "GET", "/readyz", &[], "").await {
+            Ok(answer) if answer.status == 503 => {
+                draining = Some(answer);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(error) => panic!("the admin listener went away while draining: {error}"),
+        }
+    }
+    let draining = draining.expect("/readyz turns 503 after SIGTERM");
+    assert!(draining.body.contains("draining"), "{}", draining.body);
+    assert_eq!(draining.json()["code"], "shutting_down");
+
+    slow.write_all(&body.as_bytes()[10..])
+        .await
+        .expect("rest of the body");
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.expect("answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight request completes: {answer}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits after draining")
         .expect("status");
     assert!(status.success(), "exit status {status:?}");
 }
