@@ -110,6 +110,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
 
+    /// Most sessions the in-memory store holds. Past it, the oldest terminal
+    /// or expired-unredeemed sessions are evicted; when none can be, creating
+    /// a session answers 503.
+    #[arg(long, env = "SESSION_MEM_MAX_SESSIONS", default_value_t = session_store_mem::DEFAULT_MAX_SESSIONS)]
+    pub mem_max_sessions: usize,
+
     /// Run in-memory with a demo partner, printing its token.
     #[arg(long, env = "SESSION_DEV")]
     pub dev: bool,

@@ -15,7 +15,7 @@ use crate::cli::{LogFormat, ServeArgs, StoreKind};
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    Mem,
+    Mem { max_sessions: usize },
     Postgres { url: Secret },
 }
 
@@ -72,7 +72,9 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         (Some(StoreKind::Mem), Some(_)) => {
             return Err("--database-url is only used with --store postgres".into());
         }
-        (Some(StoreKind::Mem) | None, None) => StoreConfig::Mem,
+        (Some(StoreKind::Mem) | None, None) => StoreConfig::Mem {
+            max_sessions: args.mem_max_sessions,
+        },
     };
     let trusted_proxies = args
         .trusted_proxies
@@ -109,6 +111,9 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     }
     if args.body_limit == 0 {
         return Err("--body-limit must be positive".into());
+    }
+    if args.mem_max_sessions == 0 {
+        return Err("--mem-max-sessions must be positive".into());
     }
     if args.max_connections == 0 {
         return Err("--max-connections must be positive".into());
@@ -179,7 +184,12 @@ mod tests {
     fn nothing_configured_means_dev_in_memory() {
         let config = resolve_args(&[]).expect("defaults resolve");
         assert!(config.dev);
-        assert!(matches!(config.store, StoreConfig::Mem));
+        assert!(matches!(
+            config.store,
+            StoreConfig::Mem {
+                max_sessions: 1_000_000
+            }
+        ));
         assert!(matches!(config.widget_origins, WidgetOrigins::Any));
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
@@ -208,12 +218,13 @@ mod tests {
         assert!(!config.dev);
         assert!(matches!(config.store, StoreConfig::Postgres { .. }));
         let bootstrap_only = resolve_args(&["--bootstrap", "partners.toml"]).expect("resolves");
-        assert!(!bootstrap_only.dev && matches!(bootstrap_only.store, StoreConfig::Mem));
+        assert!(!bootstrap_only.dev && matches!(bootstrap_only.store, StoreConfig::Mem { .. }));
     }
 
     #[test]
     fn contradictions_and_malformed_values_are_refused() {
-        let cases: [&[&str]; 9] = [
+        let cases: [&[&str]; 10] = [
+            &["--mem-max-sessions", "0"],
             &["--max-connections", "0"],
             &[
                 "--dev",

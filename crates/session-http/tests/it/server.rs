@@ -163,6 +163,26 @@ async fn connections_over_the_limit_wait_in_the_backlog() {
     server.stop().await;
 }
 
+/// SPEC.md §6: a full in-memory store with nothing to evict refuses new
+/// sessions with 503 instead of growing.
+#[tokio::test]
+async fn a_full_memory_store_answers_503_store_unavailable() {
+    let server = TestServer::start(
+        Arc::new(MemStore::with_max_sessions(2)),
+        Options::standard(),
+    )
+    .await;
+    for _ in 0..2 {
+        let created = server.create_session(&server.tokens.acme, SEED_BODY).await;
+        assert_eq!(created.status, 200, "{:?}", created.body);
+    }
+    server
+        .create_session(&server.tokens.acme, SEED_BODY)
+        .await
+        .assert_error(503, "unavailable", "store_unavailable");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start(mem(), Options::standard()).await;
