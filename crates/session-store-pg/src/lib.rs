@@ -102,6 +102,7 @@ mod partners;
 mod rows;
 mod sessions;
 pub mod testing;
+mod tls;
 
 use std::any::Any;
 use std::fmt;
@@ -169,6 +170,7 @@ impl PgStore {
         let listener = partners::listener::spawn(
             Arc::clone(&directory),
             config.driver_config()?,
+            config.tls_connector()?,
             config.reload_interval,
             stopped,
         );

@@ -11,7 +11,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::directory::Directory;
 use super::sql::CHANNEL;
@@ -23,10 +24,11 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 pub(crate) fn spawn(
     directory: Arc<Directory>,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     reload_interval: Duration,
     shutdown: watch::Receiver<()>,
 ) -> JoinHandle<()> {
-    tokio::spawn(run(directory, config, reload_interval, shutdown))
+    tokio::spawn(run(directory, config, tls, reload_interval, shutdown))
 }
 
 /// Why a listening session ended.
@@ -38,12 +40,13 @@ enum Ended {
 async fn run(
     directory: Arc<Directory>,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     reload_interval: Duration,
     mut shutdown: watch::Receiver<()>,
 ) {
     let mut retry = FIRST_RETRY;
     loop {
-        match listen(&directory, &config, reload_interval, &mut shutdown).await {
+        match listen(&directory, &config, &tls, reload_interval, &mut shutdown).await {
             Ended::Shutdown => return,
             Ended::Lost { listened, why } => {
                 if listened {
@@ -71,11 +74,12 @@ async fn run(
 async fn listen(
     directory: &Directory,
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     reload_interval: Duration,
     shutdown: &mut watch::Receiver<()>,
 ) -> Ended {
     let connect = tokio::select! {
-        connected = config.connect(NoTls) => connected,
+        connected = config.connect(tls.clone()) => connected,
         _ = shutdown.changed() => return Ended::Shutdown,
     };
     let (client, mut connection) = match connect {
