@@ -240,14 +240,6 @@ fn key_path(text: &str, offset: usize) -> String {
                 .map(|(key, _)| key.trim().trim_matches('"').to_owned())
                 .filter(|key| !key.is_empty() && !key.contains(char::is_whitespace))
         };
-        if line_start + line.len() > offset || line_start + line.len() == text.len() {
-            return match key(trimmed).filter(|_| !trimmed.starts_with('[')) {
-                Some(key) if table.is_empty() => key,
-                Some(key) => format!("{table}.{key}"),
-                None if table.is_empty() => "(top level)".to_owned(),
-                None => table,
-            };
-        }
         if let Some(name) = trimmed
             .strip_prefix("[[")
             .and_then(|rest| rest.split("]]").next())
@@ -263,6 +255,15 @@ fn key_path(text: &str, offset: usize) -> String {
             .and_then(|rest| rest.split(']').next())
         {
             table = numbered(name.trim(), &counts);
+        }
+        // A header line names its own table, so this check comes after it.
+        if line_start + line.len() > offset || line_start + line.len() == text.len() {
+            return match key(trimmed).filter(|_| !trimmed.starts_with('[')) {
+                Some(key) if table.is_empty() => key,
+                Some(key) => format!("{table}.{key}"),
+                None if table.is_empty() => "(top level)".to_owned(),
+                None => table,
+            };
         }
         line_start += line.len();
     }
@@ -716,6 +717,19 @@ active = true
                 "partner[0].widget.decimals",
             ),
         ];
+        let missing = load(
+            &spec_example().replace("currencies = [\"USDT\"]\n", ""),
+            &MemStore::new(),
+            &Fixed,
+            &Counter::default(),
+        )
+        .await
+        .expect_err("missing key");
+        assert!(
+            missing.contains("line 15")
+                && missing.contains("partner[0].widget: missing key `currencies`"),
+            "{missing}"
+        );
         for (why, text, position, key) in cases {
             let error = load(&text, &MemStore::new(), &Fixed, &Counter::default())
                 .await
