@@ -2,7 +2,7 @@
 //! PostgreSQL that this module asks `pg` for and keeps alive until the tests end.
 
 use crate::cargo::{self, Cargo};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pg::{self, Mode};
 
 /// What a run of the suite includes.
@@ -53,6 +53,17 @@ pub fn run(plan: &Plan) -> Result<()> {
         database.display_url()
     );
 
+    // Without it the TLS test fails (it is required under xtask), so a
+    // missing cluster shows as that test's failure with this reason above it.
+    let tls = match pg::provide_tls() {
+        Ok(tls) => Some(tls),
+        Err(Error::Interrupted) => return Err(Error::Interrupted),
+        Err(Error::Failed(reason)) => {
+            println!("    no TLS cluster, the TLS test will fail: {reason}");
+            None
+        }
+    };
+
     let mut test = cargo.command(&["test"]);
     if !cargo::selects_packages(&plan.cargo_test_args) {
         test.arg("--workspace");
@@ -60,5 +71,8 @@ pub fn run(plan: &Plan) -> Result<()> {
     test.args(&plan.cargo_test_args)
         .env(pg::URL_VAR, database.url())
         .env(REQUIRE_PG_VAR, "1");
+    for (name, value) in tls.iter().flat_map(pg::TlsDatabase::vars) {
+        test.env(name, value);
+    }
     cargo::step("test", test)
 }

@@ -15,6 +15,11 @@ use crate::value::{Amount, Code};
 /// Fraction digits accepted in provider-reported amounts.
 const PROVIDER_DECIMALS: u8 = 18;
 
+/// How far ahead of our clock an `occurred_at` may be. A provider clock that
+/// runs further ahead would make every later report look older than the last
+/// one and freeze the transaction's KYC status (SPEC.md §4).
+const MAX_CLOCK_AHEAD_SECONDS: i64 = 5 * 60;
+
 /// The shared secret the provider signs its event bodies with.
 #[derive(Clone)]
 pub struct ProviderKey(Hmac<Sha256>);
@@ -80,7 +85,9 @@ fn short_text(name: &str, text: &str, max: usize) -> Result<String, Rejection> {
 }
 
 impl ProviderEvent {
-    /// Decodes an event body. `received_at` stands in for a missing `occurred_at`.
+    /// Decodes an event body. `received_at` stands in for a missing
+    /// `occurred_at`, and bounds a given one: more than five minutes ahead of
+    /// it is refused.
     pub fn decode(body: &[u8], received_at: Timestamp) -> Result<Self, Rejection> {
         let object = Object::parse(body)?;
         object.check(&EVENT_SCHEMA)?;
@@ -110,9 +117,18 @@ impl ProviderEvent {
                 .map(|text| short_text("payment_method", text, 64))
                 .transpose()?,
             occurred_at: match object.str("occurred_at")? {
-                Some(text) => Timestamp::parse_rfc3339(text).ok_or_else(|| {
-                    Rejection::invalid("occurred_at", "must be an RFC 3339 timestamp")
-                })?,
+                Some(text) => {
+                    let at = Timestamp::parse_rfc3339(text).ok_or_else(|| {
+                        Rejection::invalid("occurred_at", "must be an RFC 3339 timestamp")
+                    })?;
+                    if at > received_at.plus_seconds(MAX_CLOCK_AHEAD_SECONDS) {
+                        return Err(Rejection::invalid(
+                            "occurred_at",
+                            "must not be more than 5 minutes in the future",
+                        ));
+                    }
+                    at
+                }
                 None => received_at,
             },
             kyc_status: object
@@ -168,7 +184,8 @@ mod tests {
     fn decodes_a_full_event() {
         let body = br#"{"event_id":"e1","merchant_transaction_id":"550e8400-e29b-41d4-a716-446655440000","status":"completed",
             "crypto_amount":"100","fiat_amount":"92.15","fiat_currency":"EUR","payment_method":"card","occurred_at":"2026-11-24T10:00:00Z","kyc_status":"verified"}"#;
-        let event = ProviderEvent::decode(body, Timestamp::UNIX_EPOCH).expect("valid");
+        let received_at = Timestamp::parse_rfc3339("2026-11-24T10:01:00Z").expect("ts");
+        let event = ProviderEvent::decode(body, received_at).expect("valid");
         assert_eq!(event.status, TxStatus::Completed);
         assert_eq!(
             event.fiat_amount.as_ref().map(Amount::as_str),
@@ -189,6 +206,36 @@ mod tests {
             ProviderEvent::decode(body, at).expect("valid").occurred_at,
             at
         );
+    }
+
+    #[test]
+    fn occurred_at_more_than_five_minutes_ahead_is_refused() {
+        let now = Timestamp::parse_rfc3339("2026-11-24T10:00:00Z").expect("ts");
+        let body = |at: &str| {
+            format!(
+                r#"{{"event_id":"e1","merchant_transaction_id":"550e8400-e29b-41d4-a716-446655440000","status":"processing","occurred_at":"{at}"}}"#
+            )
+        };
+        for ok in [
+            "2026-11-24T10:05:00Z",
+            "2026-11-24T09:00:00Z",
+            "2026-11-24T12:04:59+02:00",
+        ] {
+            assert!(
+                ProviderEvent::decode(body(ok).as_bytes(), now).is_ok(),
+                "{ok} is not too far ahead"
+            );
+        }
+        for ahead in [
+            "2026-11-24T10:05:00.000001Z",
+            "2026-11-24T11:00:00Z",
+            "9999-12-31T23:59:59Z",
+        ] {
+            let refusal =
+                ProviderEvent::decode(body(ahead).as_bytes(), now).expect_err("too far ahead");
+            assert_eq!(refusal.kind(), ErrorKind::ValidationError, "{ahead}");
+            assert!(refusal.message().contains("occurred_at"), "{ahead}");
+        }
     }
 
     #[test]

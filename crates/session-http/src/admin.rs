@@ -51,7 +51,10 @@ impl Admin {
             ("/healthz", &Method::GET) => Ok(json(StatusCode::OK, &Status { status: "ok" })),
             ("/readyz", &Method::GET) => {
                 if self.lifecycle.is_draining() {
-                    return Err(Rejection::of(ErrorKind::ShuttingDown));
+                    return Err(Rejection::new(
+                        ErrorKind::ShuttingDown,
+                        "draining: the service is shutting down",
+                    ));
                 }
                 match tokio::time::timeout(READINESS_TIMEOUT, self.health.check()).await {
                     Ok(Ok(())) => Ok(json(StatusCode::OK, &Status { status: "ready" })),

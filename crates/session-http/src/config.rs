@@ -18,6 +18,14 @@ pub mod defaults {
     pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
     /// How long SIGTERM waits for in-flight requests.
     pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+    /// SPEC.md §1: connections served at once per listener; more wait in the
+    /// accept backlog.
+    pub const MAX_CONNECTIONS: usize = 25_000;
+    /// SPEC.md §1: a request head (request line and headers) over this many
+    /// bytes answers 431. A connection's read buffer is bounded to match.
+    pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+    /// SPEC.md §1: a request with more headers answers 431.
+    pub const MAX_HEADERS: usize = 100;
 }
 
 /// Which browser origins may call the widget API.

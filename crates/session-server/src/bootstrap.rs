@@ -127,7 +127,7 @@ pub async fn load(
     clock: &dyn Clock,
     random: &dyn Random,
 ) -> Result<Report, String> {
-    let file: File = toml::from_str(text).map_err(|e| e.to_string())?;
+    let file: File = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
     let mut stored = Stored::new();
     for spec in registry.partners().await.map_err(|e| e.to_string())? {
         let id = PartnerId::parse(&spec.id).map_err(str::to_owned)?;
@@ -177,6 +177,109 @@ pub async fn load(
         }
     }
     Ok(report)
+}
+
+/// Where a file failed to parse and what kind of mistake it is, without the
+/// value: toml's own message quotes the offending line and serde's quotes the
+/// value, either of which may be a client token or a secret.
+fn parse_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message();
+    let what = if let Some(field) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+    {
+        // The name comes from this file's schema, not from the input.
+        format!("missing key `{field}`")
+    } else if message.starts_with("unknown field") {
+        "unknown key".to_owned()
+    } else if message.starts_with("duplicate key") {
+        "duplicate key".to_owned()
+    } else if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("invalid length")
+    {
+        // `expected ...` describes the schema, never the input.
+        match message.rsplit_once(", expected ") {
+            Some((_, expected)) => format!("wrong type or value, expected {expected}"),
+            None => "wrong type or value".to_owned(),
+        }
+    } else {
+        "not valid TOML".to_owned()
+    };
+    let Some(span) = error.span() else {
+        return format!("bootstrap file: {what}");
+    };
+    let offset = span.start.min(text.len());
+    let before = text.get(..offset).unwrap_or_default();
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(
+        "bootstrap file: line {line}, column {column}, key {}: {what}",
+        key_path(text, offset)
+    )
+}
+
+/// The dotted path of the key at byte `offset` of `text`: the table header in
+/// force there (array tables numbered) and the key of that line. Read from the
+/// text so it works for files that do not parse.
+fn key_path(text: &str, offset: usize) -> String {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let mut table = String::new();
+    let mut line_start = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim();
+        let key = |line: &str| {
+            line.split_once('=')
+                .map(|(key, _)| key.trim().trim_matches('"').to_owned())
+                .filter(|key| !key.is_empty() && !key.contains(char::is_whitespace))
+        };
+        if let Some(name) = trimmed
+            .strip_prefix("[[")
+            .and_then(|rest| rest.split("]]").next())
+        {
+            let name = name.trim().to_owned();
+            // A new element starts its own nested arrays from zero.
+            let nested = format!("{name}.");
+            counts.retain(|seen, _| !seen.starts_with(&nested));
+            *counts.entry(name.clone()).or_default() += 1;
+            table = numbered(&name, &counts);
+        } else if let Some(name) = trimmed
+            .strip_prefix('[')
+            .and_then(|rest| rest.split(']').next())
+        {
+            table = numbered(name.trim(), &counts);
+        }
+        // A header line names its own table, so this check comes after it.
+        if line_start + line.len() > offset || line_start + line.len() == text.len() {
+            return match key(trimmed).filter(|_| !trimmed.starts_with('[')) {
+                Some(key) if table.is_empty() => key,
+                Some(key) => format!("{table}.{key}"),
+                None if table.is_empty() => "(top level)".to_owned(),
+                None => table,
+            };
+        }
+        line_start += line.len();
+    }
+    table
+}
+
+/// `partner.widget` as `partner[2].widget` when the third `[[partner]]` is the
+/// latest element of that array of tables.
+fn numbered(name: &str, counts: &HashMap<String, usize>) -> String {
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in name.split('.').map(str::trim) {
+        for text in [&mut path, &mut prefix] {
+            if !text.is_empty() {
+                text.push('.');
+            }
+            text.push_str(part);
+        }
+        if let Some(count) = counts.get(&prefix) {
+            path.push_str(&format!("[{}]", count.saturating_sub(1)));
+        }
+    }
+    path
 }
 
 /// A client token identifies exactly one partner: refuses a file that gives one
@@ -548,6 +651,87 @@ active = true
                 vec![],
                 "{why}: nothing written"
             );
+        }
+    }
+
+    /// toml's own error quotes the offending line, and serde's quotes the
+    /// value: next to a token or a signing secret that is a leak on stderr.
+    #[tokio::test]
+    async fn a_parse_error_names_line_column_and_key_but_no_secret() {
+        const SECRET: &str = "s3cr3t-never-printed";
+        let token = format!("ct_test_{SECRET}{}", "A".repeat(30));
+        let cases = [
+            (
+                "wrong type next to a token",
+                spec_example().replace(
+                    &format!("client_tokens = [\"{TOKEN}\"]"),
+                    &format!("client_tokens = \"{token}\""),
+                ),
+                "line 5, column 17",
+                "partner[0].client_tokens",
+            ),
+            (
+                "unterminated signing secret",
+                spec_example().replace(
+                    "signature_scheme = \"hmac-sha512\"",
+                    &format!("signing_secret = \"{SECRET}"),
+                ),
+                "line 13",
+                "partner[0].signing_secret",
+            ),
+            (
+                "bare webhook secret",
+                spec_example().replace(
+                    "signature_scheme = \"hmac-sha512\"",
+                    &format!("webhook_secret = whsec_{SECRET}"),
+                ),
+                "line 13, column 18",
+                "partner[0].webhook_secret",
+            ),
+            (
+                "secret as a flag",
+                spec_example().replace(
+                    "offramp_enabled = false",
+                    &format!("offramp_enabled = \"{SECRET}\""),
+                ),
+                "line 9, column 19",
+                "partner[0].offramp_enabled",
+            ),
+            (
+                "secret as a number of decimals",
+                spec_example().replace(
+                    "theme = \"light\"",
+                    &format!("decimals = {{ USDT = \"{SECRET}\" }}"),
+                ),
+                "line 23",
+                "partner[0].widget.decimals",
+            ),
+        ];
+        let missing = load(
+            &spec_example().replace("currencies = [\"USDT\"]\n", ""),
+            &MemStore::new(),
+            &clock(),
+            &CountingRandom::default(),
+        )
+        .await
+        .expect_err("missing key");
+        assert!(
+            missing.contains("line 15")
+                && missing.contains("partner[0].widget: missing key `currencies`"),
+            "{missing}"
+        );
+        for (why, text, position, key) in cases {
+            let error = load(
+                &text,
+                &MemStore::new(),
+                &clock(),
+                &CountingRandom::default(),
+            )
+            .await
+            .expect_err(why);
+            assert!(!error.contains(SECRET), "{why}: {error}");
+            assert!(error.contains(position), "{why}: {position} in {error}");
+            assert!(error.contains(key), "{why}: {key} in {error}");
         }
     }
 

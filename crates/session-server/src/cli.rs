@@ -89,15 +89,32 @@ pub struct ServeArgs {
     )]
     pub widget_origins: Vec<String>,
 
-    /// Shared secret of the payment provider's event signatures.
+    /// Shared secret of the payment provider's event signatures. A value given
+    /// as a flag is visible in the process list: prefer the variable or
+    /// --provider-secret-file.
     #[arg(long, env = "SESSION_PROVIDER_SECRET", hide_env_values = true)]
     pub provider_secret: Option<String>,
+
+    /// Read the provider's shared secret from this file (one trailing newline
+    /// is ignored).
+    #[arg(
+        long,
+        env = "SESSION_PROVIDER_SECRET_FILE",
+        conflicts_with = "provider_secret"
+    )]
+    pub provider_secret_file: Option<PathBuf>,
 
     /// Secret (at least 32 bytes) that signs init tokens. Instances behind one
     /// load balancer must share it; with PostgreSQL it is kept in the database
     /// when not given.
     #[arg(long, env = "SESSION_TOKEN_SECRET", hide_env_values = true)]
     pub token_secret: Option<String>,
+
+    /// Most sessions the in-memory store holds. Past it, the oldest terminal
+    /// or expired-unredeemed sessions are evicted; when none can be, creating
+    /// a session answers 503.
+    #[arg(long, env = "SESSION_MEM_MAX_SESSIONS", default_value_t = session_store_mem::DEFAULT_MAX_SESSIONS)]
+    pub mem_max_sessions: usize,
 
     /// Run in-memory with a demo partner, printing its token.
     #[arg(long, env = "SESSION_DEV")]
@@ -114,6 +131,11 @@ pub struct ServeArgs {
     /// Seconds a connection may take to send a request head (also bounds idle keep-alive).
     #[arg(long, env = "SESSION_HEADER_READ_TIMEOUT", default_value_t = defaults::HEADER_READ_TIMEOUT.as_secs())]
     pub header_read_timeout: u64,
+
+    /// Connections served at once per listener; further ones wait in the
+    /// accept backlog.
+    #[arg(long, env = "SESSION_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
+    pub max_connections: usize,
 
     /// Worker threads of the runtime (default: one per core).
     #[arg(long, env = "SESSION_WORKERS")]

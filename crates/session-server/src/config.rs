@@ -13,7 +13,7 @@ use crate::cli::{LogFormat, ServeArgs, StoreKind};
 
 #[derive(Debug, Clone)]
 pub enum StoreConfig {
-    Mem,
+    Mem { max_sessions: usize },
     Postgres { url: Secret },
 }
 
@@ -33,14 +33,26 @@ pub struct ServeConfig {
     pub body_limit: usize,
     pub header_read_timeout: Duration,
     pub drain_timeout: Duration,
+    pub max_connections: usize,
     pub log_format: LogFormat,
 }
 
 /// Resolves `args`. Dev mode is `--dev`, or the default when no store, database
-/// or bootstrap file is configured.
+/// or bootstrap file is configured and `--listen` is a loopback address.
 pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     let nothing_configured =
         args.store.is_none() && args.database_url.is_none() && args.bootstrap.is_none();
+    // The implicit default fails closed: a deployment that lost its database
+    // URL must not come up on a public address with a demo partner, `*` CORS
+    // and a printed token.
+    if nothing_configured && !args.dev && !args.listen.ip().is_loopback() {
+        return Err(format!(
+            "nothing is configured (no --store, --database-url or --bootstrap) and --listen {} \
+             is not a loopback address: refusing to start the in-memory demo there; \
+             pass --dev to run dev mode on purpose, or configure a store",
+            args.listen
+        ));
+    }
     let dev = args.dev || nothing_configured;
     let store = match (args.store, &args.database_url) {
         (Some(StoreKind::Postgres), _) | (None, Some(_)) if dev => {
@@ -58,7 +70,9 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         (Some(StoreKind::Mem), Some(_)) => {
             return Err("--database-url is only used with --store postgres".into());
         }
-        (Some(StoreKind::Mem) | None, None) => StoreConfig::Mem,
+        (Some(StoreKind::Mem) | None, None) => StoreConfig::Mem {
+            max_sessions: args.mem_max_sessions,
+        },
     };
     let trusted_proxies = args
         .trusted_proxies
@@ -94,6 +108,12 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.body_limit == 0 {
         return Err("--body-limit must be positive".into());
     }
+    if args.mem_max_sessions == 0 {
+        return Err("--mem-max-sessions must be positive".into());
+    }
+    if args.max_connections == 0 {
+        return Err("--max-connections must be positive".into());
+    }
     Ok(ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -103,13 +123,41 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         init_token_ttl_seconds: args.init_token_ttl,
         trusted_proxies,
         widget_origins,
-        provider_secret: non_empty(&args.provider_secret, "--provider-secret")?,
+        provider_secret: match &args.provider_secret_file {
+            Some(path) => Some(Secret::new(read_secret_file(
+                "--provider-secret-file",
+                path,
+            )?)),
+            None => non_empty(&args.provider_secret, "--provider-secret")?,
+        },
         token_secret,
         body_limit: args.body_limit,
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        max_connections: args.max_connections,
         log_format: args.log_format,
     })
+}
+
+/// The secret in the file at `path`, without one trailing newline; refused
+/// when empty. The error names the flag and the path, never the contents.
+pub(crate) fn read_secret_file(flag: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{flag} {}: cannot read it: {e}", path.display()))?;
+    secret_text(flag, &path.display().to_string(), &text)
+}
+
+/// `text` without one trailing newline (LF or CRLF, as `echo` and editors add
+/// one); refused when nothing is left.
+pub(crate) fn secret_text(flag: &str, source: &str, text: &str) -> Result<String, String> {
+    let secret = text
+        .strip_suffix('\n')
+        .map(|rest| rest.strip_suffix('\r').unwrap_or(rest))
+        .unwrap_or(text);
+    if secret.is_empty() {
+        return Err(format!("{flag} {source}: the secret is empty"));
+    }
+    Ok(secret.to_owned())
 }
 
 #[cfg(test)]
@@ -132,11 +180,32 @@ mod tests {
     fn nothing_configured_means_dev_in_memory() {
         let config = resolve_args(&[]).expect("defaults resolve");
         assert!(config.dev);
-        assert!(matches!(config.store, StoreConfig::Mem));
+        assert!(matches!(
+            config.store,
+            StoreConfig::Mem {
+                max_sessions: 1_000_000
+            }
+        ));
         assert!(matches!(config.widget_origins, WidgetOrigins::Any));
         assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(config.init_token_ttl_seconds, 3_600);
+        assert_eq!(config.max_connections, 25_000);
+    }
+
+    #[test]
+    fn the_implicit_dev_default_only_starts_on_loopback() {
+        for listen in ["0.0.0.0:8080", "[::]:8080", "10.1.2.3:8080"] {
+            let error = resolve_args(&["--listen", listen]).expect_err(listen);
+            assert!(error.contains("--dev"), "{listen}: {error}");
+        }
+        for listen in ["127.0.0.1:8080", "[::1]:0"] {
+            assert!(resolve_args(&["--listen", listen]).is_ok_and(|c| c.dev));
+        }
+        let explicit = resolve_args(&["--dev", "--listen", "0.0.0.0:8080"]).expect("explicit");
+        assert!(explicit.dev);
+        let configured = resolve_args(&["--store", "mem", "--listen", "0.0.0.0:8080"]);
+        assert!(configured.is_ok_and(|c| !c.dev));
     }
 
     #[test]
@@ -145,12 +214,14 @@ mod tests {
         assert!(!config.dev);
         assert!(matches!(config.store, StoreConfig::Postgres { .. }));
         let bootstrap_only = resolve_args(&["--bootstrap", "partners.toml"]).expect("resolves");
-        assert!(!bootstrap_only.dev && matches!(bootstrap_only.store, StoreConfig::Mem));
+        assert!(!bootstrap_only.dev && matches!(bootstrap_only.store, StoreConfig::Mem { .. }));
     }
 
     #[test]
     fn contradictions_and_malformed_values_are_refused() {
-        let cases: [&[&str]; 8] = [
+        let cases: [&[&str]; 10] = [
+            &["--mem-max-sessions", "0"],
+            &["--max-connections", "0"],
             &[
                 "--dev",
                 "--store",
@@ -169,6 +240,34 @@ mod tests {
         for args in cases {
             assert!(resolve_args(args).is_err(), "{args:?} should be refused");
         }
+    }
+
+    #[test]
+    fn the_provider_secret_can_come_from_a_file() {
+        let path = std::env::temp_dir().join(format!("provider-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&path, "provider-secret-from-a-file\n").expect("write");
+        let file = path.to_string_lossy().into_owned();
+        let config = resolve_args(&["--store", "mem", "--provider-secret-file", &file]);
+        assert_eq!(
+            config
+                .expect("resolves")
+                .provider_secret
+                .map(|s| s.expose().to_owned()),
+            Some("provider-secret-from-a-file".to_owned())
+        );
+        std::fs::write(&path, "").expect("write");
+        let empty = resolve_args(&["--store", "mem", "--provider-secret-file", &file]);
+        assert!(empty.is_err_and(|e| e.contains("--provider-secret-file")));
+        let both = resolve_args(&[
+            "--store",
+            "mem",
+            "--provider-secret",
+            "x",
+            "--provider-secret-file",
+            &file,
+        ]);
+        assert!(both.is_err());
+        let _ = std::fs::remove_file(&path);
     }
 
     #[test]

@@ -13,9 +13,11 @@ use session_core::time::Clock;
 
 pub const DEMO_PARTNER: &str = "demo";
 
-/// The demo partner's client token, shown once in the banner.
+/// The demo partner's client token and signing secret, shown once in the
+/// banner so a newcomer can recompute a signature from docs/signing.md.
 pub struct Demo {
     pub client_token: String,
+    pub signing_secret: Secret,
 }
 
 /// Installs the demo partner with a fresh client token.
@@ -30,7 +32,8 @@ pub async fn install(
     spec.name = "Demo Wallet".into();
     spec.allowed_origins = vec!["http://localhost:3000".into()];
     spec.offramp_enabled = true;
-    spec.signing_keys[0].secret = Secret::new(hex_secret(random));
+    let signing_secret = Secret::new(hex_secret(random));
+    spec.signing_keys[0].secret = signing_secret.clone();
     spec.wallets
         .push(example::wallet("USDT", "ERC20", example::ETHEREUM_WALLET));
     registry
@@ -44,11 +47,15 @@ pub async fn install(
         .await
         .map_err(|e| e.to_string())?;
     let client_token = issued.token;
-    Ok(Demo { client_token })
+    Ok(Demo {
+        client_token,
+        signing_secret,
+    })
 }
 
-/// What dev mode prints on standard output (not the log): the demo token, the
-/// provider secret events are verified with, and a request that works as shown.
+/// What dev mode prints on standard output (not the log): the demo token, its
+/// signing secret, the provider secret events are verified with, and a request
+/// that works as shown.
 pub fn banner(
     demo: &Demo,
     provider_secret: &Secret,
@@ -63,6 +70,7 @@ session-server is running in dev mode (in-memory store: nothing is kept after ex
   admin        http://{admin}/healthz  http://{admin}/readyz
   partner      {DEMO_PARTNER}
   client_token {token}
+  signing secret (hmac-sha512 key of the signature, docs/signing.md) {signing}
   provider secret (X-Signature key for POST /provider/events) {provider}
 
 Open a widget session:
@@ -73,6 +81,7 @@ Open a widget session:
     -d '{{\"partner_user_id\":\"user-123\",\"user_email\":\"user@example.com\",\"network\":\"TRC20\",\"currency\":\"USDT\",\"amount\":\"100\",\"type\":\"buy\",\"client_ip\":\"203.0.113.42\"}}'
 ",
         token = demo.client_token,
+        signing = demo.signing_secret.expose(),
         provider = provider_secret.expose(),
     )
 }

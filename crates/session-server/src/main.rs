@@ -50,7 +50,8 @@ fn main() -> ExitCode {
 }
 
 /// `partners ...` against the PostgreSQL store named by `--database-url`.
-async fn run_partners(args: partners::PartnersArgs) -> Result<(), String> {
+async fn run_partners(mut args: partners::PartnersArgs) -> Result<(), String> {
+    partners::read_secret_files(&mut args.command, &mut std::io::stdin().lock())?;
     let url = args
         .database_url
         .as_deref()

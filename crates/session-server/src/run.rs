@@ -137,6 +137,7 @@ async fn run_listeners(
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
         drain_timeout: config.drain_timeout,
+        max_connections: config.max_connections,
     };
     let mut prefixes = [0u8; 16];
     random.fill(&mut prefixes);
@@ -162,10 +163,18 @@ async fn run_listeners(
         draining.start_draining();
     }
     .shared();
-    tokio::join!(
-        session_http::serve(public, app, options, shutdown.clone()),
-        session_http::serve(admin, admin_handler, options, shutdown),
-    );
+    // The admin listener outlives the public one: while the public listener
+    // finishes its in-flight requests, /readyz answers 503 (draining) so a load
+    // balancer takes the instance out instead of seeing it vanish.
+    let (public_drained, admin_stop) = tokio::sync::oneshot::channel::<()>();
+    let public = async move {
+        session_http::serve(public, app, options, shutdown).await;
+        let _ = public_drained.send(());
+    };
+    let admin = session_http::serve(admin, admin_handler, options, async move {
+        let _ = admin_stop.await;
+    });
+    tokio::join!(public, admin);
     tracing::info!("stopped");
     Ok(())
 }

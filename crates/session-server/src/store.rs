@@ -17,7 +17,9 @@ pub enum OpenStore {
 impl OpenStore {
     pub async fn open(config: &StoreConfig) -> Result<Self, String> {
         match config {
-            StoreConfig::Mem => Ok(Self::Mem(Arc::new(MemStore::new()))),
+            StoreConfig::Mem { max_sessions } => Ok(Self::Mem(Arc::new(
+                MemStore::with_max_sessions(*max_sessions),
+            ))),
             StoreConfig::Postgres { url } => Ok(Self::Pg(Arc::new(
                 connect_pg(PgConfig::new(url.expose())).await?,
             ))),

@@ -4,12 +4,19 @@
 //! Sessions live in a sharded concurrent map, so creations on different
 //! sessions never contend; a redemption or status change locks only its own
 //! entry. Nothing survives a restart.
+//!
+//! The store is bounded (SPEC.md §6): past `max_sessions`, creating a session
+//! evicts the oldest one that is terminal or whose init token expired
+//! unredeemed, with its outbox, event ids and (when it was their last session)
+//! its end user; when none can go, the insert fails with `Unavailable`.
 
+mod eviction;
 mod partners;
 mod sessions;
 mod webhooks;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -27,6 +34,9 @@ use sessions::UserRecord;
 /// shards keep each resize (and the wait it causes) short as the store fills.
 const SESSION_SHARDS: usize = 256;
 
+/// SPEC.md §6: `--mem-max-sessions` when not given.
+pub const DEFAULT_MAX_SESSIONS: usize = 1_000_000;
+
 /// The in-memory store; one value implements every port.
 #[derive(Debug)]
 pub struct MemStore {
@@ -38,27 +48,48 @@ pub struct MemStore {
     /// Provider event ids seen. Events are applied one at a time under this
     /// lock, which makes the id check, the state change, the KYC change and
     /// the outbox append one atomic step.
-    events: Mutex<HashSet<String>>,
+    events: Mutex<EventIds>,
+    /// Sessions held, counted when a slot is reserved (before the insert).
+    held: AtomicUsize,
+    max_sessions: usize,
+    /// Which sessions can go when the store is full, oldest first.
+    eviction: Mutex<eviction::Queues>,
     /// Webhook deliveries of partners with a webhook.
     webhooks: webhooks::Outbox,
 }
 
+/// Provider event ids seen, and which session each belongs to, so an evicted
+/// session takes its ids along.
+#[derive(Debug, Default)]
+struct EventIds {
+    seen: HashSet<String>,
+    by_session: HashMap<Uuid, Vec<String>>,
+}
+
 impl Default for MemStore {
     fn default() -> Self {
-        Self {
-            partners: RwLock::default(),
-            sessions: DashMap::with_shard_amount(SESSION_SHARDS),
-            users: DashMap::default(),
-            outbox: DashMap::default(),
-            events: Mutex::default(),
-            webhooks: webhooks::Outbox::default(),
-        }
+        Self::with_max_sessions(DEFAULT_MAX_SESSIONS)
     }
 }
 
 impl MemStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A store that holds at most `max_sessions` sessions (at least one).
+    pub fn with_max_sessions(max_sessions: usize) -> Self {
+        Self {
+            partners: RwLock::default(),
+            sessions: DashMap::with_shard_amount(SESSION_SHARDS),
+            users: DashMap::default(),
+            outbox: DashMap::default(),
+            events: Mutex::default(),
+            held: AtomicUsize::new(0),
+            max_sessions: max_sessions.max(1),
+            eviction: Mutex::default(),
+            webhooks: webhooks::Outbox::default(),
+        }
     }
 
     /// How many sessions are held (for tests and diagnostics).

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use session_core::ports::StoreError;
 use tokio_postgres::config::Host;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Connection and tuning settings of a [`crate::PgStore`].
 ///
@@ -62,10 +63,19 @@ impl PgConfig {
 
     /// `user@host:port/dbname`: where this config points, safe to log.
     pub fn target(&self) -> String {
-        match tokio_postgres::Config::from_str(&self.url) {
-            Ok(config) => describe(&config),
-            Err(_) => "<invalid database url>".to_owned(),
+        let parsed = crate::tls::split_url(&self.url)
+            .ok()
+            .and_then(|(url, _)| tokio_postgres::Config::from_str(&url).ok());
+        match parsed {
+            Some(config) => describe(&config),
+            None => "<invalid database url>".to_owned(),
         }
+    }
+
+    /// The TLS connector the URL's `sslmode` and `sslrootcert` call for (see
+    /// [`crate::tls`]), for the pool and the LISTEN connection alike.
+    pub(crate) fn tls_connector(&self) -> Result<MakeRustlsConnect, StoreError> {
+        crate::tls::split_url(&self.url)?.1.connector()
     }
 
     /// The client-side deadline of one database call.
@@ -96,10 +106,12 @@ impl PgConfig {
     /// The driver's settings: the URL plus our timeouts, keepalives and an
     /// application name for `pg_stat_activity`.
     pub(crate) fn driver_config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let (url, tls) = crate::tls::split_url(&self.url)?;
         // The parse error's cause may quote the URL, password included: keep it out.
-        let mut config = tokio_postgres::Config::from_str(&self.url).map_err(|_| {
+        let mut config = tokio_postgres::Config::from_str(&url).map_err(|_| {
             StoreError::Failed("invalid database url: not a PostgreSQL connection string".into())
         })?;
+        config.ssl_mode(tls.ssl_mode());
         config.connect_timeout(self.connect_timeout);
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(30));

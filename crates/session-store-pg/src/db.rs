@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 use session_core::ports::StoreError;
-use tokio_postgres::NoTls;
 
 use crate::config::PgConfig;
 use crate::error::{Fault, pool_error};
@@ -25,7 +24,7 @@ impl Db {
     pub(crate) fn new(config: &PgConfig) -> Result<Self, StoreError> {
         let manager = Manager::from_config(
             config.driver_config()?,
-            NoTls,
+            config.tls_connector()?,
             // `Fast` only checks that the connection is still open: a round trip
             // per checkout would double the cost of the hot path. A connection
             // that died unnoticed fails one call with `Unavailable`.

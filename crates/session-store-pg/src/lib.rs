@@ -103,6 +103,7 @@ mod rows;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod tls;
 mod webhooks;
 
 use std::any::Any;
@@ -175,6 +176,7 @@ impl PgStore {
             Arc::clone(&directory),
             Arc::clone(&outbox_wake),
             config.driver_config()?,
+            config.tls_connector()?,
             config.reload_interval,
             stopped,
         );

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::pg::binaries;
 use crate::pg::conninfo;
+use crate::pg::tls::{self, TlsFiles};
 use crate::pg::user::RunAs;
 use crate::process;
 use crate::tempdir::TempDir;
@@ -29,12 +30,27 @@ pub struct Cluster {
     run_as: RunAs,
     data: PathBuf,
     url: String,
+    /// Serves TLS with the certificates of [`tls::write`].
+    ssl: bool,
     // Last, so it is removed only after `drop` has stopped the server.
     dir: TempDir,
 }
 
 impl Cluster {
     pub fn start() -> Result<Self> {
+        Self::start_with(false).map(|(cluster, _)| cluster)
+    }
+
+    /// A cluster with `ssl = on`, its server certificate signed by a CA made
+    /// for it; the files say where that CA (and an unrelated one) are.
+    pub fn start_tls() -> Result<(Self, TlsFiles)> {
+        match Self::start_with(true)? {
+            (cluster, Some(files)) => Ok((cluster, files)),
+            (_, None) => Err(Error::failed("the TLS cluster has no certificates")),
+        }
+    }
+
+    fn start_with(ssl: bool) -> Result<(Self, Option<TlsFiles>)> {
         let binaries = binaries::find().map_err(Error::failed)?;
         let run_as = RunAs::decide().map_err(Error::failed)?;
         let dir = TempDir::create("xtask-pg")?;
@@ -57,6 +73,11 @@ impl Cluster {
             .current_dir(dir.path());
         process::capture(&mut initdb)?;
         interrupt::check()?;
+        let files = if ssl {
+            Some(tls::write(dir.path(), &data, &run_as)?)
+        } else {
+            None
+        };
 
         let port =
             free_port().map_err(|e| Error::failed(format!("cannot find a free port: {e}")))?;
@@ -65,11 +86,12 @@ impl Cluster {
             run_as,
             data,
             url: conninfo::url(SUPERUSER, HOST, port, "postgres"),
+            ssl,
             dir,
         };
         // From here a failure drops `cluster`, which stops a half-started server too.
         cluster.start_server(port)?;
-        Ok(cluster)
+        Ok((cluster, files))
     }
 
     pub fn url(&self) -> &str {
@@ -79,11 +101,18 @@ impl Cluster {
     fn start_server(&self, port: u16) -> Result<()> {
         // pg_ctl runs the server through a shell, so the socket directory is quoted.
         // The durability settings are off because nothing here outlives the run.
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses={HOST} -p {port} -k {} -c fsync=off \
              -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             process::quote(self.dir.path().as_os_str())
         );
+        if self.ssl {
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                tls::SERVER_CERT,
+                tls::SERVER_KEY
+            ));
+        }
         let log = self.log_path();
         let mut start = self.pg_ctl();
         start

@@ -6,6 +6,7 @@ mod cluster;
 pub(crate) mod conninfo;
 mod local;
 mod probe;
+mod tls;
 mod user;
 
 use std::fmt;
@@ -20,6 +21,53 @@ pub(crate) use user::is_root;
 
 /// The variable the pg tests read their admin connection URL from.
 pub const URL_VAR: &str = "SESSION_TEST_DATABASE_URL";
+
+/// The variables the TLS test reads: a throwaway cluster with `ssl = on`, the
+/// CA that signed its certificate and a CA that did not.
+pub const TLS_URL_VAR: &str = "SESSION_TEST_TLS_DATABASE_URL";
+pub const TLS_ROOT_CERT_VAR: &str = "SESSION_TEST_TLS_ROOT_CERT";
+pub const TLS_OTHER_ROOT_CERT_VAR: &str = "SESSION_TEST_TLS_OTHER_ROOT_CERT";
+
+/// A throwaway cluster serving TLS; stopped and removed when dropped.
+#[derive(Debug)]
+pub struct TlsDatabase {
+    url: String,
+    files: tls::TlsFiles,
+    _cluster: Cluster,
+}
+
+impl TlsDatabase {
+    /// The variables that tell the TLS test where this cluster is.
+    pub fn vars(&self) -> [(&'static str, String); 3] {
+        [
+            (TLS_URL_VAR, self.url.clone()),
+            (
+                TLS_ROOT_CERT_VAR,
+                self.files.root_cert.display().to_string(),
+            ),
+            (
+                TLS_OTHER_ROOT_CERT_VAR,
+                self.files.other_root_cert.display().to_string(),
+            ),
+        ]
+    }
+}
+
+/// Starts a throwaway cluster with `ssl = on` for the TLS test (whatever the
+/// main database is: the local server's certificate is not ours to know).
+pub fn provide_tls() -> Result<TlsDatabase> {
+    cargo::header("postgres", "starting a throwaway cluster with ssl = on");
+    let (cluster, files) = Cluster::start_tls()?;
+    let url = cluster.url().to_owned();
+    probe::check(&url)
+        .map_err(|reason| Error::failed(format!("the TLS cluster does not answer: {reason}")))?;
+    println!("==> postgres: TLS cluster at {}", conninfo::display(&url));
+    Ok(TlsDatabase {
+        url,
+        files,
+        _cluster: cluster,
+    })
+}
 
 /// Where to get PostgreSQL from.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]

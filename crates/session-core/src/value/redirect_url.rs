@@ -10,6 +10,12 @@ use super::Invalid;
 /// An absolute `https` URL (plain `http` only for localhost or a loopback
 /// address), at most 2048 characters, without credentials.
 ///
+/// Its text is the parsed URL's own (WHATWG) serialisation, not what was sent:
+/// the host check runs on the parsed URL, and a client must read the same host
+/// from what is stored and returned. Sent as
+/// `https://app.example\@evil.example/`, it is kept as
+/// `https://app.example/@evil.example/`.
+///
 /// Shared (`Arc`): most sessions use the partner's default URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectUrl {
@@ -25,8 +31,8 @@ impl RedirectUrl {
         if text.len() > Self::MAX_LEN {
             return Err("must be at most 2048 characters");
         }
-        // `Url::parse` trims and percent-encodes; refuse anything it would change
-        // at the edges so what we sign is what the partner sent.
+        // `Url::parse` trims and drops tabs and newlines; refuse those rather
+        // than guess what the partner meant.
         if text.trim() != text || text.chars().any(char::is_control) {
             return Err("must be an absolute URL");
         }
@@ -51,7 +57,9 @@ impl RedirectUrl {
         {
             return Err("host is not one of the partner's redirect hosts");
         }
-        Ok(Self { text: text.into() })
+        Ok(Self {
+            text: url.as_str().into(),
+        })
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,6 +105,58 @@ mod tests {
             assert!(
                 RedirectUrl::parse(bad, &[]).is_err(),
                 "{bad:?} should be refused"
+            );
+        }
+    }
+
+    /// What a client reads from a stored URL must be what the host check saw:
+    /// the stored text is the parsed URL's own serialisation, so no parser can
+    /// find another host in it (backslashes, percent-encoded hosts, userinfo).
+    #[test]
+    fn stores_the_normalised_url_that_was_checked() {
+        let hosts = vec!["app.acme.example".to_owned()];
+        let accepted = [
+            (
+                r"https://app.acme.example\@evil.example/",
+                "https://app.acme.example/@evil.example/",
+            ),
+            (
+                r"https://app.acme.example\evil.example/x",
+                "https://app.acme.example/evil.example/x",
+            ),
+            (
+                "https://app%2Eacme.example/done",
+                "https://app.acme.example/done",
+            ),
+            ("HTTPS://APP.acme.example", "https://app.acme.example/"),
+            (
+                "https://app.acme.example/a/../b?q=%zz#f",
+                "https://app.acme.example/b?q=%zz#f",
+            ),
+        ];
+        for (text, normalised) in accepted {
+            let url = RedirectUrl::parse(text, &hosts).map(|u| u.as_str().to_owned());
+            assert_eq!(url.as_deref(), Ok(normalised), "{text:?}");
+            assert_eq!(
+                RedirectUrl::parse(normalised, &hosts).map(|u| u.as_str().to_owned()),
+                Ok(normalised.to_owned()),
+                "normalisation is stable for {text:?}"
+            );
+        }
+        for refused in [
+            r"https://evil.example\@app.acme.example/",
+            "https://app.acme.example@evil.example/",
+            "https://app.acme.example%40evil.example/",
+            "https://app.acme.example\t@evil.example/",
+            "https://u@app.acme.example/",
+            "https://app.acme.example:pw@evil.example/",
+            "https://evil.example#@app.acme.example/",
+            "https://evil.example?@app.acme.example/",
+            "https://app.acme.example.evil.example/",
+        ] {
+            assert!(
+                RedirectUrl::parse(refused, &hosts).is_err(),
+                "{refused:?} should be refused"
             );
         }
     }

@@ -241,7 +241,7 @@ pub async fn provider_events_drive_the_status<S: TestStore>(store: Arc<S>) {
 
     let processing = serde_json::json!({"event_id": "ev-1", "merchant_transaction_id": id, "status": "processing",
         "fiat_amount": "92.15", "fiat_currency": "EUR", "payment_method": "card", "kyc_status": "pending",
-        "occurred_at": "2026-11-24T10:00:00Z"});
+        "occurred_at": "2026-11-24T08:00:00Z"});
     let applied = provider_event(&server, &processing).await;
     assert_eq!(applied.status, 200, "{:?}", applied.body);
     assert_eq!(applied.json()["applied"], true);
@@ -252,7 +252,7 @@ pub async fn provider_events_drive_the_status<S: TestStore>(store: Arc<S>) {
     );
 
     let completed = serde_json::json!({"event_id": "ev-2", "merchant_transaction_id": id, "status": "completed", "crypto_amount": "100",
-        "kyc_status": "verified", "occurred_at": "2026-11-24T10:05:00Z"});
+        "kyc_status": "verified", "occurred_at": "2026-11-24T08:05:00Z"});
     assert_eq!(
         provider_event(&server, &completed).await.json()["status"],
         "completed"
@@ -329,6 +329,31 @@ pub async fn provider_requests_are_authenticated_and_validated<S: TestStore>(sto
         "invalid_request",
         "validation_error",
     );
+    // The test clock reads 2026-11-24T08:35:30Z: a provider clock running ahead
+    // by more than five minutes must not freeze the transaction.
+    let ahead = serde_json::json!({"event_id": "ev-z", "merchant_transaction_id": session["merchant_transaction_id"],
+        "status": "completed", "occurred_at": "2026-11-24T08:40:31Z"});
+    let refused = provider_event(&server, &ahead).await;
+    refused.assert_error(400, "invalid_request", "validation_error");
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("occurred_at")),
+        "{:?}",
+        refused.body
+    );
+    let status = server
+        .request(
+            Method::GET,
+            &format!(
+                "/widget/transactions/{}",
+                session["merchant_transaction_id"].as_str().expect("id")
+            ),
+        )
+        .bearer(&server.tokens.acme)
+        .send()
+        .await;
+    assert_eq!(status.json()["status"], "pending", "nothing was applied");
     server.stop().await;
 }
 

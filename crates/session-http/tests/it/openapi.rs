@@ -1345,7 +1345,7 @@ async fn live_responses_match_the_document() {
     };
     let processing = json!({"event_id": "ev-1", "merchant_transaction_id": id, "status": "processing",
         "fiat_amount": "92.15", "fiat_currency": "EUR", "payment_method": "card", "kyc_status": "pending",
-        "occurred_at": "2026-11-24T10:00:00Z"});
+        "occurred_at": "2026-11-24T08:00:00Z"});
     let backwards = json!({"event_id": "ev-2", "merchant_transaction_id": id, "status": "pending"});
     let reports = [
         (

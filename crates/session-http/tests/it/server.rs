@@ -84,6 +84,105 @@ async fn hostile_bytes_never_crash_the_server() {
     server.stop().await;
 }
 
+/// Sends `head` (a request without a body) on a fresh connection and returns
+/// what arrived before the server closed it or `limit` passed.
+async fn send_head(server: &TestServer, head: &str) -> String {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    read_until_close(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("answered before the test limit")
+}
+
+/// A GET with `extra` header lines and `connection: close`.
+fn head_with(extra: &str) -> String {
+    format!("GET /widget/transactions/x HTTP/1.1\r\nhost: x\r\nconnection: close\r\n{extra}\r\n")
+}
+
+#[tokio::test]
+async fn oversized_request_heads_get_431() {
+    let server = TestServer::start(mem(), Options::standard()).await;
+    let big = head_with(&format!("x-filler: {}\r\n", "a".repeat(17 * 1024)));
+    let answer = send_head(&server, &big).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "17 KiB head: {answer}");
+
+    let many: String = (0..101).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let answer = send_head(&server, &head_with(&many)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "101 headers: {answer}");
+
+    // Just inside both bounds, the request is served (401: no token).
+    let fits = head_with(&format!("x-filler: {}\r\n", "a".repeat(15 * 1024)));
+    let answer = send_head(&server, &fits).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "15 KiB head: {answer}");
+    let few: String = (0..90).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let answer = send_head(&server, &head_with(&few)).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "90 headers: {answer}");
+    server.stop().await;
+}
+
+/// One request on a keep-alive connection, answered; the connection stays open.
+async fn served_keep_alive(server: &TestServer) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr).await.expect("connect");
+    stream
+        .write_all(b"GET /widget/transactions/x HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = [0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+        .await
+        .expect("answered")
+        .expect("read");
+    assert!(buffer[..n].starts_with(b"HTTP/1.1 401"), "served");
+    stream
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_in_the_backlog() {
+    let mut options = Options::standard();
+    options.max_connections = 2;
+    let server = TestServer::start(mem(), options).await;
+    let first = served_keep_alive(&server).await;
+    let _second = served_keep_alive(&server).await;
+
+    // The kernel completes the handshake, but the server does not take the
+    // connection while two are open: the request waits unanswered.
+    let mut third = TcpStream::connect(server.addr).await.expect("connect");
+    third
+        .write_all(head_with("").as_bytes())
+        .await
+        .expect("write");
+    let mut buffer = [0u8; 4096];
+    let early = tokio::time::timeout(Duration::from_millis(300), third.read(&mut buffer)).await;
+    assert!(early.is_err(), "the third connection is not served yet");
+
+    drop(first);
+    let answer = read_until_close(&mut third, Duration::from_secs(5))
+        .await
+        .expect("served once a slot is free");
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    server.stop().await;
+}
+
+/// SPEC.md §6: a full in-memory store with nothing to evict refuses new
+/// sessions with 503 instead of growing.
+#[tokio::test]
+async fn a_full_memory_store_answers_503_store_unavailable() {
+    let server = TestServer::start(
+        Arc::new(MemStore::with_max_sessions(2)),
+        Options::standard(),
+    )
+    .await;
+    for _ in 0..2 {
+        let created = server.create_session(&server.tokens.acme, SEED_BODY).await;
+        assert_eq!(created.status, 200, "{:?}", created.body);
+    }
+    server
+        .create_session(&server.tokens.acme, SEED_BODY)
+        .await
+        .assert_error(503, "unavailable", "store_unavailable");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn health_and_readiness() {
     let server = TestServer::start(mem(), Options::standard()).await;

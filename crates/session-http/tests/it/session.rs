@@ -103,6 +103,18 @@ pub async fn seed_example_answers_the_22_fields<S: TestStore>(store: Arc<S>) {
         (text("lang"), text("theme"), text("redirect_url")),
         ("en", "light", "https://app.acme.example/done")
     );
+    // The answer carries the URL the host check saw, never a text another
+    // parser could read another host from.
+    let tricky = seed_with(&[(
+        "redirect_url",
+        Some(r#""https://app.example.com\\@evil.example/""#),
+    )]);
+    let answer = server.create_session(&server.tokens.acme, &tricky).await;
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    assert_eq!(
+        answer.json()["redirect_url"],
+        "https://app.example.com/@evil.example/"
+    );
     server.stop().await;
 }
 

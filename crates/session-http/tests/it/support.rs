@@ -131,6 +131,7 @@ pub struct Options {
     pub body_read_timeout: Duration,
     pub init_token_ttl_seconds: i64,
     pub trusted_proxies: Vec<&'static str>,
+    pub max_connections: usize,
 }
 
 impl Options {
@@ -141,6 +142,7 @@ impl Options {
             body_read_timeout: defaults::BODY_READ_TIMEOUT,
             init_token_ttl_seconds: 3_600,
             trusted_proxies: vec![],
+            max_connections: defaults::MAX_CONNECTIONS,
         }
     }
 }
@@ -250,6 +252,7 @@ impl TestServer {
         let serve_options = ServeOptions {
             header_read_timeout: options.header_read_timeout,
             drain_timeout: Duration::from_secs(5),
+            max_connections: options.max_connections,
         };
         let lifecycle = Arc::new(Lifecycle::default());
         let app = Arc::new(App::new(service, config, 1));

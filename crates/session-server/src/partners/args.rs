@@ -2,6 +2,7 @@
 //! are checked before anything is read from the store.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
 use session_core::partner::PartnerId;
@@ -124,17 +125,34 @@ pub struct CreateArgs {
     #[arg(long, value_enum, default_value = "hmac-sha512")]
     pub signature_scheme: SchemeArg,
 
-    /// Signing secret [default: 64 random hex digits, printed once].
+    /// Signing secret [default: 64 random hex digits, printed once]. A value
+    /// given here is visible to other users in the process list: prefer
+    /// --signing-secret-file.
     #[arg(long, value_name = "SECRET")]
     pub signing_secret: Option<String>,
+
+    /// Read the signing secret from this file (`-`: standard input); one
+    /// trailing newline is ignored.
+    #[arg(long, value_name = "PATH", conflicts_with = "signing_secret")]
+    pub signing_secret_file: Option<PathBuf>,
 
     /// Where status changes are POSTed (https).
     #[arg(long, value_name = "URL")]
     pub webhook_url: Option<String>,
 
-    /// Webhook signing secret [default: generated, printed once].
+    /// Webhook signing secret [default: generated, printed once]. A value
+    /// given here is visible in the process list: prefer --webhook-secret-file.
     #[arg(long, value_name = "SECRET", requires = "webhook_url")]
     pub webhook_secret: Option<String>,
+
+    /// Read the webhook secret from this file (`-`: standard input).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires = "webhook_url",
+        conflicts_with = "webhook_secret"
+    )]
+    pub webhook_secret_file: Option<PathBuf>,
 
     /// Allowed browser origin, scheme://host[:port]. Repeatable.
     #[arg(long = "origin", value_name = "ORIGIN")]
@@ -170,9 +188,19 @@ pub struct SetArgs {
     #[arg(long, value_name = "URL", conflicts_with = "no_webhook")]
     pub webhook_url: Option<String>,
 
-    /// Replace the webhook secret [default when a webhook is first set: generated].
+    /// Replace the webhook secret [default when a webhook is first set:
+    /// generated]. A value given here is visible in the process list: prefer
+    /// --webhook-secret-file.
     #[arg(long, value_name = "SECRET", conflicts_with = "no_webhook")]
     pub webhook_secret: Option<String>,
+
+    /// Read the new webhook secret from this file (`-`: standard input).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["no_webhook", "webhook_secret"]
+    )]
+    pub webhook_secret_file: Option<PathBuf>,
 
     /// Stop sending webhooks (forgets the webhook secret).
     #[arg(long)]
@@ -393,9 +421,14 @@ pub struct SigningKeyRotateArgs {
     /// How long the previous key keeps verifying: 90s, 15m, 24h, 7d; 0 drops it now.
     #[arg(long, value_parser = GracePeriod::parse, default_value = "24h")]
     pub grace: GracePeriod,
-    /// The new secret [default: 64 random hex digits, printed once].
+    /// The new secret [default: 64 random hex digits, printed once]. A value
+    /// given here is visible in the process list: prefer --secret-file.
     #[arg(long, value_name = "SECRET")]
     pub secret: Option<String>,
+
+    /// Read the new secret from this file (`-`: standard input).
+    #[arg(long, value_name = "PATH", conflicts_with = "secret")]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -15,7 +15,8 @@ mod view;
 #[cfg(test)]
 mod tests;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 
 use serde::Serialize;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
@@ -59,6 +60,51 @@ pub async fn run(
         output.write(json, out)?;
     }
     failure.map_or(Ok(()), Err)
+}
+
+/// Replaces every `--*-secret-file` of `command` with the secret it names: a
+/// file, or `-` for `stdin`. One trailing newline (LF or CRLF) is dropped, as
+/// `echo` and editors add one; an empty secret is refused.
+pub fn read_secret_files(
+    command: &mut PartnersCommand,
+    stdin: &mut dyn Read,
+) -> Result<(), String> {
+    let mut stdin_used = false;
+    let mut read = |flag: &str, path: &Path| -> Result<String, String> {
+        if path.as_os_str() != "-" {
+            return crate::config::read_secret_file(flag, path);
+        }
+        if std::mem::replace(&mut stdin_used, true) {
+            return Err(format!("{flag} -: standard input can give only one secret"));
+        }
+        let mut text = String::new();
+        stdin
+            .read_to_string(&mut text)
+            .map_err(|e| format!("{flag} -: cannot read standard input: {e}"))?;
+        crate::config::secret_text(flag, "-", &text)
+    };
+    match command {
+        PartnersCommand::Create(args) => {
+            if let Some(path) = args.signing_secret_file.take() {
+                args.signing_secret = Some(read("--signing-secret-file", &path)?);
+            }
+            if let Some(path) = args.webhook_secret_file.take() {
+                args.webhook_secret = Some(read("--webhook-secret-file", &path)?);
+            }
+        }
+        PartnersCommand::Set(args) => {
+            if let Some(path) = args.webhook_secret_file.take() {
+                args.webhook_secret = Some(read("--webhook-secret-file", &path)?);
+            }
+        }
+        PartnersCommand::SigningKey(SigningKeyCommand::Rotate(args)) => {
+            if let Some(path) = args.secret_file.take() {
+                args.secret = Some(read("--secret-file", &path)?);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// What a command prints, in both forms. The JSON is rendered at once so its

@@ -48,6 +48,16 @@ impl Env {
         registry: &dyn PartnerRegistry,
         args: &[&str],
     ) -> (String, Result<(), String>) {
+        self.run_with_stdin(registry, args, "").await
+    }
+
+    /// [`Env::run_on`] with `stdin` as standard input (for `--*-secret-file -`).
+    async fn run_with_stdin(
+        &self,
+        registry: &dyn PartnerRegistry,
+        args: &[&str],
+        stdin: &str,
+    ) -> (String, Result<(), String>) {
         let line = ["session-server", "partners"].iter().chain(args);
         let cli = match Cli::try_parse_from(line) {
             Ok(cli) => cli,
@@ -56,9 +66,13 @@ impl Env {
         let Some(Command::Partners(partners)) = cli.command else {
             panic!("not a partners command: {args:?}");
         };
+        let mut command = partners.command;
+        if let Err(e) = super::read_secret_files(&mut command, &mut stdin.as_bytes()) {
+            return (String::new(), Err(e));
+        }
         let mut out = Vec::new();
         let result = super::run(
-            &partners.command,
+            &command,
             partners.json,
             registry,
             &self.clock,
@@ -269,6 +283,124 @@ async fn create_then_show_and_list_as_text_and_json() {
         partners[0].get("tokens").is_none(),
         "list counts tokens, show lists them"
     );
+}
+
+/// Secrets on the command line show in `ps`: files and standard input do not.
+#[tokio::test]
+async fn secrets_are_read_from_files_and_standard_input() {
+    let env = Env::new();
+    let dir = std::env::temp_dir().join(format!("partners-secrets-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("write secret file");
+        path.to_string_lossy().into_owned()
+    };
+    let signing = file("signing", "signing-secret-from-a-file\n");
+    let webhook = file("webhook", "whsec_ZnJvbS1hLWZpbGU=\r\n");
+    let empty = file("empty", "\n");
+    let without_secrets: Vec<&str> = create_line("acme")
+        .into_iter()
+        .filter(|a| {
+            ![
+                "--signing-secret",
+                "acme-signing-secret-value",
+                "--webhook-secret",
+                "whsec_YWNtZS13ZWJob29rLXNlY3JldA==",
+            ]
+            .contains(a)
+        })
+        .collect();
+    let line = with(
+        &without_secrets,
+        &[
+            "--signing-secret-file",
+            &signing,
+            "--webhook-secret-file",
+            &webhook,
+        ],
+    );
+    let out = env.ok(&line).await;
+    assert!(
+        !out.contains("from-a-file"),
+        "nothing generated, nothing printed: {out}"
+    );
+    let spec = env.spec("acme").await;
+    assert_eq!(
+        spec.signing_keys[0].secret.expose(),
+        "signing-secret-from-a-file"
+    );
+    assert_eq!(
+        spec.webhook_secret.as_ref().map(|s| s.expose().to_owned()),
+        Some("whsec_ZnJvbS1hLWZpbGU=".to_owned()),
+        "the trailing CRLF is not part of the secret"
+    );
+
+    let (_, rotated) = env
+        .run_with_stdin(
+            &env.store,
+            &["signing-key", "rotate", "acme", "--secret-file", "-"],
+            "rotated-from-stdin\n",
+        )
+        .await;
+    rotated.expect("rotate from standard input");
+    assert_eq!(
+        env.spec("acme").await.signing_keys[0].secret.expose(),
+        "rotated-from-stdin"
+    );
+    let (_, set) = env
+        .run_with_stdin(
+            &env.store,
+            &["set", "acme", "--webhook-secret-file", "-"],
+            "whsec_ZnJvbS1zdGRpbg==\n",
+        )
+        .await;
+    set.expect("set from standard input");
+    assert_eq!(
+        env.spec("acme")
+            .await
+            .webhook_secret
+            .map(|s| s.expose().to_owned()),
+        Some("whsec_ZnJvbS1zdGRpbg==".to_owned())
+    );
+
+    let refused: [(&[&str], &str); 4] = [
+        (
+            &["signing-key", "rotate", "acme", "--secret-file", &empty],
+            "--secret-file",
+        ),
+        (
+            &[
+                "signing-key",
+                "rotate",
+                "acme",
+                "--secret-file",
+                "/nonexistent/secret",
+            ],
+            "--secret-file",
+        ),
+        (
+            &[
+                "signing-key",
+                "rotate",
+                "acme",
+                "--secret",
+                "x",
+                "--secret-file",
+                &signing,
+            ],
+            "--secret",
+        ),
+        (
+            &["set", "acme", "--webhook-secret-file", &empty],
+            "--webhook-secret-file",
+        ),
+    ];
+    for (args, flag) in refused {
+        let e = env.err(args).await;
+        assert!(e.contains(flag), "{args:?}: {e}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[tokio::test]

@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
 use crate::support::{Bootstrap, LOOPBACK, Server, create_seed_session, request, start, terminate};
 
 /// The demo client token the dev banner printed.
@@ -43,6 +46,85 @@ async fn dev_mode_prints_a_token_and_a_curl_line_that_works() {
     assert_eq!(ready.status, 200);
 }
 
+/// A newcomer recomputes the signature of docs/signing.md from what the
+/// banner printed.
+#[tokio::test]
+async fn dev_mode_prints_the_signing_secret_that_signs_sessions() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let server = start(&args).await;
+    let secret = server
+        .stdout
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("signing secret"))
+        .and_then(|rest| rest.split_whitespace().last())
+        .unwrap_or_else(|| panic!("the banner prints the signing secret: {}", server.stdout))
+        .to_owned();
+    let session = create_seed_session(server.public, demo_token(&server))
+        .await
+        .expect("create")
+        .json();
+    let text = |field: &str| session[field].as_str().unwrap_or_default().to_owned();
+    let (id, address, widget_id) = (
+        text("merchant_transaction_id"),
+        text("address"),
+        text("widget_id"),
+    );
+    let fields = session_core::signing::SignedFields {
+        merchant_transaction_id: &id,
+        address: &address,
+        client_ip: "203.0.113.42",
+        currency: "USDT",
+        network: "TRC20",
+        amount: "100",
+        tx_type: "buy",
+        widget_id: &widget_id,
+    };
+    let key = session_core::signing::SigningKey::new(
+        "k1",
+        session_core::secret::Secret::new(secret.as_str()),
+        None,
+    )
+    .expect("a non-empty secret");
+    let recomputed = key.sign(session_core::signing::SignatureScheme::HmacSha512, &fields);
+    assert_eq!(recomputed.as_str(), text("signature"));
+}
+
+/// A deployment that lost its configuration must not come up as a demo
+/// partner with a printed token on a public address.
+#[tokio::test]
+async fn nothing_configured_on_a_public_address_refuses_to_start() {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_session-server"))
+        .args([
+            "serve",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SESSION_DATABASE_URL")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "refused: {stdout}");
+    assert!(stderr.contains("--dev"), "{stderr}");
+    assert!(!stdout.contains("ct_test_"), "no demo token: {stdout}");
+
+    // Said explicitly, dev mode runs anywhere.
+    let server = start(&[
+        "serve",
+        "--dev",
+        "--listen",
+        "0.0.0.0:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+    ])
+    .await;
+    assert!(server.stdout.contains("ct_test_"), "{}", server.stdout);
+}
+
 #[tokio::test]
 async fn bootstrap_partners_authenticate() {
     let token = "ct_test_bootstrapbootstrapbootstrapbootstrap01234567";
@@ -71,6 +153,58 @@ async fn sigterm_drains_and_exits_zero() {
     let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
         .await
         .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+}
+
+/// A load balancer must see the instance leave: while the public listener
+/// finishes a slow request after SIGTERM, the admin /readyz answers 503.
+#[tokio::test]
+async fn readyz_answers_503_draining_while_the_public_listener_drains() {
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let mut server = start(&args).await;
+    let token = demo_token(&server).to_owned();
+    let body = r#"{"partner_user_id":"user-123","user_email":"user@example.com","network":"TRC20","currency":"USDT","amount":"100"}"#;
+    // A request whose body is still arriving when the signal comes.
+    let mut slow = TcpStream::connect(server.public).await.expect("connect");
+    let head = format!(
+        "POST /widget/session HTTP/1.1\r\nhost: x\r\nconnection: close\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    slow.write_all(&body.as_bytes()[..10])
+        .await
+        .expect("some of the body");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    terminate(&server.child);
+
+    let mut draining = None;
+    for _ in 0..100 {
+        match request(server.admin, "GET", "/readyz", &[], "").await {
+            Ok(answer) if answer.status == 503 => {
+                draining = Some(answer);
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            Err(error) => panic!("the admin listener went away while draining: {error}"),
+        }
+    }
+    let draining = draining.expect("/readyz turns 503 after SIGTERM");
+    assert!(draining.body.contains("draining"), "{}", draining.body);
+    assert_eq!(draining.json()["code"], "shutting_down");
+
+    slow.write_all(&body.as_bytes()[10..])
+        .await
+        .expect("rest of the body");
+    let mut answer = String::new();
+    slow.read_to_string(&mut answer).await.expect("answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight request completes: {answer}"
+    );
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits after draining")
         .expect("status");
     assert!(status.success(), "exit status {status:?}");
 }

@@ -319,3 +319,108 @@ async fn a_database_outage_answers_503_and_the_service_recovers_by_itself() {
         "no failures once recovered: {seen:?}"
     );
 }
+
+/// With `RUST_LOG` at debug or trace, the PostgreSQL driver would log statement
+/// parameters: signing secrets, the init-token key, end users' emails. The
+/// server caps such dependencies whatever `RUST_LOG` says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_the_logs_at_debug_or_trace() {
+    const SIGNING_SECRET: &str = "signing-secret-that-must-never-be-logged";
+    /// Base64 of "webhook-secret-that-must-never-be-logged".
+    const WEBHOOK_SECRET: &str = "whsec_d2ViaG9vay1zZWNyZXQtdGhhdC1tdXN0LW5ldmVyLWJlLWxvZ2dlZA==";
+    const EMAIL: &str = "never-logged-user@example.com";
+    for filter in ["debug", "trace"] {
+        let Some(database) = TestDatabase::create().await else {
+            return;
+        };
+        let bootstrap = Bootstrap::write_with(
+            TOKEN,
+            &format!(
+                "signing_secret = \"{SIGNING_SECRET}\"\n\
+                 webhook_url = \"https://hooks.acme.example/proof\"\n\
+                 webhook_secret = \"{WEBHOOK_SECRET}\""
+            ),
+        );
+        let path = bootstrap.path();
+        let args: Vec<&str> = [
+            "serve",
+            "--database-url",
+            database.url(),
+            "--bootstrap",
+            &path,
+        ]
+        .into_iter()
+        .chain(LOOPBACK)
+        .collect();
+        let mut server = crate::support::start_logging(&args, filter).await;
+        let auth = format!("Bearer {TOKEN}");
+        let body = format!(
+            r#"{{"partner_user_id":"user-123","user_email":"{EMAIL}","network":"TRC20","currency":"USDT","amount":"100","client_ip":"203.0.113.42"}}"#
+        );
+        let created = request(
+            server.public,
+            "POST",
+            "/widget/session",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            &body,
+        )
+        .await
+        .expect("create");
+        assert_eq!(created.status, 200, "{}", created.body);
+        let session = created.json();
+        let init_token = session["init_token"]
+            .as_str()
+            .expect("init token")
+            .to_owned();
+        let fields = session_core::request::INIT_SCHEMA.required.iter();
+        let init: serde_json::Map<String, serde_json::Value> = fields
+            .map(|field| ((*field).to_owned(), session[*field].clone()))
+            .collect();
+        let redeemed = request(
+            server.public,
+            "POST",
+            "/widget/init",
+            &[("content-type", "application/json")],
+            &serde_json::Value::Object(init).to_string(),
+        )
+        .await
+        .expect("init");
+        assert_eq!(redeemed.status, 200, "{}", redeemed.body);
+        crate::support::terminate(&server.child);
+        let _ = tokio::time::timeout(Duration::from_secs(10), server.child.wait()).await;
+        // Let the reader take the last lines off the pipe.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+
+        let store = PgStore::connect(database.config())
+            .await
+            .expect("reader connects");
+        let init_token_key = store
+            .service_secret(
+                "init_token_key",
+                &session_core::secret::Secret::new("unused-candidate-unused-candidate"),
+            )
+            .await
+            .expect("stored key");
+        let logs = server.logs();
+        assert!(
+            logs.contains("\"DEBUG\""),
+            "RUST_LOG={filter} is honoured for the service's own lines"
+        );
+        for (what, secret) in [
+            ("signing secret", SIGNING_SECRET),
+            ("webhook secret", WEBHOOK_SECRET),
+            ("client token", TOKEN),
+            ("init-token key", init_token_key.expose()),
+            ("init token", init_token.as_str()),
+            ("email", EMAIL),
+        ] {
+            assert!(
+                !logs.contains(secret),
+                "RUST_LOG={filter}: the {what} appears in the logs"
+            );
+        }
+    }
+}

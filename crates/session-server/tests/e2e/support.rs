@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -18,14 +19,31 @@ pub struct Server {
     pub admin: SocketAddr,
     /// Everything it printed on standard output before it started listening.
     pub stdout: String,
+    /// Everything it has logged so far (standard error), line by line.
+    pub logs: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// What the server has logged so far.
+    pub fn logs(&self) -> String {
+        self.logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// Starts the binary with `args` and waits for its "listening" log line.
 pub async fn start(args: &[&str]) -> Server {
+    start_logging(args, "info").await
+}
+
+/// [`start`] with `RUST_LOG` set to `filter`.
+pub async fn start_logging(args: &[&str], filter: &str) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_session-server"))
         .args(args)
         .args(["--log-format", "json"])
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", filter)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -33,8 +51,17 @@ pub async fn start(args: &[&str]) -> Server {
         .spawn()
         .expect("spawn session-server");
     let mut stderr = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let logs = Arc::new(Mutex::new(String::new()));
+    let keep = |logs: &Arc<Mutex<String>>, line: &str| {
+        let mut logs = logs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        logs.push_str(line);
+        logs.push('\n');
+    };
     let listening = tokio::time::timeout(Duration::from_secs(30), async {
         while let Some(line) = stderr.next_line().await.expect("read stderr") {
+            keep(&logs, &line);
             let parsed: serde_json::Value = match serde_json::from_str(&line) {
                 Ok(value) => value,
                 Err(_) => continue,
@@ -49,7 +76,12 @@ pub async fn start(args: &[&str]) -> Server {
     .expect("server started within 30 s")
     .expect("server printed its listening line");
     // Keep draining stderr so the child never blocks on a full pipe.
-    tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
+    let kept = Arc::clone(&logs);
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = stderr.next_line().await {
+            keep(&kept, &line);
+        }
+    });
     let mut stdout = String::new();
     if let Some(mut out) = child.stdout.take() {
         let mut buffer = vec![0u8; 64 * 1024];
@@ -69,6 +101,7 @@ pub async fn start(args: &[&str]) -> Server {
         public: addr("public"),
         admin: addr("admin"),
         stdout,
+        logs,
         child,
     }
 }
@@ -149,6 +182,11 @@ pub struct Bootstrap(std::path::PathBuf);
 
 impl Bootstrap {
     pub fn write(token: &str) -> Self {
+        Self::write_with(token, "")
+    }
+
+    /// [`Bootstrap::write`] with `extra` lines in the `[[partner]]` table.
+    pub fn write_with(token: &str, extra: &str) -> Self {
         let path = std::env::temp_dir().join(format!(
             "session-e2e-{}.toml",
             uuid::Uuid::new_v4().simple()
@@ -159,6 +197,7 @@ impl Bootstrap {
 id = "acme"
 name = "Acme Wallet"
 client_tokens = ["{token}"]
+{extra}
 [partner.widget]
 widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
 currencies = ["USDT"]

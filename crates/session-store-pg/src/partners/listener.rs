@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::directory::Directory;
 use super::sql::CHANNEL;
@@ -26,6 +27,7 @@ pub(crate) fn spawn(
     directory: Arc<Directory>,
     outbox_wake: Arc<Notify>,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     reload_interval: Duration,
     shutdown: watch::Receiver<()>,
 ) -> JoinHandle<()> {
@@ -33,6 +35,7 @@ pub(crate) fn spawn(
         directory,
         outbox_wake,
         config,
+        tls,
         reload_interval,
         shutdown,
     ))
@@ -48,6 +51,7 @@ async fn run(
     directory: Arc<Directory>,
     outbox_wake: Arc<Notify>,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     reload_interval: Duration,
     mut shutdown: watch::Receiver<()>,
 ) {
@@ -57,6 +61,7 @@ async fn run(
             &directory,
             &outbox_wake,
             &config,
+            &tls,
             reload_interval,
             &mut shutdown,
         )
@@ -90,11 +95,12 @@ async fn listen(
     directory: &Directory,
     outbox_wake: &Notify,
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     reload_interval: Duration,
     shutdown: &mut watch::Receiver<()>,
 ) -> Ended {
     let connect = tokio::select! {
-        connected = config.connect(NoTls) => connected,
+        connected = config.connect(tls.clone()) => connected,
         _ = shutdown.changed() => return Ended::Shutdown,
     };
     let (client, mut connection) = match connect {

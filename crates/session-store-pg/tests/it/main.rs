@@ -1,6 +1,6 @@
 //! Adapter-specific tests of the PostgreSQL store: migrations, several
 //! instances on one database, group commit, and behaviour while the database
-//! is unreachable. Each test makes its own database (see
+//! is unreachable, TLS. Each test makes its own database (see
 //! `session_store_pg::testing`) and returns early when none can be had.
 
 mod group_commit;
@@ -8,6 +8,7 @@ mod instances;
 mod migrations;
 mod outage;
 mod registry;
+mod tls;
 
 use std::time::{Duration, Instant};
 
