@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use session_http::defaults;
@@ -25,6 +26,8 @@ pub enum Command {
     /// Manage partners, client tokens, origins, IP ranges, wallets and widget
     /// configuration in the store.
     Partners(crate::partners::PartnersArgs),
+    /// List webhook deliveries and send them again.
+    Webhooks(crate::webhooks::WebhooksArgs),
 }
 
 impl Default for Command {
@@ -143,6 +146,48 @@ pub struct ServeArgs {
 
     #[arg(long, env = "SESSION_LOG_FORMAT", value_enum, default_value = "auto")]
     pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub webhooks: WebhookArgs,
+}
+
+/// Outbound partner webhooks (SPEC.md §2). Durations take humantime values:
+/// `100ms`, `5s`, `6h`, `72h`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookArgs {
+    /// A partner endpoint must answer 2xx within this long.
+    #[arg(long, env = "SESSION_WEBHOOK_TIMEOUT", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// The first retry waits about this long; each later one twice as long.
+    #[arg(long, env = "SESSION_WEBHOOK_RETRY_BASE", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub webhook_retry_base: Duration,
+
+    /// No wait between retries is longer than this.
+    #[arg(long, env = "SESSION_WEBHOOK_RETRY_CAP", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_cap: Duration,
+
+    /// A delivery still failing this long after its event is marked failed.
+    #[arg(long, env = "SESSION_WEBHOOK_RETRY_FOR", default_value = "72h", value_parser = humantime::parse_duration)]
+    pub webhook_retry_for: Duration,
+
+    /// An address range webhooks may reach although it is not public
+    /// (loopback, private...), and the only ones plain http:// may reach.
+    /// Repeatable.
+    #[arg(
+        long = "webhook-allow-ip",
+        env = "SESSION_WEBHOOK_ALLOW_IP",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_ip: Vec<String>,
+
+    /// Webhook attempts in flight at once, in total.
+    #[arg(long, env = "SESSION_WEBHOOK_CONCURRENCY", default_value_t = 64)]
+    pub webhook_concurrency: usize,
+
+    /// Webhook attempts in flight at once to one partner.
+    #[arg(long, env = "SESSION_WEBHOOK_PARTNER_CONCURRENCY", default_value_t = 8)]
+    pub webhook_partner_concurrency: usize,
 }
 
 impl Default for ServeArgs {
@@ -150,7 +195,7 @@ impl Default for ServeArgs {
         // Exactly what `session-server serve` with no flags and no environment means.
         match Cli::parse_from(["session-server", "serve"]).command {
             Some(Command::Serve(args)) => args,
-            Some(Command::Partners(_)) | None => {
+            Some(Command::Partners(_) | Command::Webhooks(_)) | None => {
                 unreachable!("the serve subcommand always parses")
             }
         }

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use session_core::secret::Secret;
 use session_core::value::{IpRange, Origin};
+use session_core::webhook::RetryPolicy;
 use session_http::WidgetOrigins;
+use session_webhooks::DispatcherConfig;
 
 use crate::cli::{LogFormat, ServeArgs, StoreKind};
 
@@ -35,6 +37,50 @@ pub struct ServeConfig {
     pub drain_timeout: Duration,
     pub max_connections: usize,
     pub log_format: LogFormat,
+    pub webhooks: DispatcherConfig,
+    pub webhook_allow: Vec<IpRange>,
+}
+
+fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// The dispatcher's settings and the ranges webhooks may reach.
+fn webhooks(
+    args: &crate::cli::WebhookArgs,
+    drain: Duration,
+) -> Result<(DispatcherConfig, Vec<IpRange>), String> {
+    let allow = args
+        .webhook_allow_ip
+        .iter()
+        .map(|text| {
+            IpRange::parse(text.trim()).map_err(|why| format!("--webhook-allow-ip {text:?} {why}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if args.webhook_timeout.is_zero() || args.webhook_retry_base.is_zero() {
+        return Err("--webhook-timeout and --webhook-retry-base must be positive".into());
+    }
+    if args.webhook_retry_cap < args.webhook_retry_base {
+        return Err("--webhook-retry-cap must be at least --webhook-retry-base".into());
+    }
+    if args.webhook_concurrency == 0 || args.webhook_partner_concurrency == 0 {
+        return Err(
+            "--webhook-concurrency and --webhook-partner-concurrency must be positive".into(),
+        );
+    }
+    let config = DispatcherConfig {
+        policy: RetryPolicy {
+            base_micros: micros(args.webhook_retry_base),
+            cap_micros: micros(args.webhook_retry_cap),
+            horizon_micros: micros(args.webhook_retry_for),
+        },
+        max_in_flight: args.webhook_concurrency,
+        max_per_partner: args.webhook_partner_concurrency,
+        poll_interval: Duration::from_secs(1),
+        timeout: args.webhook_timeout,
+        drain,
+    };
+    Ok((config, allow))
 }
 
 /// Resolves `args`. Dev mode is `--dev`, or the default when no store, database
@@ -114,6 +160,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.max_connections == 0 {
         return Err("--max-connections must be positive".into());
     }
+    let (webhook_config, webhook_allow) =
+        webhooks(&args.webhooks, Duration::from_secs(args.drain_timeout))?;
     Ok(ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -136,6 +184,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         drain_timeout: Duration::from_secs(args.drain_timeout),
         max_connections: args.max_connections,
         log_format: args.log_format,
+        webhooks: webhook_config,
+        webhook_allow,
     })
 }
 

@@ -1,5 +1,6 @@
 //! `session-server`: runs the widget session service (`serve`, the default)
-//! and manages partners (`partners ...`).
+//! and manages partners (`partners ...`) and webhook deliveries
+//! (`webhooks ...`).
 
 // The doc comments on CLI arguments are clap's help text, read by operators in
 // a terminal, where `host[:port]` means "optional port", not a rustdoc link.
@@ -14,6 +15,7 @@ mod partners;
 mod run;
 mod store;
 mod system;
+mod webhooks;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,7 @@ fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(args) => runtime.block_on(run::serve(args)),
         Command::Partners(args) => runtime.block_on(run_partners(args)),
+        Command::Webhooks(args) => runtime.block_on(run_webhooks(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,6 +50,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `webhooks ...` against the PostgreSQL store named by `--database-url`.
+async fn run_webhooks(args: webhooks::WebhooksArgs) -> Result<(), String> {
+    let url = args
+        .database_url
+        .as_deref()
+        .ok_or("webhooks: needs --database-url or SESSION_DATABASE_URL")?;
+    let mut config = session_store_pg::PgConfig::new(url);
+    config.pool_size = 2;
+    config.batch_writers = 1;
+    let store = store::connect_pg(config).await?;
+    let outcome = webhooks::run(
+        &args.command,
+        args.json,
+        &store,
+        &system::SystemClock,
+        &mut std::io::stdout().lock(),
+    )
+    .await;
+    store.shutdown();
+    outcome
 }
 
 /// `partners ...` against the PostgreSQL store named by `--database-url`.

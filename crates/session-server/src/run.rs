@@ -18,6 +18,8 @@ use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::config::{self, ServeConfig};
+use session_webhooks::{AddressPolicy, Dispatcher, WebhookClient};
+
 use crate::store::OpenStore;
 use crate::system::{OsRandom, SystemClock};
 use crate::{bootstrap, dev, logging};
@@ -82,7 +84,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         partners: store.clone(),
         wallets: Arc::new(ConfiguredWallets),
         sessions: store.clone(),
-        clock,
+        clock: clock.clone(),
         random: random.clone(),
     };
     let service = SessionService::new(
@@ -94,9 +96,21 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         },
     );
+    let client = WebhookClient::new(
+        AddressPolicy::new(config.webhook_allow.clone()),
+        config.webhooks.timeout,
+    )?;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        store.clone(),
+        clock.clone(),
+        random.clone(),
+        client,
+        config.webhooks.clone(),
+    );
     // In dev mode both are set: the banner shows the demo token and the secret.
     let banner = demo.as_ref().zip(provider_secret.as_ref());
-    run_listeners(&config, service, store, random.as_ref(), banner).await
+    run_listeners(&config, service, store, dispatcher, random.as_ref(), banner).await
 }
 
 /// The init-token key, identified by a digest of the secret so every instance
@@ -115,6 +129,7 @@ async fn run_listeners(
     config: &ServeConfig,
     service: SessionService,
     health: Arc<dyn Health>,
+    dispatcher: Dispatcher,
     random: &dyn Random,
     banner: Option<(&dev::Demo, &Secret)>,
 ) -> Result<(), String> {
@@ -167,6 +182,7 @@ async fn run_listeners(
     // finishes its in-flight requests, /readyz answers 503 (draining) so a load
     // balancer takes the instance out instead of seeing it vanish.
     let (public_drained, admin_stop) = tokio::sync::oneshot::channel::<()>();
+    let webhooks = dispatcher.run(shutdown.clone());
     let public = async move {
         session_http::serve(public, app, options, shutdown).await;
         let _ = public_drained.send(());
@@ -174,7 +190,9 @@ async fn run_listeners(
     let admin = session_http::serve(admin, admin_handler, options, async move {
         let _ = admin_stop.await;
     });
-    tokio::join!(public, admin);
+    // The dispatcher stops claiming when the drain starts, lets its attempts
+    // in flight finish (bounded by the drain timeout) and releases the rest.
+    tokio::join!(public, admin, webhooks);
     tracing::info!("stopped");
     Ok(())
 }

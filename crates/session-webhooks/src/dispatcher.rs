@@ -182,8 +182,9 @@ impl Dispatcher {
     }
 
     fn lease_until(&self, now: Timestamp) -> Timestamp {
-        // The attempt's deadline plus a margin for recording it.
-        let lease = self.config.timeout + Duration::from_secs(30);
+        // The attempt's deadline plus a margin for recording it: after a
+        // crash, a claim is due again this soon.
+        let lease = self.config.timeout + Duration::from_secs(5);
         Timestamp::from_unix_micros(
             now.unix_micros()
                 .saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX)),

@@ -3,3 +3,4 @@
 mod dev;
 mod postgres;
 mod support;
+mod webhooks;
