@@ -37,6 +37,13 @@ pub fn run(plan: &Plan) -> Result<()> {
                 "warnings",
             ]),
         )?;
+        // Without the test targets, cargo does not switch on the features that
+        // only dev-dependencies ask for (the stores' `testing` rigs): this is
+        // the build the server ships, and it must be warning-free too.
+        cargo::step(
+            "clippy (as shipped)",
+            cargo.command(&["clippy", "--workspace", "--", "-D", "warnings"]),
+        )?;
     }
     if plan.docs {
         let mut doc = cargo.command(&["doc", "--workspace", "--no-deps"]);

@@ -57,6 +57,10 @@ struct Pending {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    #[cfg_attr(
+        not(feature = "testing"),
+        expect(dead_code, reason = "read only by the tests that prove batching")
+    )]
     counters: Arc<Counters>,
 }
 

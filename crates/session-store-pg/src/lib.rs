@@ -106,6 +106,7 @@ pub mod testing;
 mod tls;
 mod webhooks;
 
+#[cfg(feature = "testing")]
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
@@ -144,6 +145,7 @@ pub struct PgStore {
     outbox_wake: Arc<Notify>,
     target: String,
     /// Values that live exactly as long as the store; dropped last.
+    #[cfg(feature = "testing")]
     keep_alive: Vec<Box<dyn Any + Send + Sync>>,
 }
 
@@ -194,6 +196,7 @@ impl PgStore {
             listener,
             outbox_wake,
             target,
+            #[cfg(feature = "testing")]
             keep_alive: Vec::new(),
         })
     }
@@ -264,7 +267,6 @@ impl fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("target", &self.target)
             .field("instance", &self.directory.instance)
-            .field("group_commit", &self.group_commit.stats())
             .finish_non_exhaustive()
     }
 }
