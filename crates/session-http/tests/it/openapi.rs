@@ -385,6 +385,81 @@ fn every_pattern_is_anchored_and_compiles() {
     }
 }
 
+/// The document's value schemas accept what the service accepts (SPEC.md §1
+/// and §2) and refuse what it refuses, so a client generating values from the
+/// document is not sent into refusals the document does not predict.
+#[test]
+fn value_schemas_agree_with_the_service() {
+    let doc = doc();
+    let positive_good: &[&str] = &["100", "99.50", "0.1", "0.00000001", "007", "1.0"];
+    let positive_bad: &[&str] = &[
+        "0", "0.0", "000", "00.000", "", ".5", "5.", "1e3", "-1", " 5", "1.2.3",
+    ];
+    let signature = format!("v2:{}", "0a9f".repeat(32));
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("/components/schemas/Amount", positive_good, positive_bad),
+        (
+            "/components/schemas/CreateSessionRequest/properties/amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/ProviderEvent/properties/crypto_amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/ProviderEvent/properties/fiat_amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/AmountOrEmpty",
+            &["", "100", "92.15", "0.5"],
+            &["0", "0.00", ".5", "5.", "1e3", "-1", " 5"],
+        ),
+        (
+            "/components/schemas/Code",
+            &["USDT", "BEP-20", "a_b"],
+            &["", "TRC 20", "é", &"X".repeat(33)],
+        ),
+        (
+            "/components/schemas/CreatedSession/properties/signature",
+            &[&signature],
+            &[
+                "v2:0A9F",
+                &signature[..signature.len() - 1],
+                &signature.replace("v2:", "v3:"),
+            ],
+        ),
+        // The server takes any X-Request-Id and replaces one it will not echo.
+        (
+            "/components/parameters/XRequestId/schema",
+            &["", "req-1", &"x".repeat(129), "a b", "é"],
+            &[],
+        ),
+        // It only ever sends a well-formed one.
+        (
+            "/components/headers/X-Request-Id/schema",
+            &["req-1", &"x".repeat(128)],
+            &["", &"x".repeat(129), "a b"],
+        ),
+    ];
+    for (pointer, good, bad) in cases {
+        let schema = json!({ "$ref": format!("#{pointer}") });
+        for value in *good {
+            let errors = doc.validate_request(&schema, &json!(value));
+            assert!(errors.is_empty(), "{pointer} accepts {value:?}: {errors:?}");
+        }
+        for value in *bad {
+            assert!(
+                !doc.validate_request(&schema, &json!(value)).is_empty(),
+                "{pointer} refuses {value:?}"
+            );
+        }
+    }
+}
+
 /// The checks above only mean something if a wrong value fails them: a
 /// foreign field, fields out of order, a bad value behind a `$ref`.
 #[test]
@@ -434,6 +509,81 @@ fn the_schema_checks_refuse_what_the_document_forbids() {
     );
     transaction["merchant_transaction_id"] = json!(uuid::Uuid::new_v4().to_string());
     assert_eq!(doc.validate(&status, &transaction), Vec::<String>::new());
+}
+
+/// The links let a client (or a fuzzer) go from a created session to its
+/// redemption and its transaction: each names a real operation, takes only
+/// fields the session has, and fills exactly what the target needs.
+#[test]
+fn links_lead_from_a_created_session_to_what_it_opens() {
+    let doc = doc();
+    let created = doc
+        .response("/widget/session", "post", 200)
+        .expect("a 200 for POST /widget/session");
+    let links = created["links"].as_object().expect("the 200 has links");
+    let session_fields = doc.root["components"]["schemas"]["CreatedSession"]["properties"]
+        .as_object()
+        .expect("CreatedSession has properties");
+    let field_of = |expression: &Value| -> String {
+        let expression = expression.as_str().expect("a runtime expression");
+        let field = expression
+            .strip_prefix("$response.body#/")
+            .unwrap_or_else(|| panic!("{expression} reads the response body"));
+        assert!(
+            session_fields.contains_key(field),
+            "{expression}: CreatedSession has {field}"
+        );
+        field.to_owned()
+    };
+    let mut targets = BTreeSet::new();
+    for (name, link) in links {
+        let id = link["operationId"].as_str().expect("operationId");
+        let (path, method, operation) = doc
+            .operations()
+            .into_iter()
+            .find(|(_, _, op)| op["operationId"] == id)
+            .unwrap_or_else(|| panic!("link {name}: no operation {id}"));
+        targets.insert(format!("{method} {path}"));
+        if let Some(body) = link.get("requestBody") {
+            let body = body.as_object().expect("requestBody is an object");
+            let fields: BTreeSet<&str> = body.keys().map(String::as_str).collect();
+            let schema = doc.deref(
+                operation
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .expect("the target takes a JSON body"),
+            );
+            let required: BTreeSet<&str> = schema["required"]
+                .as_array()
+                .expect("required")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(fields, required, "link {name} fills every field of {id}");
+            for (field, expression) in body {
+                assert_eq!(&field_of(expression), field, "link {name}: {field}");
+            }
+        }
+        for (parameter, expression) in link
+            .get("parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                path.contains(&format!("{{{parameter}}}")),
+                "link {name}: {parameter} is a path parameter of {path}"
+            );
+            field_of(expression);
+        }
+    }
+    assert_eq!(
+        targets,
+        BTreeSet::from([
+            "get /widget/transactions/{merchant_transaction_id}".to_owned(),
+            "post /widget/init".to_owned(),
+        ]),
+        "links from a created session"
+    );
 }
 
 #[test]
