@@ -115,10 +115,7 @@ struct TargetResult {
 }
 
 fn fuzz_dir() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .ok_or_else(|| Error::failed("xtask is not inside a workspace"))?;
-    let dir = root.join("fuzz");
+    let dir = cargo::workspace_root()?.join("fuzz");
     if !dir.join("Cargo.toml").is_file() {
         return Err(Error::failed(format!(
             "no cargo-fuzz project in {}",
@@ -265,7 +262,14 @@ fn run_target(
     }
     cargo::header(
         &format!("fuzz {at}/{of}: {target}"),
-        &format!("(in fuzz/) {}", process::display(&command)),
+        &format!(
+            "(in fuzz/) {}{}",
+            binary.strip_prefix(fuzz_dir).unwrap_or(binary).display(),
+            match process::display_args(&command) {
+                args if args.is_empty() => String::new(),
+                args => format!(" {args}"),
+            }
+        ),
     );
 
     let started = Instant::now();

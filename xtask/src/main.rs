@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask test | ci | bench | load | fuzz`.
+//! Project tasks: `cargo xtask test | ci | bench | load | fuzz | schemathesis`.
 //!
 //! This file parses the command line and dispatches; each task lives in its own module.
 
@@ -11,6 +11,7 @@ mod interrupt;
 mod load;
 mod pg;
 mod process;
+mod schemathesis;
 mod suite;
 mod tempdir;
 
@@ -35,7 +36,8 @@ struct Cli {
 enum Task {
     /// Lint, then run the whole test suite against a real PostgreSQL
     Test(TestArgs),
-    /// What CI runs: `test` plus rustdoc with warnings as errors
+    /// What CI runs: `test`, rustdoc with warnings as errors, and `schemathesis` when
+    /// python3 is available
     Ci(TestArgs),
     /// Run the criterion benches (`cargo bench -p benches`)
     Bench {
@@ -48,6 +50,8 @@ enum Task {
     /// Run every cargo-fuzz target in turn for a bounded time and report what each did
     /// (nightly-style: not part of `test` or `ci`)
     Fuzz(fuzz::FuzzArgs),
+    /// Check a dev-mode server against docs/openapi.yaml with schemathesis (needs python3)
+    Schemathesis(schemathesis::SchemathesisArgs),
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Task::Bench { criterion_args } => bench::run(&criterion_args),
         Task::Load(args) => load::run(&args),
         Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemathesis(args) => schemathesis::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -97,6 +102,7 @@ fn plan(args: TestArgs, docs: bool) -> suite::Plan {
         pg: args.pg,
         lint: !args.no_lint,
         docs,
+        schemathesis: docs,
         cargo_test_args: args.cargo_test_args,
     }
 }
