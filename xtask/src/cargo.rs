@@ -1,11 +1,12 @@
 //! Building and running cargo commands, one headed, timed step at a time.
 
 use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use crate::env;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::process;
 
@@ -55,6 +56,33 @@ pub fn selects_packages(args: &[String]) -> bool {
             || arg.starts_with("--package=")
             || (arg.starts_with("-p") && !arg.starts_with("--"))
     })
+}
+
+/// The root of the workspace (xtask's parent directory).
+pub fn workspace_root() -> Result<PathBuf> {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error::failed("xtask is not inside a workspace"))
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` if set (relative to where cargo was
+/// run, as cargo reads it), else `target/` in the workspace.
+pub fn target_dir(root: &Path) -> Result<PathBuf> {
+    match env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                Ok(dir)
+            } else {
+                let here = std::env::current_dir().map_err(|e| {
+                    Error::failed(format!("cannot read the current directory: {e}"))
+                })?;
+                Ok(here.join(dir))
+            }
+        }
+        _ => Ok(root.join("target")),
+    }
 }
 
 #[cfg(test)]

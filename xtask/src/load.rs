@@ -24,7 +24,6 @@ use std::time::Instant;
 use clap::{Args, ValueEnum};
 
 use crate::cargo::{self, Cargo};
-use crate::env;
 use crate::error::{Error, Result};
 use crate::interrupt;
 use crate::pg;
@@ -104,14 +103,14 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         return pgbench_only(&plan);
     }
     let started = Instant::now();
-    let root = workspace_root()?;
+    let root = cargo::workspace_root()?;
     let wrk = Wrk::find_or_install()?;
     println!("==> wrk: {} ({})", wrk.path().display(), wrk.version());
 
     let build = build_command();
     let build_shown = format!("cargo {}", crate::process::display_args(&build));
     cargo::step("build", build)?;
-    let bins = Binaries::in_target(&target_dir(&root)?)?;
+    let bins = Binaries::in_target(&cargo::target_dir(&root)?)?;
 
     let work = WorkDir::create()?;
     let script = work.write("post.lua", &wrk::post_script(plan.bodies))?;
@@ -414,7 +413,7 @@ impl MemServers<'_> {
 /// `--pgbench-only`: the PostgreSQL ceiling alone, printed, nothing written.
 fn pgbench_only(plan: &Plan) -> Result<()> {
     let work = WorkDir::create()?;
-    let root = workspace_root()?;
+    let root = cargo::workspace_root()?;
     let setup = PostgresSetup::provide(plan, &work)?;
     let mut log = CommandLog::new(&root, work.path());
     log.database(setup.database.name());
@@ -724,32 +723,6 @@ fn build_command() -> Command {
 }
 
 /// The workspace root: xtask lives directly in it.
-fn workspace_root() -> Result<PathBuf> {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .ok_or_else(|| Error::failed("xtask is not inside a workspace"))
-}
-
-/// Cargo's target directory: `CARGO_TARGET_DIR` if set (relative to where cargo was
-/// run, as cargo reads it), else `target/` in the workspace.
-fn target_dir(root: &Path) -> Result<PathBuf> {
-    match env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) if !dir.is_empty() => {
-            let dir = PathBuf::from(dir);
-            if dir.is_absolute() {
-                Ok(dir)
-            } else {
-                let here = std::env::current_dir().map_err(|e| {
-                    Error::failed(format!("cannot read the current directory: {e}"))
-                })?;
-                Ok(here.join(dir))
-            }
-        }
-        _ => Ok(root.join("target")),
-    }
-}
-
 /// `10s`, `2m` or `15` (seconds) as whole seconds, at least one.
 fn parse_duration(text: &str) -> Result<u64, String> {
     let text = text.trim();

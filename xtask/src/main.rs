@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask test | ci | bench | load`.
+//! Project tasks: `cargo xtask test | ci | bench | load | fuzz | schemathesis`.
 //!
 //! This file parses the command line and dispatches; each task lives in its own module.
 
@@ -6,10 +6,12 @@ mod bench;
 mod cargo;
 mod env;
 mod error;
+mod fuzz;
 mod interrupt;
 mod load;
 mod pg;
 mod process;
+mod schemathesis;
 mod suite;
 mod tempdir;
 
@@ -34,7 +36,8 @@ struct Cli {
 enum Task {
     /// Lint, then run the whole test suite against a real PostgreSQL
     Test(TestArgs),
-    /// What CI runs: `test` plus rustdoc with warnings as errors
+    /// What CI runs: `test`, rustdoc with warnings as errors, and `schemathesis` when
+    /// python3 is available
     Ci(TestArgs),
     /// Run the criterion benches (`cargo bench -p benches`)
     Bench {
@@ -44,6 +47,11 @@ enum Task {
     },
     /// Load-test the release server against bare hyper (and pgbench) on this machine
     Load(load::LoadArgs),
+    /// Run every cargo-fuzz target in turn for a bounded time and report what each did
+    /// (nightly-style: not part of `test` or `ci`)
+    Fuzz(fuzz::FuzzArgs),
+    /// Check a dev-mode server against docs/openapi.yaml with schemathesis (needs python3)
+    Schemathesis(schemathesis::SchemathesisArgs),
 }
 
 #[derive(Debug, Args)]
@@ -73,6 +81,8 @@ fn main() -> ExitCode {
         Task::Ci(args) => suite::run(&plan(args, true)),
         Task::Bench { criterion_args } => bench::run(&criterion_args),
         Task::Load(args) => load::run(&args),
+        Task::Fuzz(args) => fuzz::run(&args),
+        Task::Schemathesis(args) => schemathesis::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +102,7 @@ fn plan(args: TestArgs, docs: bool) -> suite::Plan {
         pg: args.pg,
         lint: !args.no_lint,
         docs,
+        schemathesis: docs,
         cargo_test_args: args.cargo_test_args,
     }
 }
@@ -150,6 +161,36 @@ mod tests {
         assert_eq!(args.store, load::StoreChoice::Postgres);
         assert_eq!(args.connections, [16, 64]);
         assert!(args.no_idle && !args.no_write);
+    }
+
+    #[test]
+    fn fuzz_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask",
+            "fuzz",
+            "--minutes",
+            "5",
+            "--runs",
+            "1000",
+            "--target",
+            "values",
+            "--target",
+            "access",
+        ]);
+        let Ok(Cli {
+            task: Task::Fuzz(args),
+        }) = cli
+        else {
+            panic!("expected `fuzz` to parse, got {cli:?}");
+        };
+        assert_eq!(args.minutes, 5);
+        assert_eq!(args.runs, Some(1000));
+        assert_eq!(args.targets, ["values", "access"]);
+        let without_minutes = Cli::try_parse_from(["xtask", "fuzz"]);
+        assert!(
+            without_minutes.is_err(),
+            "expected an error, got {without_minutes:?}"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! `cargo xtask test` and `ci`: lints, then the whole test suite against a real
-//! PostgreSQL that this module asks `pg` for and keeps alive until the tests end.
+//! PostgreSQL that this module asks `pg` for and keeps alive until the tests end;
+//! for `ci`, then schemathesis against a dev-mode server.
 
 use crate::cargo::{self, Cargo};
 use crate::error::{Error, Result};
 use crate::pg::{self, Mode};
+use crate::schemathesis;
 
 /// What a run of the suite includes.
 #[derive(Debug)]
@@ -13,6 +15,8 @@ pub struct Plan {
     pub lint: bool,
     /// `cargo doc` with rustdoc warnings as errors.
     pub docs: bool,
+    /// `cargo xtask schemathesis`, when python3 is available.
+    pub schemathesis: bool,
     /// Extra arguments for `cargo test`.
     pub cargo_test_args: Vec<String>,
 }
@@ -81,5 +85,20 @@ pub fn run(plan: &Plan) -> Result<()> {
     for (name, value) in tls.iter().flat_map(pg::TlsDatabase::vars) {
         test.env(name, value);
     }
-    cargo::step("test", test)
+    cargo::step("test", test)?;
+    drop(database);
+    drop(tls);
+
+    if plan.schemathesis {
+        match schemathesis::find_python() {
+            Some(python) => {
+                schemathesis::run_with(&python, &schemathesis::SchemathesisArgs::for_ci())?;
+            }
+            None => println!(
+                "\n==> schemathesis: SKIPPED: python3 is not on PATH, so docs/openapi.yaml was \
+                 not checked against a running server"
+            ),
+        }
+    }
+    Ok(())
 }

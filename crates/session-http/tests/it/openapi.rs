@@ -2,11 +2,10 @@
 //! rows are `ErrorKind::triple`'s, its examples fit its schemas, and real
 //! responses from a running server fit the document.
 //!
-//! Schemas are checked by a small validator for the JSON Schema subset the
-//! document uses (`$ref`, `allOf`, `type`, `const`, `enum`, `required`,
-//! `properties` with their order, `additionalProperties: false`, `items`,
-//! `min/maxItems`, `min/maxLength`, anchored `pattern`s, `format: uuid`). A
-//! keyword it does not know fails the test rather than being skipped.
+//! Schemas are checked with the `jsonschema` crate (JSON Schema 2020-12, the
+//! dialect of OpenAPI 3.1, with formats asserted and patterns run by the
+//! `regex` engine), plus the one rule JSON Schema cannot say: response fields
+//! come in the order the schema's `properties` list them.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, OnceLock};
@@ -52,6 +51,8 @@ const HTTP_METHODS: [&str; 8] = [
 
 struct Doc {
     root: Value,
+    /// The document as one JSON Schema resource, for `$ref`s between schemas.
+    registry: jsonschema::Registry<'static>,
 }
 
 fn doc() -> &'static Doc {
@@ -61,7 +62,11 @@ fn doc() -> &'static Doc {
         let text = std::fs::read_to_string(path).expect("docs/openapi.yaml is readable");
         let root: Value =
             serde_norway::from_str(&text).expect("docs/openapi.yaml is YAML with string keys");
-        Doc { root }
+        let registry = jsonschema::Registry::new()
+            .add(DOC_URI, root.clone())
+            .and_then(|registry| registry.prepare())
+            .expect("docs/openapi.yaml registers as a schema resource");
+        Doc { root, registry }
     })
 }
 
@@ -174,474 +179,139 @@ impl Doc {
 }
 
 // ---------------------------------------------------------------------------
-// A validator for the JSON Schema subset the document uses
+// Checking values against the document's schemas
 
-const ANNOTATIONS: [&str; 7] = [
-    "description",
-    "title",
-    "examples",
-    "example",
-    "default",
-    "deprecated",
-    "readOnly",
-];
+/// Where the whole document is registered for the validator, so a schema's
+/// `$ref: '#/components/...'` resolves as the document writes it.
+const DOC_URI: &str = "urn:widget-session:openapi";
 
 impl Doc {
     /// Errors of a response body (or header) against `schema`, field order included.
     fn validate(&self, schema: &Value, instance: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        self.check_schema(schema, instance, "", true, &mut errors);
+        let mut errors = self.validate_request(schema, instance);
+        self.check_order(schema, instance, "", &mut errors);
         errors
     }
 
     /// Errors of a request body against `schema`: field order is free there.
+    /// Each error reads `<instance path>: <what is wrong>`, and names the
+    /// pattern when a `pattern` failed.
     fn validate_request(&self, schema: &Value, instance: &Value) -> Vec<String> {
-        let mut errors = Vec::new();
-        self.check_schema(schema, instance, "", false, &mut errors);
-        errors
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .should_validate_formats(true)
+            .with_pattern_options(jsonschema::PatternOptions::regex())
+            .with_registry(&self.registry)
+            .build(&absolute_refs(schema))
+            .unwrap_or_else(|e| panic!("schema {schema} does not compile: {e}"));
+        validator
+            .iter_errors(instance)
+            .map(|error| {
+                let pattern = match error.kind() {
+                    jsonschema::error::ValidationErrorKind::Pattern { pattern } => {
+                        format!(" (pattern {pattern})")
+                    }
+                    _ => String::new(),
+                };
+                format!("{}: {error}{pattern}", error.instance_path())
+            })
+            .collect()
     }
 
-    fn check_schema(
-        &self,
-        schema: &Value,
-        instance: &Value,
-        at: &str,
-        ordered: bool,
-        errors: &mut Vec<String>,
-    ) {
-        let Some(keywords) = schema.as_object() else {
-            errors.push(format!("{at}: schema is not an object: {schema}"));
-            return;
-        };
-        let mut fail = |why: String| errors.push(format!("{at}: {why}"));
-        let mut nested = Vec::new();
-        for (keyword, value) in keywords {
-            match keyword.as_str() {
-                "$ref" => {
-                    let target = self.target(value.as_str().expect("$ref is a string"));
-                    self.check_schema(target, instance, at, ordered, &mut nested);
+    /// The wire format has a fixed field order, which the document's
+    /// `properties` list: checks it wherever a schema with properties applies.
+    fn check_order(&self, schema: &Value, instance: &Value, at: &str, errors: &mut Vec<String>) {
+        if let Some(target) = schema.get("$ref").and_then(Value::as_str) {
+            self.check_order(self.target(target), instance, at, errors);
+        }
+        for part in schema
+            .get("allOf")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            self.check_order(part, instance, at, errors);
+        }
+        if let (Some(properties), Some(object)) = (
+            schema.get("properties").and_then(Value::as_object),
+            instance.as_object(),
+        ) {
+            let documented: Vec<&String> = properties
+                .keys()
+                .filter(|k| object.contains_key(*k))
+                .collect();
+            let served: Vec<&String> = object
+                .keys()
+                .filter(|k| properties.contains_key(*k))
+                .collect();
+            if documented != served {
+                errors.push(format!(
+                    "{at}: field order {served:?}, documented {documented:?}"
+                ));
+            }
+            for (name, sub) in properties {
+                if let Some(member) = object.get(name) {
+                    self.check_order(sub, member, &format!("{at}/{name}"), errors);
                 }
-                "allOf" => {
-                    for part in value.as_array().expect("allOf is a list") {
-                        self.check_schema(part, instance, at, ordered, &mut nested);
+            }
+        }
+        if let (Some(items), Some(array)) = (schema.get("items"), instance.as_array()) {
+            for (i, item) in array.iter().enumerate() {
+                self.check_order(items, item, &format!("{at}/{i}"), errors);
+            }
+        }
+    }
+
+    /// Every `pattern` in the document, with where it is.
+    fn patterns(&self) -> Vec<(String, &str)> {
+        fn walk<'a>(value: &'a Value, at: String, out: &mut Vec<(String, &'a str)>) {
+            match value {
+                Value::Object(members) => {
+                    for (key, member) in members {
+                        match (key.as_str(), member) {
+                            ("pattern", Value::String(pattern)) => {
+                                out.push((at.clone(), pattern));
+                            }
+                            // Example values are data, not schemas.
+                            ("examples" | "example", _) => {}
+                            _ => walk(member, format!("{at}/{key}"), out),
+                        }
                     }
                 }
-                "type" => {
-                    let allowed: Vec<&str> = match value {
-                        Value::String(one) => vec![one.as_str()],
-                        Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
-                        _ => panic!("type is a string or a list: {value}"),
+                Value::Array(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        walk(item, format!("{at}/{i}"), out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, String::new(), &mut out);
+        out
+    }
+}
+
+/// `schema` with its local references made absolute, so they point into the
+/// document registered at [`DOC_URI`] wherever `schema` itself came from.
+fn absolute_refs(schema: &Value) -> Value {
+    match schema {
+        Value::Object(members) => Value::Object(
+            members
+                .iter()
+                .map(|(key, member)| {
+                    let member = match (key.as_str(), member) {
+                        ("$ref", Value::String(r)) if r.starts_with('#') => {
+                            Value::String(format!("{DOC_URI}{r}"))
+                        }
+                        _ => absolute_refs(member),
                     };
-                    if !allowed.iter().any(|t| has_type(instance, t)) {
-                        fail(format!("{instance} is not of type {allowed:?}"));
-                    }
-                }
-                "const" => {
-                    if instance != value {
-                        fail(format!("{instance} is not the constant {value}"));
-                    }
-                }
-                "enum" => {
-                    let options = value.as_array().expect("enum is a list");
-                    if !options.contains(instance) {
-                        fail(format!("{instance} is not one of {value}"));
-                    }
-                }
-                "required" => {
-                    if let Some(object) = instance.as_object() {
-                        for name in value.as_array().expect("required is a list") {
-                            let name = name.as_str().expect("required names are strings");
-                            if !object.contains_key(name) {
-                                fail(format!("required field {name} is missing"));
-                            }
-                        }
-                    }
-                }
-                "properties" => {
-                    let properties = value.as_object().expect("properties is a mapping");
-                    if let Some(object) = instance.as_object() {
-                        for (name, sub) in properties {
-                            if let Some(member) = object.get(name) {
-                                self.check_schema(
-                                    sub,
-                                    member,
-                                    &format!("{at}/{name}"),
-                                    ordered,
-                                    &mut nested,
-                                );
-                            }
-                        }
-                        // The wire format has a fixed field order; the document lists it.
-                        let documented: Vec<&String> = properties
-                            .keys()
-                            .filter(|k| object.contains_key(*k))
-                            .collect();
-                        let served: Vec<&String> = object
-                            .keys()
-                            .filter(|k| properties.contains_key(*k))
-                            .collect();
-                        if ordered && documented != served {
-                            fail(format!("field order {served:?}, documented {documented:?}"));
-                        }
-                    }
-                }
-                "additionalProperties" => {
-                    assert_eq!(
-                        value,
-                        &Value::Bool(false),
-                        "only additionalProperties: false is used"
-                    );
-                    let known = keywords
-                        .get("properties")
-                        .and_then(Value::as_object)
-                        .expect("additionalProperties: false comes with properties");
-                    if let Some(object) = instance.as_object() {
-                        for name in object.keys().filter(|k| !known.contains_key(*k)) {
-                            fail(format!("undocumented field {name}"));
-                        }
-                    }
-                }
-                "items" => {
-                    if let Some(items) = instance.as_array() {
-                        for (i, item) in items.iter().enumerate() {
-                            self.check_schema(
-                                value,
-                                item,
-                                &format!("{at}/{i}"),
-                                ordered,
-                                &mut nested,
-                            );
-                        }
-                    }
-                }
-                "minItems" | "maxItems" => {
-                    if let Some(items) = instance.as_array() {
-                        let bound = value.as_u64().expect("a count") as usize;
-                        let ok = if keyword == "minItems" {
-                            items.len() >= bound
-                        } else {
-                            items.len() <= bound
-                        };
-                        if !ok {
-                            fail(format!("{} items breaks {keyword} {bound}", items.len()));
-                        }
-                    }
-                }
-                "minLength" | "maxLength" => {
-                    if let Some(text) = instance.as_str() {
-                        let bound = value.as_u64().expect("a length") as usize;
-                        let chars = text.chars().count();
-                        let ok = if keyword == "minLength" {
-                            chars >= bound
-                        } else {
-                            chars <= bound
-                        };
-                        if !ok {
-                            fail(format!("{chars} characters breaks {keyword} {bound}"));
-                        }
-                    }
-                }
-                "pattern" => {
-                    let source = value.as_str().expect("pattern is a string");
-                    let pattern = pattern::Pattern::compile(source)
-                        .unwrap_or_else(|why| panic!("pattern {source}: {why}"));
-                    if let Some(text) = instance.as_str() {
-                        if !pattern.matches(text) {
-                            fail(format!("{text:?} does not match pattern {source}"));
-                        }
-                    }
-                }
-                "format" => {
-                    let format = value.as_str().expect("format is a string");
-                    if let (Some(text), "uuid") = (instance.as_str(), format) {
-                        if uuid::Uuid::try_parse(text).is_err() {
-                            fail(format!("{text:?} is not a UUID"));
-                        }
-                    }
-                    // Other formats (date-time, email, uri) are annotations here;
-                    // the document pins them down with patterns where it matters.
-                }
-                other if ANNOTATIONS.contains(&other) => {}
-                other => fail(format!(
-                    "the test's validator does not know keyword {other:?}"
-                )),
-            }
-        }
-        errors.extend(nested);
-    }
-}
-
-fn has_type(instance: &Value, name: &str) -> bool {
-    match name {
-        "object" => instance.is_object(),
-        "array" => instance.is_array(),
-        "string" => instance.is_string(),
-        "boolean" => instance.is_boolean(),
-        "null" => instance.is_null(),
-        "integer" => instance.is_i64() || instance.is_u64(),
-        "number" => instance.is_number(),
-        other => panic!("unknown JSON type {other}"),
-    }
-}
-
-/// Anchored regular expressions: literals, `.`, `\d`, escaped punctuation,
-/// `[...]` classes with ranges, `(...)` groups and the quantifiers `? * + {n}
-/// {n,m}`. Anything else is refused, so the document cannot use a pattern this
-/// test would silently misread.
-mod pattern {
-    const UNBOUNDED: usize = usize::MAX;
-
-    #[derive(Debug)]
-    enum Atom {
-        Set {
-            ranges: Vec<(char, char)>,
-            negated: bool,
-        },
-        Group(Vec<Piece>),
-    }
-
-    #[derive(Debug)]
-    struct Piece {
-        atom: Atom,
-        min: usize,
-        max: usize,
-    }
-
-    #[derive(Debug)]
-    pub struct Pattern(Vec<Piece>);
-
-    impl Pattern {
-        pub fn compile(source: &str) -> Result<Self, String> {
-            let body = source
-                .strip_prefix('^')
-                .and_then(|s| s.strip_suffix('$'))
-                .ok_or("patterns must be anchored with ^ and $")?;
-            let chars: Vec<char> = body.chars().collect();
-            let mut pos = 0;
-            let pieces = sequence(&chars, &mut pos)?;
-            if pos != chars.len() {
-                return Err(format!("unbalanced ')' at {pos}"));
-            }
-            Ok(Self(pieces))
-        }
-
-        pub fn matches(&self, text: &str) -> bool {
-            let chars: Vec<char> = text.chars().collect();
-            run(&self.0, &chars, 0, &|end| end == chars.len())
-        }
-    }
-
-    fn literal(c: char) -> Atom {
-        Atom::Set {
-            ranges: vec![(c, c)],
-            negated: false,
-        }
-    }
-
-    fn sequence(chars: &[char], pos: &mut usize) -> Result<Vec<Piece>, String> {
-        let mut pieces = Vec::new();
-        while let Some(&c) = chars.get(*pos) {
-            *pos += 1;
-            let atom = match c {
-                ')' => {
-                    *pos -= 1;
-                    break;
-                }
-                '(' => {
-                    let inner = sequence(chars, pos)?;
-                    if chars.get(*pos) != Some(&')') {
-                        return Err("unclosed group".into());
-                    }
-                    *pos += 1;
-                    Atom::Group(inner)
-                }
-                '[' => class(chars, pos)?,
-                '\\' => escape(chars, pos)?,
-                '.' => Atom::Set {
-                    ranges: Vec::new(),
-                    negated: true,
-                },
-                '|' | '*' | '+' | '?' | '{' | '}' | '^' | '$' | ']' => {
-                    return Err(format!("unsupported or misplaced {c:?}"));
-                }
-                other => literal(other),
-            };
-            let (min, max) = quantifier(chars, pos)?;
-            pieces.push(Piece { atom, min, max });
-        }
-        Ok(pieces)
-    }
-
-    fn escaped_char(chars: &[char], pos: &mut usize) -> Result<char, String> {
-        let c = *chars.get(*pos).ok_or("dangling backslash")?;
-        *pos += 1;
-        if c.is_ascii_punctuation() {
-            Ok(c)
-        } else {
-            Err(format!("unsupported escape \\{c}"))
-        }
-    }
-
-    fn escape(chars: &[char], pos: &mut usize) -> Result<Atom, String> {
-        if chars.get(*pos) == Some(&'d') {
-            *pos += 1;
-            return Ok(Atom::Set {
-                ranges: vec![('0', '9')],
-                negated: false,
-            });
-        }
-        escaped_char(chars, pos).map(literal)
-    }
-
-    fn class(chars: &[char], pos: &mut usize) -> Result<Atom, String> {
-        let negated = chars.get(*pos) == Some(&'^');
-        if negated {
-            *pos += 1;
-        }
-        let mut ranges = Vec::new();
-        loop {
-            let c = *chars.get(*pos).ok_or("unclosed class")?;
-            *pos += 1;
-            let low = match c {
-                ']' => break,
-                '\\' => escaped_char(chars, pos)?,
-                '[' => return Err("nested class".into()),
-                other => other,
-            };
-            let is_range = chars.get(*pos) == Some(&'-')
-                && chars.get(*pos + 1).is_some_and(|next| *next != ']');
-            if is_range {
-                *pos += 1;
-                let high = match chars[*pos] {
-                    '\\' => {
-                        *pos += 1;
-                        escaped_char(chars, pos)?
-                    }
-                    other => {
-                        *pos += 1;
-                        other
-                    }
-                };
-                if high < low {
-                    return Err(format!("reversed range {low}-{high}"));
-                }
-                ranges.push((low, high));
-            } else {
-                ranges.push((low, low));
-            }
-        }
-        Ok(Atom::Set { ranges, negated })
-    }
-
-    fn number(chars: &[char], pos: &mut usize) -> Result<usize, String> {
-        let start = *pos;
-        while chars.get(*pos).is_some_and(char::is_ascii_digit) {
-            *pos += 1;
-        }
-        chars[start..*pos]
-            .iter()
-            .collect::<String>()
-            .parse()
-            .map_err(|_| "bad repetition count".to_owned())
-    }
-
-    fn quantifier(chars: &[char], pos: &mut usize) -> Result<(usize, usize), String> {
-        let bounds = match chars.get(*pos) {
-            Some('?') => (0, 1),
-            Some('*') => (0, UNBOUNDED),
-            Some('+') => (1, UNBOUNDED),
-            Some('{') => {
-                *pos += 1;
-                let min = number(chars, pos)?;
-                let max = if chars.get(*pos) == Some(&',') {
-                    *pos += 1;
-                    number(chars, pos)?
-                } else {
-                    min
-                };
-                if chars.get(*pos) != Some(&'}') || max < min {
-                    return Err("bad {m,n} quantifier".into());
-                }
-                (min, max)
-            }
-            _ => return Ok((1, 1)),
-        };
-        *pos += 1;
-        Ok(bounds)
-    }
-
-    /// Matches `pieces` at `at`, then asks `rest` whether the remainder matches.
-    fn run(pieces: &[Piece], text: &[char], at: usize, rest: &dyn Fn(usize) -> bool) -> bool {
-        match pieces.split_first() {
-            None => rest(at),
-            Some((first, others)) => {
-                repeat(first, 0, text, at, &|end| run(others, text, end, rest))
-            }
-        }
-    }
-
-    /// Greedy repetition with backtracking; an iteration must consume input.
-    fn repeat(
-        piece: &Piece,
-        done: usize,
-        text: &[char],
-        at: usize,
-        rest: &dyn Fn(usize) -> bool,
-    ) -> bool {
-        let more = done < piece.max
-            && once(&piece.atom, text, at, &|end| {
-                end > at && repeat(piece, done + 1, text, end, rest)
-            });
-        more || (done >= piece.min && rest(at))
-    }
-
-    fn once(atom: &Atom, text: &[char], at: usize, rest: &dyn Fn(usize) -> bool) -> bool {
-        match atom {
-            Atom::Set { ranges, negated } => {
-                text.get(at).is_some_and(|c| {
-                    ranges.iter().any(|(low, high)| (low..=high).contains(&c)) != *negated
-                }) && rest(at + 1)
-            }
-            Atom::Group(inner) => run(inner, text, at, rest),
-        }
-    }
-
-    #[test]
-    fn the_pattern_subset_behaves_like_a_regex_engine() {
-        let cases: &[(&str, &[&str], &[&str])] = &[
-            (
-                r"^[0-9]+(\.[0-9]+)?$",
-                &["100", "99.50", "0.1"],
-                &["", ".5", "5.", "1e3", "-1", " 5", "1.2.3"],
-            ),
-            (
-                "^[A-Za-z0-9_-]{1,32}$",
-                &["USDT", "BEP-20", "a_b"],
-                &["", "TRC 20", "é", &"X".repeat(33)],
-            ),
-            (
-                "^v2:[0-9a-f]{4}$",
-                &["v2:0a9f"],
-                &["v2:0A9F", "v2:0a9", "v2:0a9f0", "v3:0a9f"],
-            ),
-            (r"^a\.b.c\d$", &["a.bxc1"], &["axbxc1", "a.bc1"]),
-            ("^([0-9]+(x)?)?$", &["", "12", "12x"], &["x", "12xx"]),
-        ];
-        for (source, good, bad) in cases {
-            let pattern = Pattern::compile(source).expect("test patterns compile");
-            for text in *good {
-                assert!(pattern.matches(text), "{source} should match {text:?}");
-            }
-            for text in *bad {
-                assert!(!pattern.matches(text), "{source} should not match {text:?}");
-            }
-        }
-        for unsupported in ["abc", "^a|b$", r"^\w$", "^[a$", "^(a$", "^a{2,1}$"] {
-            assert!(
-                Pattern::compile(unsupported).is_err(),
-                "{unsupported} must be refused"
-            );
-        }
+                    (key.clone(), member)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(absolute_refs).collect()),
+        other => other.clone(),
     }
 }
 
@@ -695,6 +365,225 @@ fn document_is_openapi_3_1_and_lists_exactly_the_served_routes() {
             }
         }
     }
+}
+
+/// JSON Schema patterns match anywhere in the text; the document anchors every
+/// one so that it describes the whole value, and writes each in the syntax the
+/// `regex` crate (and any ECMA-262 engine) reads the same way.
+#[test]
+fn every_pattern_is_anchored_and_compiles() {
+    let patterns = doc().patterns();
+    assert!(!patterns.is_empty(), "the document has patterns");
+    for (at, pattern) in patterns {
+        assert!(
+            pattern.starts_with('^') && pattern.ends_with('$'),
+            "{at}: pattern {pattern} is anchored with ^ and $"
+        );
+        if let Err(e) = regex::Regex::new(pattern) {
+            panic!("{at}: pattern {pattern} does not compile: {e}");
+        }
+    }
+}
+
+/// The document's value schemas accept what the service accepts (SPEC.md §1
+/// and §2) and refuse what it refuses, so a client generating values from the
+/// document is not sent into refusals the document does not predict.
+#[test]
+fn value_schemas_agree_with_the_service() {
+    let doc = doc();
+    let positive_good: &[&str] = &["100", "99.50", "0.1", "0.00000001", "007", "1.0"];
+    let positive_bad: &[&str] = &[
+        "0", "0.0", "000", "00.000", "", ".5", "5.", "1e3", "-1", " 5", "1.2.3",
+    ];
+    let signature = format!("v2:{}", "0a9f".repeat(32));
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("/components/schemas/Amount", positive_good, positive_bad),
+        (
+            "/components/schemas/CreateSessionRequest/properties/amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/ProviderEvent/properties/crypto_amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/ProviderEvent/properties/fiat_amount",
+            positive_good,
+            positive_bad,
+        ),
+        (
+            "/components/schemas/AmountOrEmpty",
+            &["", "100", "92.15", "0.5"],
+            &["0", "0.00", ".5", "5.", "1e3", "-1", " 5"],
+        ),
+        (
+            "/components/schemas/Code",
+            &["USDT", "BEP-20", "a_b"],
+            &["", "TRC 20", "é", &"X".repeat(33)],
+        ),
+        (
+            "/components/schemas/CreatedSession/properties/signature",
+            &[&signature],
+            &[
+                "v2:0A9F",
+                &signature[..signature.len() - 1],
+                &signature.replace("v2:", "v3:"),
+            ],
+        ),
+        // The server takes any X-Request-Id and replaces one it will not echo.
+        (
+            "/components/parameters/XRequestId/schema",
+            &["", "req-1", &"x".repeat(129), "a b", "é"],
+            &[],
+        ),
+        // It only ever sends a well-formed one.
+        (
+            "/components/headers/X-Request-Id/schema",
+            &["req-1", &"x".repeat(128)],
+            &["", &"x".repeat(129), "a b"],
+        ),
+    ];
+    for (pointer, good, bad) in cases {
+        let schema = json!({ "$ref": format!("#{pointer}") });
+        for value in *good {
+            let errors = doc.validate_request(&schema, &json!(value));
+            assert!(errors.is_empty(), "{pointer} accepts {value:?}: {errors:?}");
+        }
+        for value in *bad {
+            assert!(
+                !doc.validate_request(&schema, &json!(value)).is_empty(),
+                "{pointer} refuses {value:?}"
+            );
+        }
+    }
+}
+
+/// The checks above only mean something if a wrong value fails them: a
+/// foreign field, fields out of order, a bad value behind a `$ref`.
+#[test]
+fn the_schema_checks_refuse_what_the_document_forbids() {
+    let doc = doc();
+    let error = json!({ "$ref": "#/components/schemas/Error" });
+    let good = json!({"error": "not_found", "code": "not_found", "message": "not found"});
+    assert_eq!(doc.validate(&error, &good), Vec::<String>::new());
+    let cases = [
+        (
+            json!({"error": "not_found", "code": "not_found", "message": "m", "detail": "x"}),
+            "detail",
+        ),
+        (
+            json!({"code": "not_found", "error": "not_found", "message": "m"}),
+            "field order",
+        ),
+        (
+            json!({"error": "not_found", "code": "not_found"}),
+            "message",
+        ),
+        (
+            json!({"error": 1, "code": "not_found", "message": "m"}),
+            "string",
+        ),
+    ];
+    for (body, expected) in cases {
+        let errors = doc.validate(&error, &body);
+        assert!(
+            errors.iter().any(|e| e.contains(expected)),
+            "{body} is refused for {expected:?}: {errors:?}"
+        );
+    }
+    let status = json!({ "$ref": "#/components/schemas/TransactionStatus" });
+    let mut transaction = json!({
+        "merchant_transaction_id": "not-a-uuid", "partner_user_id": "u", "type": "buy",
+        "status": "pending", "currency": "USDT", "network": "TRC20", "crypto_amount": "",
+        "fiat_currency": "EUR", "fiat_amount": "", "created_at": "2026-11-24T10:00:00.000000Z",
+        "updated_at": "2026-11-24T10:00:00.000000Z"
+    });
+    let errors = doc.validate(&status, &transaction);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("/merchant_transaction_id: ")),
+        "a malformed id behind two $refs is refused: {errors:?}"
+    );
+    transaction["merchant_transaction_id"] = json!(uuid::Uuid::new_v4().to_string());
+    assert_eq!(doc.validate(&status, &transaction), Vec::<String>::new());
+}
+
+/// The links let a client (or a fuzzer) go from a created session to its
+/// redemption and its transaction: each names a real operation, takes only
+/// fields the session has, and fills exactly what the target needs.
+#[test]
+fn links_lead_from_a_created_session_to_what_it_opens() {
+    let doc = doc();
+    let created = doc
+        .response("/widget/session", "post", 200)
+        .expect("a 200 for POST /widget/session");
+    let links = created["links"].as_object().expect("the 200 has links");
+    let session_fields = doc.root["components"]["schemas"]["CreatedSession"]["properties"]
+        .as_object()
+        .expect("CreatedSession has properties");
+    let field_of = |expression: &Value| -> String {
+        let expression = expression.as_str().expect("a runtime expression");
+        let field = expression
+            .strip_prefix("$response.body#/")
+            .unwrap_or_else(|| panic!("{expression} reads the response body"));
+        assert!(
+            session_fields.contains_key(field),
+            "{expression}: CreatedSession has {field}"
+        );
+        field.to_owned()
+    };
+    let mut targets = BTreeSet::new();
+    for (name, link) in links {
+        let id = link["operationId"].as_str().expect("operationId");
+        let (path, method, operation) = doc
+            .operations()
+            .into_iter()
+            .find(|(_, _, op)| op["operationId"] == id)
+            .unwrap_or_else(|| panic!("link {name}: no operation {id}"));
+        targets.insert(format!("{method} {path}"));
+        if let Some(body) = link.get("requestBody") {
+            let body = body.as_object().expect("requestBody is an object");
+            let fields: BTreeSet<&str> = body.keys().map(String::as_str).collect();
+            let schema = doc.deref(
+                operation
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .expect("the target takes a JSON body"),
+            );
+            let required: BTreeSet<&str> = schema["required"]
+                .as_array()
+                .expect("required")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(fields, required, "link {name} fills every field of {id}");
+            for (field, expression) in body {
+                assert_eq!(&field_of(expression), field, "link {name}: {field}");
+            }
+        }
+        for (parameter, expression) in link
+            .get("parameters")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+        {
+            assert!(
+                path.contains(&format!("{{{parameter}}}")),
+                "link {name}: {parameter} is a path parameter of {path}"
+            );
+            field_of(expression);
+        }
+    }
+    assert_eq!(
+        targets,
+        BTreeSet::from([
+            "get /widget/transactions/{merchant_transaction_id}".to_owned(),
+            "post /widget/init".to_owned(),
+        ]),
+        "links from a created session"
+    );
 }
 
 #[test]
