@@ -36,6 +36,24 @@ impl Default for Command {
     }
 }
 
+/// What every operator command (`partners`, `webhooks`) takes: the store it
+/// works on and the output format.
+#[derive(Debug, Clone, Args)]
+pub struct OperatorArgs {
+    /// PostgreSQL holding the partners and deliveries.
+    #[arg(
+        long,
+        env = "SESSION_DATABASE_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Print JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
     Mem,

@@ -52,19 +52,28 @@ fn main() -> ExitCode {
     }
 }
 
-/// `webhooks ...` against the PostgreSQL store named by `--database-url`.
-async fn run_webhooks(args: webhooks::WebhooksArgs) -> Result<(), String> {
+/// The PostgreSQL store an operator command (`command`) works on.
+async fn operator_store(
+    command: &str,
+    args: &cli::OperatorArgs,
+) -> Result<session_store_pg::PgStore, String> {
     let url = args
         .database_url
         .as_deref()
-        .ok_or("webhooks: needs --database-url or SESSION_DATABASE_URL")?;
+        .ok_or_else(|| format!("{command}: needs --database-url or SESSION_DATABASE_URL"))?;
     let mut config = session_store_pg::PgConfig::new(url);
+    // One operator command at a time: a small pool is plenty.
     config.pool_size = 2;
     config.batch_writers = 1;
-    let store = store::connect_pg(config).await?;
+    store::connect_pg(config).await
+}
+
+/// `webhooks ...` against the PostgreSQL store named by `--database-url`.
+async fn run_webhooks(args: webhooks::WebhooksArgs) -> Result<(), String> {
+    let store = operator_store("webhooks", &args.operator).await?;
     let outcome = webhooks::run(
         &args.command,
-        args.json,
+        args.operator.json,
         &store,
         &system::SystemClock,
         &mut std::io::stdout().lock(),
@@ -77,18 +86,10 @@ async fn run_webhooks(args: webhooks::WebhooksArgs) -> Result<(), String> {
 /// `partners ...` against the PostgreSQL store named by `--database-url`.
 async fn run_partners(mut args: partners::PartnersArgs) -> Result<(), String> {
     partners::read_secret_files(&mut args.command, &mut std::io::stdin().lock())?;
-    let url = args
-        .database_url
-        .as_deref()
-        .ok_or("partners: needs --database-url or SESSION_DATABASE_URL")?;
-    let mut config = session_store_pg::PgConfig::new(url);
-    // One operator command at a time: a small pool is plenty.
-    config.pool_size = 2;
-    config.batch_writers = 1;
-    let store = store::connect_pg(config).await?;
+    let store = operator_store("partners", &args.operator).await?;
     let outcome = partners::run(
         &args.command,
-        args.json,
+        args.operator.json,
         &store,
         &system::SystemClock,
         &system::OsRandom,

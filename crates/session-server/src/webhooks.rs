@@ -13,18 +13,8 @@ use uuid::Uuid;
 
 #[derive(Debug, Args)]
 pub struct WebhooksArgs {
-    /// PostgreSQL holding the deliveries.
-    #[arg(
-        long,
-        env = "SESSION_DATABASE_URL",
-        hide_env_values = true,
-        global = true
-    )]
-    pub database_url: Option<String>,
-
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub operator: crate::cli::OperatorArgs,
 
     #[command(subcommand)]
     pub command: WebhooksCommand,
@@ -232,7 +222,7 @@ mod tests {
         let mut out = Vec::new();
         run(
             &args.command,
-            args.json,
+            args.operator.json,
             store,
             &FixedClock::default(),
             &mut out,

@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use session_core::partner::Partner;
-use session_core::ports::{DeliveryFilter, DeliveryState, Store};
+use session_core::ports::{DeliveryFilter, DeliveryState, DeliveryView, Store};
 use session_core::random::Random;
 use session_core::secret::Secret;
 use session_core::session::{EventPlan, ProviderEvent};
@@ -291,7 +291,8 @@ impl<S: Store> World<S> {
         self.store.apply_provider_event(&plan).await.expect("apply");
     }
 
-    async fn state_of(&self, transaction: Uuid) -> Vec<(DeliveryState, u32)> {
+    /// The deliveries of `transaction`, oldest first.
+    async fn deliveries_of(&self, transaction: Uuid) -> Vec<DeliveryView> {
         let filter = DeliveryFilter {
             transaction: Some(transaction),
             limit: 100,
@@ -299,6 +300,11 @@ impl<S: Store> World<S> {
         };
         let mut listed = self.store.deliveries(&filter).await.expect("list");
         listed.reverse();
+        listed
+    }
+
+    async fn state_of(&self, transaction: Uuid) -> Vec<(DeliveryState, u32)> {
+        let listed = self.deliveries_of(transaction).await;
         listed.iter().map(|d| (d.state, d.attempts)).collect()
     }
 
@@ -379,16 +385,8 @@ async fn retries_until_a_2xx_and_holds_back_later_events<S: Store>(store: S) {
     }
     let completed = world.receiver.next().await;
     assert_eq!(status_of(&completed), "completed");
-    let listed = world
-        .store
-        .deliveries(&DeliveryFilter {
-            transaction: Some(id),
-            limit: 10,
-            ..DeliveryFilter::default()
-        })
-        .await
-        .expect("list");
-    let processing = listed.last().expect("two deliveries");
+    let listed = world.deliveries_of(id).await;
+    let processing = listed.first().expect("two deliveries");
     assert_eq!(
         (processing.state, processing.attempts),
         (DeliveryState::Delivered, 4),
@@ -420,16 +418,7 @@ async fn abandons_after_the_horizon_then_an_operator_requeues<S: Store>(store: S
     assert!(tried >= 2, "retried before giving up ({tried} attempts)");
     while world.receiver.received.try_recv().is_ok() {}
     world.receiver.script.lock().expect("script").clear();
-    let delivery = world
-        .store
-        .deliveries(&DeliveryFilter {
-            transaction: Some(id),
-            limit: 1,
-            ..DeliveryFilter::default()
-        })
-        .await
-        .expect("list")[0]
-        .id;
+    let delivery = world.deliveries_of(id).await[0].id;
     assert!(
         world
             .store
@@ -446,15 +435,7 @@ async fn loopback_is_refused_without_an_allowance<S: Store>(store: S) {
     let mut world = World::start(store, false).await;
     let id = world.transaction(&[TxStatus::Processing]).await;
     world.receiver.nothing_for(Duration::from_millis(500)).await;
-    let listed = world
-        .store
-        .deliveries(&DeliveryFilter {
-            transaction: Some(id),
-            limit: 1,
-            ..DeliveryFilter::default()
-        })
-        .await
-        .expect("list");
+    let listed = world.deliveries_of(id).await;
     let result = listed[0].last_result.clone().unwrap_or_default();
     assert!(result.starts_with("refused:"), "{result}");
     assert!(listed[0].attempts >= 1);

@@ -10,18 +10,8 @@ use uuid::Uuid;
 
 #[derive(Debug, Args)]
 pub struct PartnersArgs {
-    /// PostgreSQL holding the partners.
-    #[arg(
-        long,
-        env = "SESSION_DATABASE_URL",
-        hide_env_values = true,
-        global = true
-    )]
-    pub database_url: Option<String>,
-
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub operator: crate::cli::OperatorArgs,
 
     #[command(subcommand)]
     pub command: PartnersCommand,

@@ -73,7 +73,7 @@ impl Env {
         let mut out = Vec::new();
         let result = super::run(
             &command,
-            partners.json,
+            partners.operator.json,
             registry,
             &self.clock,
             &self.random,
@@ -1196,7 +1196,7 @@ fn full_command_lines_parse() {
         ],
     ))
     .expect("create parses");
-    assert!(args.json);
+    assert!(args.operator.json);
     let PartnersCommand::Create(create) = &args.command else {
         panic!("create: {args:?}");
     };
@@ -1224,7 +1224,7 @@ fn full_command_lines_parse() {
     ])
     .expect("rotate parses");
     assert_eq!(
-        args.database_url.as_deref(),
+        args.operator.database_url.as_deref(),
         Some("postgres://ops@db/session")
     );
     let PartnersCommand::Token(TokenCommand::Rotate(rotate)) = &args.command else {
