@@ -17,7 +17,7 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use session_core::partner::Partner;
-use session_core::ports::{DeliveryFilter, DeliveryState, DeliveryView, Store};
+use session_core::ports::{DeliveryFilter, DeliveryState, DeliveryView, SessionStore, Store};
 use session_core::random::Random;
 use session_core::secret::Secret;
 use session_core::session::{EventPlan, ProviderEvent};
@@ -479,3 +479,107 @@ on_both_stores!(
     abandons_after_the_horizon_then_an_operator_requeues,
     loopback_is_refused_without_an_allowance,
 );
+
+/// Two instances (two stores and two dispatchers on one database): 20
+/// transactions with two events each all arrive, none twice, each
+/// transaction's in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_deliver_every_event_once() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let connect = || async {
+        PgStore::connect(database.config())
+            .await
+            .expect("PgStore connects")
+    };
+    let mut world = World::start(connect().await, true).await;
+    let second = Arc::new(connect().await);
+    let client = WebhookClient::new(
+        AddressPolicy::new(vec![IpRange::parse("127.0.0.0/8").expect("range")]),
+        Duration::from_millis(300),
+    )
+    .expect("client");
+    let other = Dispatcher::new(
+        second.clone(),
+        second.clone(),
+        Arc::new(Wall),
+        Arc::new(CountingRandom::starting_at(1 << 40)),
+        client,
+        DispatcherConfig {
+            policy: policy(),
+            max_in_flight: 16,
+            max_per_partner: 4,
+            poll_interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+            drain: Duration::from_secs(1),
+        },
+    );
+    let (stop_other, other_stopped) = oneshot::channel::<()>();
+    let other_dispatched = tokio::spawn(other.run(async {
+        let _ = other_stopped.await;
+    }));
+    let mut expected = std::collections::HashMap::new();
+    for n in 0..20 {
+        let session = sample_session(&world.partner, &format!("u{n}"), "u@example.com", n);
+        let id = session.merchant_transaction_id;
+        world.store.insert_session(&session).await.expect("insert");
+        expected.insert(id.hyphenated().to_string(), n);
+    }
+    // The changes commit through both instances, interleaved.
+    for status in [TxStatus::Processing, TxStatus::Completed] {
+        for (i, id) in expected.keys().enumerate() {
+            let id: Uuid = id.parse().expect("uuid");
+            if i % 2 == 0 {
+                world.change(id, status).await;
+            } else {
+                let now = Wall.now();
+                let plan = EventPlan {
+                    event: ProviderEvent {
+                        event_id: format!("{id}-{}", status.as_str()),
+                        merchant_transaction_id: id,
+                        status,
+                        crypto_amount: None,
+                        fiat_amount: None,
+                        fiat_currency: None,
+                        payment_method: None,
+                        occurred_at: now,
+                        kyc_status: None,
+                    },
+                    now,
+                };
+                second.apply_provider_event(&plan).await.expect("apply");
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut per_transaction: std::collections::HashMap<String, Vec<String>> =
+        std::collections::HashMap::new();
+    for _ in 0..40 {
+        let received = world.receiver.next().await;
+        assert!(
+            seen.insert(received.id.clone()),
+            "{} arrived twice",
+            received.id
+        );
+        assert!(verifies(&received, SECRET));
+        let body: serde_json::Value = serde_json::from_slice(&received.body).expect("json");
+        let id = body["merchant_transaction_id"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        per_transaction
+            .entry(id)
+            .or_default()
+            .push(status_of(&received));
+    }
+    world.receiver.nothing_for(Duration::from_millis(500)).await;
+    assert_eq!(per_transaction.len(), 20);
+    for (id, statuses) in &per_transaction {
+        assert!(expected.contains_key(id));
+        assert_eq!(statuses, &["processing", "completed"], "{id} in order");
+    }
+    let _ = stop_other.send(());
+    other_dispatched.await.expect("second dispatcher");
+    world.stop().await;
+}

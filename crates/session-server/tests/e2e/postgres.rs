@@ -329,6 +329,7 @@ async fn no_secret_reaches_the_logs_at_debug_or_trace() {
     /// Base64 of "webhook-secret-that-must-never-be-logged".
     const WEBHOOK_SECRET: &str = "whsec_d2ViaG9vay1zZWNyZXQtdGhhdC1tdXN0LW5ldmVyLWJlLWxvZ2dlZA==";
     const EMAIL: &str = "never-logged-user@example.com";
+    const PROVIDER_SECRET: &str = "provider-secret-that-must-never-be-logged";
     for filter in ["debug", "trace"] {
         let Some(database) = TestDatabase::create().await else {
             return;
@@ -348,6 +349,8 @@ async fn no_secret_reaches_the_logs_at_debug_or_trace() {
             database.url(),
             "--bootstrap",
             &path,
+            "--provider-secret",
+            PROVIDER_SECRET,
         ]
         .into_iter()
         .chain(LOOPBACK)
@@ -389,6 +392,35 @@ async fn no_secret_reaches_the_logs_at_debug_or_trace() {
         .await
         .expect("init");
         assert_eq!(redeemed.status, 200, "{}", redeemed.body);
+        // A status change: its webhook is signed with the webhook secret and
+        // attempted (the endpoint cannot be reached from here).
+        let id = session["merchant_transaction_id"].as_str().expect("id");
+        let event = format!(
+            r#"{{"event_id":"ev-log","merchant_transaction_id":"{id}","status":"processing"}}"#
+        );
+        let signature = session_core::provider::ProviderKey::new(
+            &session_core::secret::Secret::new(PROVIDER_SECRET),
+        )
+        .expect("provider key")
+        .sign_hex(event.as_bytes());
+        let applied = request(
+            server.public,
+            "POST",
+            "/provider/events",
+            &[
+                ("content-type", "application/json"),
+                ("x-signature", &signature),
+            ],
+            &event,
+        )
+        .await
+        .expect("provider event");
+        assert_eq!(applied.status, 200, "{}", applied.body);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.logs().contains("webhook attempt") {
+            assert!(Instant::now() < deadline, "a webhook attempt is logged");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         crate::support::terminate(&server.child);
         let _ = tokio::time::timeout(Duration::from_secs(10), server.child.wait()).await;
         // Let the reader take the last lines off the pipe.
@@ -412,6 +444,8 @@ async fn no_secret_reaches_the_logs_at_debug_or_trace() {
         for (what, secret) in [
             ("signing secret", SIGNING_SECRET),
             ("webhook secret", WEBHOOK_SECRET),
+            ("webhook key", WEBHOOK_SECRET.trim_start_matches("whsec_")),
+            ("provider secret", PROVIDER_SECRET),
             ("client token", TOKEN),
             ("init-token key", init_token_key.expose()),
             ("init token", init_token.as_str()),
