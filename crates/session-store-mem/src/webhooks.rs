@@ -1,7 +1,7 @@
 //! The webhook outbox in memory: one delivery per applied status change of a
 //! partner with a webhook, claimed under one lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -27,11 +27,38 @@ struct Row {
     next_attempt_at: Option<Timestamp>,
 }
 
+/// Delivered or failed deliveries kept for operators to list; older ones are
+/// dropped, so the store stays bounded (SPEC.md §6) however many events pass.
+const KEPT_FINAL: usize = 100_000;
+
 /// Deliveries by id; ids grow with every event, so id order is commit order.
 #[derive(Debug, Default)]
 struct Deliveries {
     next_id: i64,
     rows: BTreeMap<i64, Row>,
+    /// Ids of deliveries that reached a final state, oldest first.
+    finished: VecDeque<i64>,
+}
+
+impl Deliveries {
+    /// Notes that `id` reached a final state, dropping the oldest final
+    /// deliveries past [`KEPT_FINAL`] (a requeued one is pending again and
+    /// stays).
+    fn finished(&mut self, id: i64) {
+        self.finished.push_back(id);
+        while self.finished.len() > KEPT_FINAL {
+            let Some(oldest) = self.finished.pop_front() else {
+                break;
+            };
+            if self
+                .rows
+                .get(&oldest)
+                .is_some_and(|row| row.state != DeliveryState::Pending)
+            {
+                self.rows.remove(&oldest);
+            }
+        }
+    }
 }
 
 /// The deliveries, behind their lock, and the dispatcher's wake-up.
@@ -145,6 +172,7 @@ impl WebhookOutbox for MemStore {
         };
         // A final state may let the transaction's next event go.
         if row.state != DeliveryState::Pending {
+            deliveries.finished(id);
             drop(deliveries);
             self.webhooks.wake();
         }
@@ -220,5 +248,64 @@ impl WebhookOutbox for MemStore {
 
     async fn woken(&self) {
         self.webhooks.wake.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use session_core::status::TxStatus;
+    use session_core::value::{Code, TxType};
+
+    use super::*;
+
+    fn change() -> StatusChanged {
+        let code = |text| Code::parse(text).expect("code");
+        StatusChanged {
+            merchant_transaction_id: uuid::Uuid::nil(),
+            partner_id: PartnerId::parse("acme").expect("id"),
+            tx_type: TxType::Buy,
+            status: TxStatus::Processing,
+            currency: code("USDT"),
+            network: code("TRC20"),
+            crypto_amount: None,
+            fiat_currency: code("EUR"),
+            fiat_amount: None,
+            payment_method: None,
+            created_at: Timestamp::UNIX_EPOCH,
+            updated_at: Timestamp::UNIX_EPOCH,
+            occurred_at: Timestamp::UNIX_EPOCH,
+        }
+    }
+
+    #[tokio::test]
+    async fn finished_deliveries_are_kept_up_to_a_bound() {
+        let store = MemStore::new();
+        let done = AttemptRecord {
+            at: Timestamp::UNIX_EPOCH,
+            result: "200".into(),
+            next: AttemptNext::Delivered,
+        };
+        let total = KEPT_FINAL + 10;
+        for id in 1..=i64::try_from(total).expect("fits") {
+            store.webhooks.push(change(), Timestamp::UNIX_EPOCH);
+            store.record_attempt(id, &done).await.expect("record");
+        }
+        store.webhooks.push(change(), Timestamp::UNIX_EPOCH);
+        let all = DeliveryFilter {
+            limit: usize::MAX,
+            ..DeliveryFilter::default()
+        };
+        let listed = store.deliveries(&all).await.expect("list");
+        assert_eq!(
+            listed.len(),
+            KEPT_FINAL + 1,
+            "the bound, and the pending one"
+        );
+        assert_eq!(
+            listed.last().map(|d| d.id),
+            Some(11),
+            "the oldest went first"
+        );
+        assert_eq!(listed[0].state, DeliveryState::Pending);
     }
 }
