@@ -40,6 +40,7 @@ pub fn partner(id: &str) -> PartnerSpec {
         redirect_hosts: vec![],
         webhook_url: None,
         webhook_secret: None,
+        webhook_previous_secrets: vec![],
         signature_scheme: "hmac-sha512".into(),
         signing_keys: vec![SigningKeySpec {
             kid: "k1".into(),

@@ -125,6 +125,13 @@ impl Partner {
     }
 }
 
+/// A rotated-out webhook secret and the end of its grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreviousWebhookSecret {
+    pub secret: Secret,
+    pub not_after: Timestamp,
+}
+
 /// A signing secret as configured, before it is prepared for use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SigningKeySpec {
@@ -163,6 +170,9 @@ pub struct PartnerSpec {
     pub redirect_hosts: Vec<String>,
     pub webhook_url: Option<String>,
     pub webhook_secret: Option<Secret>,
+    /// Rotated-out webhook secrets: each still signs, beside the current one,
+    /// until its `not_after`.
+    pub webhook_previous_secrets: Vec<PreviousWebhookSecret>,
     /// `hmac-sha512` (default) or `sha512-concat`.
     pub signature_scheme: String,
     /// The first key signs; later keys are rotated-out keys still in their grace period.
@@ -259,9 +269,18 @@ impl PartnerSpec {
                 RedirectUrl::parse(url, &[]).map_err(|why| fail("webhook_url", &why))?;
                 let key =
                     WebhookKey::from_secret(secret).map_err(|why| fail("webhook_secret", &why))?;
+                let previous = self
+                    .webhook_previous_secrets
+                    .iter()
+                    .map(|old| {
+                        WebhookKey::from_secret(&old.secret)
+                            .map(|key| (key, old.not_after))
+                            .map_err(|why| fail("webhook_secret (rotated out)", &why))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
                 Some(WebhookTarget {
                     url: url.clone(),
-                    keys: WebhookKeys::new(key, vec![]),
+                    keys: WebhookKeys::new(key, previous),
                 })
             }
             (Some(_), None) => return Err(fail("webhook_secret", &"is required with webhook_url")),

@@ -370,6 +370,12 @@ fn plan(
         accept_client_address: entry.accept_client_address,
         redirect_hosts: entry.redirect_hosts,
         webhook_url: entry.webhook_url,
+        // A rotation's grace survives a reload of the same file, as long as
+        // the current secret is the one the file names.
+        webhook_previous_secrets: existing
+            .filter(|spec| spec.webhook_secret == webhook_secret)
+            .map(|spec| spec.webhook_previous_secrets.clone())
+            .unwrap_or_default(),
         webhook_secret,
         signature_scheme: entry
             .signature_scheme

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use session_core::client_token::TokenDigest;
 use session_core::example;
-use session_core::partner::{Partner, PartnerId, PartnerSpec, SigningKeySpec};
+use session_core::partner::{
+    Partner, PartnerId, PartnerSpec, PreviousWebhookSecret, SigningKeySpec,
+};
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
 use session_core::secret::Secret;
 use session_core::session::{EndUser, Session, signed_fields};
@@ -23,7 +25,8 @@ pub fn at(seconds: i64) -> Timestamp {
 }
 
 /// The example partner with every optional field set: an IP gate, a second
-/// origin, redirect hosts, a webhook, a rotated-out signing key, a second
+/// origin, redirect hosts, a webhook with a rotated-out secret, a rotated-out
+/// signing key, a second
 /// currency with decimals, an inactive second wallet.
 pub fn partner_spec(id: &str) -> PartnerSpec {
     let mut spec = example::partner(id);
@@ -37,6 +40,10 @@ pub fn partner_spec(id: &str) -> PartnerSpec {
     // the id as four hex digits (a multiple of four base64 characters).
     let encoded: String = id.bytes().map(|b| format!("{b:02x}{b:02x}")).collect();
     spec.webhook_secret = Some(Secret::new(format!("whsec_{encoded}")));
+    spec.webhook_previous_secrets = vec![PreviousWebhookSecret {
+        secret: Secret::new(format!("whsec_{encoded}AAAA")),
+        not_after: at(3_600),
+    }];
     spec.signing_keys = vec![
         SigningKeySpec {
             kid: "k2".into(),

@@ -36,6 +36,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "webhook_deliveries",
         sql: include_str!("../migrations/0002_webhook_deliveries.sql"),
     },
+    Migration {
+        version: 3,
+        name: "webhook_previous_secrets",
+        sql: include_str!("../migrations/0003_webhook_previous_secrets.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

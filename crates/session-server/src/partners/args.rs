@@ -45,6 +45,9 @@ pub enum PartnersCommand {
     /// The secret that signs session parameters.
     #[command(subcommand)]
     SigningKey(SigningKeyCommand),
+    /// The secret that signs webhooks.
+    #[command(subcommand)]
+    WebhookSecret(WebhookSecretCommand),
 }
 
 #[derive(Debug, Args)]
@@ -419,6 +422,29 @@ pub struct SigningKeyRotateArgs {
     /// Read the new secret from this file (`-`: standard input).
     #[arg(long, value_name = "PATH", conflicts_with = "secret")]
     pub secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookSecretCommand {
+    /// Make a new secret current; the old one keeps signing (a second
+    /// signature on every webhook) until the grace ends.
+    Rotate(WebhookSecretRotateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WebhookSecretRotateArgs {
+    #[arg(value_parser = parse_partner_id)]
+    pub id: PartnerId,
+    /// How long the previous secret keeps signing: 90s, 15m, 24h, 7d; 0 drops it now.
+    #[arg(long, value_parser = GracePeriod::parse, default_value = "24h")]
+    pub grace: GracePeriod,
+    /// Read the new secret (whsec_ and base64) from this file (`-`: standard
+    /// input) [default: a fresh one, printed once].
+    #[arg(long, value_name = "PATH")]
+    pub secret_file: Option<PathBuf>,
+    /// The secret read from `--secret-file`.
+    #[arg(skip)]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,8 @@
 //! validates the result with `PartnerSpec::build` and writes it.
 
 use session_core::partner::{
-    PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, webhook_secret,
+    PartnerSpec, PreviousWebhookSecret, SigningKeySpec, WalletSpec, WidgetSpec, next_kid,
+    webhook_secret,
 };
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
@@ -57,6 +58,7 @@ pub fn new_partner(args: &CreateArgs, fresh: SecretSource<'_>) -> (PartnerSpec, 
         redirect_hosts: args.redirect_hosts.clone(),
         webhook_url: args.webhook_url.clone(),
         webhook_secret: webhook_secret.map(Secret::new),
+        webhook_previous_secrets: vec![],
         signature_scheme: args.signature_scheme.as_str().into(),
         signing_keys: vec![SigningKeySpec {
             kid: "k1".into(),
@@ -465,4 +467,64 @@ impl Fields {
             Change::Changed(format!("{} updated", self.changed.join(", ")))
         })
     }
+}
+
+/// What `webhook-secret rotate` did.
+#[derive(Debug)]
+pub struct WebhookSecretRotation {
+    /// The new secret when it was generated (shown once).
+    pub generated_secret: Option<String>,
+    /// When the previous secret stops signing; `None` when dropped at once.
+    pub previous_until: Option<Timestamp>,
+    /// Rotated-out secrets whose grace had ended, removed now.
+    pub dropped: usize,
+}
+
+/// Makes `secret` (or a fresh one) the partner's webhook secret; the current
+/// one keeps signing until `now + grace` (dropped at once for a grace of 0).
+pub fn rotate_webhook_secret(
+    spec: &mut PartnerSpec,
+    now: Timestamp,
+    grace: GracePeriod,
+    secret: Option<&str>,
+    fresh: SecretSource<'_>,
+) -> Result<WebhookSecretRotation, String> {
+    if spec.webhook_url.is_none() {
+        return Err(format!(
+            "partner {} has no webhook_url: set one first (partners set {} --webhook-url ...)",
+            spec.id, spec.id
+        ));
+    }
+    let current = spec.webhook_secret.clone();
+    if secret.is_some_and(|s| current.as_ref().is_some_and(|c| c.expose() == s)) {
+        return Err("the new secret is the current one: give another one".into());
+    }
+    let (secret, generated_secret) = match secret {
+        Some(secret) => (secret.to_owned(), None),
+        None => {
+            let secret = webhook_secret(&fresh());
+            (secret.clone(), Some(secret))
+        }
+    };
+    let before = spec.webhook_previous_secrets.len();
+    spec.webhook_previous_secrets
+        .retain(|old| old.not_after > now);
+    let dropped = before - spec.webhook_previous_secrets.len();
+    let until = now.plus_seconds(grace.seconds());
+    let previous_until = (until > now).then_some(until);
+    if let (Some(old), Some(not_after)) = (current, previous_until) {
+        spec.webhook_previous_secrets.insert(
+            0,
+            PreviousWebhookSecret {
+                secret: old,
+                not_after,
+            },
+        );
+    }
+    spec.webhook_secret = Some(Secret::new(secret));
+    Ok(WebhookSecretRotation {
+        generated_secret,
+        previous_until,
+        dropped,
+    })
 }

@@ -27,14 +27,14 @@ use session_core::time::{Clock, Timestamp};
 
 use self::args::{
     IpCommand, OriginCommand, SigningKeyCommand, TokenCommand, TokenEnvArg, TokenIssueArgs,
-    TokenRevokeArgs, TokenRotateArgs, WalletCommand, WidgetCommand,
+    TokenRevokeArgs, TokenRotateArgs, WalletCommand, WebhookSecretCommand, WidgetCommand,
 };
 pub use self::args::{PartnersArgs, PartnersCommand};
 use self::edit::{Change, Generated};
 use self::tokens::TokenState;
 use self::view::{
     ChangeJson, IssuedJson, KeyRotatedJson, ListJson, PartnerView, PreviousKeyJson, ReplacedJson,
-    RevokedJson,
+    RevokedJson, WebhookSecretRotatedJson,
 };
 
 /// Runs one `partners` command and writes its result to `out`, as text or
@@ -98,6 +98,11 @@ pub fn read_secret_files(
             }
         }
         PartnersCommand::SigningKey(SigningKeyCommand::Rotate(args)) => {
+            if let Some(path) = args.secret_file.take() {
+                args.secret = Some(read("--secret-file", &path)?);
+            }
+        }
+        PartnersCommand::WebhookSecret(WebhookSecretCommand::Rotate(args)) => {
             if let Some(path) = args.secret_file.take() {
                 args.secret = Some(read("--secret-file", &path)?);
             }
@@ -240,6 +245,9 @@ impl Ops<'_> {
             PartnersCommand::Token(TokenCommand::Revoke(args)) => self.revoke(args).await?,
             PartnersCommand::SigningKey(SigningKeyCommand::Rotate(args)) => {
                 self.rotate_signing_key(args).await?
+            }
+            PartnersCommand::WebhookSecret(WebhookSecretCommand::Rotate(args)) => {
+                self.rotate_webhook_secret(args).await?
             }
         })
     }
@@ -481,6 +489,41 @@ impl Ops<'_> {
                 token_id,
                 changed,
                 revoked_at: at.to_rfc3339(),
+            },
+        )
+    }
+
+    async fn rotate_webhook_secret(
+        &self,
+        args: &args::WebhookSecretRotateArgs,
+    ) -> Result<Output, String> {
+        let now = self.clock.now();
+        let mut spec = self.load(&args.id).await?;
+        let rotation = edit::rotate_webhook_secret(
+            &mut spec,
+            now,
+            args.grace,
+            args.secret.as_deref(),
+            &mut || self.secret(),
+        )?;
+        self.put(&spec).await?;
+        let mut text = format!("{}: a new webhook secret is current\n", args.id);
+        if let Some(secret) = &rotation.generated_secret {
+            text.push_str(&format!("webhook secret: {secret}\n{SHOWN_ONCE}\n"));
+        }
+        match rotation.previous_until {
+            Some(end) => text.push_str(&format!(
+                "the previous secret keeps signing (a second signature) until {end}\n"
+            )),
+            None => text.push_str("the previous secret was dropped at once (grace 0)\n"),
+        }
+        Output::new(
+            text,
+            &WebhookSecretRotatedJson {
+                partner_id: args.id.as_str(),
+                webhook_secret: rotation.generated_secret.as_deref(),
+                previous_not_after: rotation.previous_until.map(Timestamp::to_rfc3339),
+                dropped: rotation.dropped,
             },
         )
     }

@@ -1440,3 +1440,67 @@ async fn a_rotation_that_fails_half_way_still_prints_the_stored_token() {
         assert_eq!(grant.expect("works").expires_at, None);
     }
 }
+
+#[tokio::test]
+async fn webhook_secret_rotation_signs_twice_for_the_grace() {
+    let env = Env::new();
+    env.acme().await;
+    let old = env
+        .spec("acme")
+        .await
+        .webhook_secret
+        .expect("a webhook secret");
+    let json = env
+        .json(&["webhook-secret", "rotate", "acme", "--grace", "1h"])
+        .await;
+    let until = env.now().plus_seconds(HOUR);
+    let generated = json["webhook_secret"]
+        .as_str()
+        .expect("generated, shown once");
+    assert!(generated.starts_with("whsec_"), "{json}");
+    assert_eq!(json["previous_not_after"], until.to_rfc3339());
+    let spec = env.spec("acme").await;
+    assert_eq!(
+        spec.webhook_secret.as_ref().map(|s| s.expose()),
+        Some(generated)
+    );
+    assert_eq!(
+        spec.webhook_previous_secrets
+            .iter()
+            .map(|p| (p.secret.expose(), p.not_after))
+            .collect::<Vec<_>>(),
+        [(old.expose(), until)]
+    );
+    // During the grace every webhook carries both signatures; after it, one.
+    let keys = spec.build().expect("builds").webhook.expect("webhook").keys;
+    let during = keys.signature_header("evt_1", 1, b"{}", env.now());
+    assert_eq!(during.split(' ').count(), 2, "{during}");
+    assert_eq!(
+        keys.signature_header("evt_1", 1, b"{}", until)
+            .split(' ')
+            .count(),
+        1
+    );
+
+    let out = env
+        .ok(&["webhook-secret", "rotate", "acme", "--grace", "0"])
+        .await;
+    assert!(out.contains("dropped at once"), "{out}");
+    let spec = env.spec("acme").await;
+    assert_eq!(
+        spec.webhook_previous_secrets.len(),
+        1,
+        "the first rotation's secret is still in its grace; the second's was dropped"
+    );
+    let listed = env.ok(&["show", "acme"]).await;
+    assert!(!listed.contains(generated), "show never prints a secret");
+
+    let mut quiet = spec.clone();
+    quiet.id = "quiet".into();
+    quiet.webhook_url = None;
+    quiet.webhook_secret = None;
+    quiet.webhook_previous_secrets.clear();
+    env.store.put_partner(&quiet).await.expect("put");
+    let refused = env.err(&["webhook-secret", "rotate", "quiet"]).await;
+    assert!(refused.contains("no webhook_url"), "{refused}");
+}

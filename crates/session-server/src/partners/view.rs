@@ -457,6 +457,19 @@ pub(super) struct PreviousKeyJson<'a> {
     pub(super) not_after: Option<String>,
 }
 
+/// The JSON of `webhook-secret rotate`.
+#[derive(Serialize)]
+pub(super) struct WebhookSecretRotatedJson<'a> {
+    pub(super) partner_id: &'a str,
+    /// Only when generated: shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) webhook_secret: Option<&'a str>,
+    /// `null` when the grace was 0 and the old secret was dropped at once.
+    pub(super) previous_not_after: Option<String>,
+    /// Rotated-out secrets past their grace, removed by this rotation.
+    pub(super) dropped: usize,
+}
+
 /// The JSON of `list`.
 #[derive(Serialize)]
 pub(super) struct ListJson<'a> {

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use deadpool_postgres::{GenericClient, Transaction};
 use session_core::client_token::TokenDigest;
-use session_core::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use session_core::partner::{
+    PartnerId, PartnerSpec, PreviousWebhookSecret, SigningKeySpec, WalletSpec, WidgetSpec,
+};
 use session_core::ports::{ClientTokenRecord, StoreError};
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
@@ -108,6 +110,14 @@ pub(crate) async fn load_specs(
         });
         Ok(())
     })?;
+    let webhook = read(children!("partner_webhook_secrets", "secret, not_after")).await?;
+    each_child(webhook, &|spec, row| {
+        spec.webhook_previous_secrets.push(PreviousWebhookSecret {
+            secret: Secret::new(row.try_get::<_, String>("secret")?),
+            not_after: time(row, "not_after")?,
+        });
+        Ok(())
+    })?;
     Ok(specs)
 }
 
@@ -132,6 +142,7 @@ fn partner_spec(row: &Row) -> Result<PartnerSpec, Fault> {
             .try_get::<_, Option<String>>("webhook_secret")?
             .map(Secret::new),
         signature_scheme: row.try_get("signature_scheme")?,
+        webhook_previous_secrets: Vec::new(),
         signing_keys: Vec::new(),
         widget: WidgetSpec {
             widget_id: row.try_get("widget_id")?,
@@ -281,7 +292,8 @@ pub(crate) async fn write_spec(
         "WITH origins AS (DELETE FROM partner_origins WHERE partner_id = $1), \
               ips AS (DELETE FROM partner_ips WHERE partner_id = $1), \
               wallets AS (DELETE FROM partner_wallets WHERE partner_id = $1), \
-              keys AS (DELETE FROM partner_signing_keys WHERE partner_id = $1) \
+              keys AS (DELETE FROM partner_signing_keys WHERE partner_id = $1), \
+              webhook AS (DELETE FROM partner_webhook_secrets WHERE partner_id = $1) \
          SELECT 1",
         &[&spec.id],
     )
@@ -327,6 +339,23 @@ pub(crate) async fn write_spec(
          FROM unnest($2::text[], $3::text[], $4::timestamptz[]) \
               WITH ORDINALITY AS u(kid, secret, not_after, ordinal)",
         &[&spec.id, &kids, &secrets, &not_after],
+    )
+    .await?;
+    let previous: Vec<&str> = spec
+        .webhook_previous_secrets
+        .iter()
+        .map(|old| old.secret.expose())
+        .collect();
+    let previous_until: Vec<PgTime> = spec
+        .webhook_previous_secrets
+        .iter()
+        .map(|old| PgTime(old.not_after))
+        .collect();
+    tx.execute(
+        "INSERT INTO partner_webhook_secrets (partner_id, ordinal, secret, not_after) \
+         SELECT $1, ordinal::integer, secret, not_after \
+         FROM unnest($2::text[], $3::timestamptz[]) WITH ORDINALITY AS u(secret, not_after, ordinal)",
+        &[&spec.id, &previous, &previous_until],
     )
     .await?;
     tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
