@@ -166,22 +166,18 @@ pub fn is_well_formed(token: &str) -> bool {
 mod tests {
     use super::*;
 
-    struct Counter;
-    impl Random for Counter {
-        fn fill(&self, dest: &mut [u8]) {
-            for (i, byte) in dest.iter_mut().enumerate() {
-                *byte = i as u8;
-            }
-        }
-    }
+    use crate::testing::CountingRandom;
 
     #[test]
     fn generated_tokens_are_well_formed_and_carry_256_bits() {
-        let token = generate(TokenEnv::Test, &Counter);
+        let token = generate(TokenEnv::Test, &CountingRandom::default());
         assert!(token.starts_with("ct_test_"));
         assert_eq!(B64.decode(&token[8..]).expect("base64url").len(), 32);
         assert!(is_well_formed(&token));
-        assert!(is_well_formed(&generate(TokenEnv::Live, &Counter)));
+        assert!(is_well_formed(&generate(
+            TokenEnv::Live,
+            &CountingRandom::default()
+        )));
     }
 
     #[test]
