@@ -273,21 +273,7 @@ impl<S: Store> World<S> {
     }
 
     async fn change(&self, id: Uuid, status: TxStatus) {
-        let now = Wall.now();
-        let plan = EventPlan {
-            event: ProviderEvent {
-                event_id: format!("{id}-{}", status.as_str()),
-                merchant_transaction_id: id,
-                status,
-                crypto_amount: None,
-                fiat_amount: None,
-                fiat_currency: None,
-                payment_method: None,
-                occurred_at: now,
-                kyc_status: None,
-            },
-            now,
-        };
+        let plan = change_now(id, status);
         self.store.apply_provider_event(&plan).await.expect("apply");
     }
 
@@ -315,6 +301,25 @@ impl<S: Store> World<S> {
         if let Some(dispatched) = self.dispatched.take() {
             dispatched.await.expect("dispatcher task");
         }
+    }
+}
+
+/// The provider event that moves transaction `id` to `status`, now.
+fn change_now(id: Uuid, status: TxStatus) -> EventPlan {
+    let now = Wall.now();
+    EventPlan {
+        event: ProviderEvent {
+            event_id: format!("{id}-{}", status.as_str()),
+            merchant_transaction_id: id,
+            status,
+            crypto_amount: None,
+            fiat_amount: None,
+            fiat_currency: None,
+            payment_method: None,
+            occurred_at: now,
+            kyc_status: None,
+        },
+        now,
     }
 }
 
@@ -533,21 +538,7 @@ async fn two_instances_deliver_every_event_once() {
             if i % 2 == 0 {
                 world.change(id, status).await;
             } else {
-                let now = Wall.now();
-                let plan = EventPlan {
-                    event: ProviderEvent {
-                        event_id: format!("{id}-{}", status.as_str()),
-                        merchant_transaction_id: id,
-                        status,
-                        crypto_amount: None,
-                        fiat_amount: None,
-                        fiat_currency: None,
-                        payment_method: None,
-                        occurred_at: now,
-                        kyc_status: None,
-                    },
-                    now,
-                };
+                let plan = change_now(id, status);
                 second.apply_provider_event(&plan).await.expect("apply");
             }
         }
