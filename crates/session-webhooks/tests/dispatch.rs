@@ -214,6 +214,44 @@ fn policy() -> RetryPolicy {
     }
 }
 
+/// A dispatcher over `store`, with the quick test policy, that may reach
+/// loopback when `allow_loopback`; its randomness starts at `random_start`.
+/// Sending on the returned channel stops it.
+fn spawn_dispatcher<S: Store>(
+    store: Arc<S>,
+    allow_loopback: bool,
+    random_start: u64,
+) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let allowed = if allow_loopback {
+        vec![IpRange::parse("127.0.0.0/8").expect("range")]
+    } else {
+        vec![]
+    };
+    let client = WebhookClient::new(AddressPolicy::new(allowed), Duration::from_millis(300))
+        .expect("client");
+    let random: Arc<dyn Random> = Arc::new(CountingRandom::starting_at(random_start));
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        store,
+        Arc::new(Wall),
+        random,
+        client,
+        DispatcherConfig {
+            policy: policy(),
+            max_in_flight: 16,
+            max_per_partner: 4,
+            poll_interval: Duration::from_millis(200),
+            timeout: Duration::from_millis(300),
+            drain: Duration::from_secs(1),
+        },
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let dispatched = tokio::spawn(dispatcher.run(async {
+        let _ = stopped.await;
+    }));
+    (stop, dispatched)
+}
+
 impl<S: Store> World<S> {
     /// A partner whose webhook points at a fresh receiver, and a dispatcher
     /// that may reach loopback when `allow_loopback`.
@@ -225,33 +263,7 @@ impl<S: Store> World<S> {
         store.put_partner(&spec).await.expect("put partner");
         let partner = spec.build().expect("partner builds");
         let store = Arc::new(store);
-        let allowed = if allow_loopback {
-            vec![IpRange::parse("127.0.0.0/8").expect("range")]
-        } else {
-            vec![]
-        };
-        let client = WebhookClient::new(AddressPolicy::new(allowed), Duration::from_millis(300))
-            .expect("client");
-        let random: Arc<dyn Random> = Arc::new(CountingRandom::default());
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            store.clone(),
-            Arc::new(Wall),
-            random,
-            client,
-            DispatcherConfig {
-                policy: policy(),
-                max_in_flight: 16,
-                max_per_partner: 4,
-                poll_interval: Duration::from_millis(200),
-                timeout: Duration::from_millis(300),
-                drain: Duration::from_secs(1),
-            },
-        );
-        let (stop, stopped) = oneshot::channel::<()>();
-        let dispatched = tokio::spawn(dispatcher.run(async {
-            let _ = stopped.await;
-        }));
+        let (stop, dispatched) = spawn_dispatcher(Arc::clone(&store), allow_loopback, 0);
         Self {
             store,
             partner,
@@ -500,30 +512,7 @@ async fn two_instances_deliver_every_event_once() {
     };
     let mut world = World::start(connect().await, true).await;
     let second = Arc::new(connect().await);
-    let client = WebhookClient::new(
-        AddressPolicy::new(vec![IpRange::parse("127.0.0.0/8").expect("range")]),
-        Duration::from_millis(300),
-    )
-    .expect("client");
-    let other = Dispatcher::new(
-        second.clone(),
-        second.clone(),
-        Arc::new(Wall),
-        Arc::new(CountingRandom::starting_at(1 << 40)),
-        client,
-        DispatcherConfig {
-            policy: policy(),
-            max_in_flight: 16,
-            max_per_partner: 4,
-            poll_interval: Duration::from_millis(200),
-            timeout: Duration::from_millis(300),
-            drain: Duration::from_secs(1),
-        },
-    );
-    let (stop_other, other_stopped) = oneshot::channel::<()>();
-    let other_dispatched = tokio::spawn(other.run(async {
-        let _ = other_stopped.await;
-    }));
+    let (stop_other, other_dispatched) = spawn_dispatcher(Arc::clone(&second), true, 1 << 40);
     let mut expected = std::collections::HashMap::new();
     for n in 0..20 {
         let session = sample_session(&world.partner, &format!("u{n}"), "u@example.com", n);
