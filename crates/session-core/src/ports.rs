@@ -245,10 +245,19 @@ pub struct Delivery {
     pub committed_at: Timestamp,
 }
 
+/// What begins every `webhook-id`; the outbox event's id follows.
+pub const WEBHOOK_ID_PREFIX: &str = "evt_";
+
+/// The `webhook-id` of outbox event `id`: unique per event, the same on every
+/// attempt.
+pub fn webhook_id(id: i64) -> String {
+    format!("{WEBHOOK_ID_PREFIX}{id}")
+}
+
 impl Delivery {
-    /// The `webhook-id`: unique per event, the same on every attempt.
+    /// This delivery's [`webhook_id`].
     pub fn webhook_id(&self) -> String {
-        format!("evt_{}", self.id)
+        webhook_id(self.id)
     }
 }
 

@@ -7,7 +7,9 @@ use std::io::Write;
 use clap::{Args, Subcommand, ValueEnum};
 use serde::Serialize;
 use session_core::partner::PartnerId;
-use session_core::ports::{DeliveryFilter, DeliveryState, DeliveryView, WebhookOutbox};
+use session_core::ports::{
+    DeliveryFilter, DeliveryState, DeliveryView, WEBHOOK_ID_PREFIX, WebhookOutbox, webhook_id,
+};
 use session_core::time::{Clock, Timestamp};
 use uuid::Uuid;
 
@@ -86,7 +88,7 @@ struct DeliveryJson {
 impl From<&DeliveryView> for DeliveryJson {
     fn from(view: &DeliveryView) -> Self {
         Self {
-            id: format!("evt_{}", view.id),
+            id: webhook_id(view.id),
             partner: view.partner_id.to_string(),
             merchant_transaction_id: view.merchant_transaction_id.hyphenated().to_string(),
             status: view.status.as_str(),
@@ -101,7 +103,7 @@ impl From<&DeliveryView> for DeliveryJson {
 
 /// `evt_42` or `42`.
 fn delivery_id(text: &str) -> Result<i64, String> {
-    text.strip_prefix("evt_")
+    text.strip_prefix(WEBHOOK_ID_PREFIX)
         .unwrap_or(text)
         .parse()
         .map_err(|_| format!("{text:?} is not a webhook-id (evt_<number>)"))
@@ -173,11 +175,10 @@ pub async fn run(
             if json {
                 write(
                     out,
-                    serde_json::json!({ "id": format!("evt_{number}"), "state": "pending" })
-                        .to_string(),
+                    serde_json::json!({ "id": webhook_id(number), "state": "pending" }).to_string(),
                 )
             } else {
-                write(out, format!("evt_{number}: queued again"))
+                write(out, format!("{}: queued again", webhook_id(number)))
             }
         }
         WebhooksCommand::Replay(args) => {
