@@ -333,23 +333,63 @@ pub struct DeliveryFilter {
     pub limit: usize,
 }
 
+/// How many deliveries one claim may take: at most `total`, and of each
+/// partner at most `per_partner` less what the claiming dispatcher already has
+/// in flight to it (`in_flight`), so a slow endpoint holds up nobody else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimLimits<'a> {
+    pub total: usize,
+    pub per_partner: usize,
+    pub in_flight: &'a [(PartnerId, usize)],
+}
+
+impl ClaimLimits<'static> {
+    /// Up to `total`, with no bound per partner.
+    pub const fn total(total: usize) -> Self {
+        Self {
+            total,
+            per_partner: total,
+            in_flight: &[],
+        }
+    }
+}
+
+impl ClaimLimits<'_> {
+    /// How many more of `partner`'s deliveries the claim may take.
+    pub fn room_for(&self, partner: &PartnerId) -> usize {
+        let busy = self
+            .in_flight
+            .iter()
+            .find(|(p, _)| p == partner)
+            .map_or(0, |(_, n)| *n);
+        self.per_partner.saturating_sub(busy)
+    }
+
+    /// The partners with no room left.
+    pub fn full(&self) -> Vec<&PartnerId> {
+        self.in_flight
+            .iter()
+            .filter(|(p, _)| self.room_for(p) == 0)
+            .map(|(p, _)| p)
+            .collect()
+    }
+}
+
 /// The webhook outbox: every applied status change of a partner with a
 /// webhook is a delivery, committed with the change. Any number of
 /// dispatchers (one per instance) share it.
 #[async_trait]
 pub trait WebhookOutbox: Send + Sync {
-    /// Claims up to `limit` pending deliveries due at `now`, each the oldest
-    /// pending delivery of its transaction (so a transaction's events go out
-    /// in order), none of a partner in `busy` (partners at their concurrency
-    /// bound, so a slow endpoint holds up nobody else), and leases them until
+    /// Claims pending deliveries due at `now`, within `limits`, each the
+    /// oldest pending delivery of its transaction (so a transaction's events
+    /// go out in order), oldest due first, and leases them until
     /// `lease_until`: no other claim returns them before then, and one that is
     /// never recorded (a crash) is due again when the lease ends.
     async fn claim_due(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: usize,
-        busy: &[PartnerId],
+        limits: &ClaimLimits<'_>,
     ) -> Result<Vec<Delivery>, StoreError>;
 
     /// Records an attempt on delivery `id`: its result and the next state.

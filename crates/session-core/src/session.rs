@@ -176,6 +176,15 @@ pub struct EventPlan {
 }
 
 impl EventPlan {
+    /// Whether [`EventPlan::effects`] reads the user's KYC state: only for an
+    /// event that reports one. Otherwise a store need not read, nor lock, the
+    /// user's row, so the events of one busy user (a partner's house account,
+    /// say) do not queue behind each other's commits; it may pass any state,
+    /// such as [`KycState::NOT_STARTED`].
+    pub fn reads_kyc(&self) -> bool {
+        self.event.kyc_status.is_some()
+    }
+
     /// The effects of the event on a transaction in `stored` state whose user
     /// has `kyc`. Pure: the store calls it under its row locks.
     ///

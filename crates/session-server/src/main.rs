@@ -64,6 +64,7 @@ async fn operator_store(
     let mut config = session_store_pg::PgConfig::new(url);
     // One operator command at a time: a small pool is plenty.
     config.pool_size = 2;
+    config.outbox_pool_size = 1;
     config.batch_writers = 1;
     store::connect_pg(config).await
 }

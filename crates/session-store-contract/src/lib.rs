@@ -40,6 +40,8 @@ macro_rules! store_contract_tests {
             claimed_deliveries_are_leased_and_released,
             failed_deliveries_wait_for_an_operator,
             concurrent_dispatchers_never_claim_one_delivery_twice,
+            a_claim_keeps_within_each_partners_room,
+            a_delivery_committed_while_the_previous_one_is_recorded_still_goes,
         );
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {

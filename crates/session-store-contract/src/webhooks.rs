@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use session_core::partner::PartnerId;
-use session_core::ports::{AttemptNext, AttemptRecord, DeliveryFilter, DeliveryState};
+use session_core::ports::{AttemptNext, AttemptRecord, ClaimLimits, DeliveryFilter, DeliveryState};
 use session_core::status::TxStatus;
 use uuid::Uuid;
 
@@ -64,7 +64,7 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
     assert_eq!(listed[0].status, TxStatus::Completed, "newest first");
 
     let first = store
-        .claim_due(at(100), at(130), 10, &[])
+        .claim_due(at(100), at(130), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(first.len(), 1, "the later event waits for the earlier one");
@@ -82,14 +82,14 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
         .expect("record");
     assert!(
         store
-            .claim_due(at(104), at(134), 10, &[])
+            .claim_due(at(104), at(134), &ClaimLimits::total(10))
             .await
             .expect("claim")
             .is_empty(),
         "not due before its retry, and the next event still waits"
     );
     let again = store
-        .claim_due(at(105), at(135), 10, &[])
+        .claim_due(at(105), at(135), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(
@@ -101,7 +101,7 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
         .await
         .expect("record");
     let second = store
-        .claim_due(at(106), at(136), 10, &[])
+        .claim_due(at(106), at(136), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(second.len(), 1);
@@ -124,13 +124,13 @@ pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
     let acme = partner(&store, "acme").await;
     two_changes(&store, "acme", "u1", 10).await;
     let claimed = store
-        .claim_due(at(100), at(130), 10, &[])
+        .claim_due(at(100), at(130), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(claimed.len(), 1);
     assert!(
         store
-            .claim_due(at(129), at(159), 10, &[])
+            .claim_due(at(129), at(159), &ClaimLimits::total(10))
             .await
             .expect("claim")
             .is_empty(),
@@ -138,14 +138,22 @@ pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
     );
     assert!(
         store
-            .claim_due(at(130), at(160), 10, std::slice::from_ref(&acme.id))
+            .claim_due(
+                at(130),
+                at(160),
+                &ClaimLimits {
+                    total: 10,
+                    per_partner: 2,
+                    in_flight: &[(acme.id.clone(), 2)],
+                },
+            )
             .await
             .expect("claim")
             .is_empty(),
         "a busy partner's deliveries are left for later"
     );
     let after_crash = store
-        .claim_due(at(130), at(160), 10, &[])
+        .claim_due(at(130), at(160), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(
@@ -155,7 +163,7 @@ pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
     );
     store.release(&[claimed[0].id]).await.expect("release");
     let released = store
-        .claim_due(at(131), at(161), 10, &[])
+        .claim_due(at(131), at(161), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(released.len(), 1, "a released claim is due at once");
@@ -165,7 +173,7 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
     let acme = partner(&store, "acme").await;
     let id = two_changes(&store, "acme", "u1", 10).await;
     let first = store
-        .claim_due(at(100), at(130), 10, &[])
+        .claim_due(at(100), at(130), &ClaimLimits::total(10))
         .await
         .expect("claim");
     store
@@ -173,7 +181,7 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
         .await
         .expect("record");
     let next = store
-        .claim_due(at(102), at(132), 10, &[])
+        .claim_due(at(102), at(132), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(
@@ -196,7 +204,7 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
     assert_eq!(listed[0].last_result.as_deref(), Some("timeout"));
     assert!(
         store
-            .claim_due(at(200), at(230), 10, &[])
+            .claim_due(at(200), at(230), &ClaimLimits::total(10))
             .await
             .expect("claim")
             .is_empty()
@@ -210,7 +218,7 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
             .expect("requeue unknown")
     );
     let retried = store
-        .claim_due(at(300), at(330), 10, &[])
+        .claim_due(at(300), at(330), &ClaimLimits::total(10))
         .await
         .expect("claim");
     assert_eq!(
@@ -243,7 +251,7 @@ pub async fn concurrent_dispatchers_never_claim_one_delivery_twice(store: impl S
         let store = Arc::clone(&store);
         tokio::spawn(async move {
             store
-                .claim_due(at(100), at(130), 8, &[])
+                .claim_due(at(100), at(130), &ClaimLimits::total(8))
                 .await
                 .expect("claim")
         })
@@ -265,4 +273,103 @@ pub async fn concurrent_dispatchers_never_claim_one_delivery_twice(store: impl S
         }
     }
     assert_eq!(seen.len(), 20, "every transaction's first event, once");
+}
+
+pub async fn a_claim_keeps_within_each_partners_room(store: impl Store) {
+    let acme = partner(&store, "acme").await;
+    let beta = partner(&store, "beta").await;
+    for n in 0..5 {
+        two_changes(&store, "acme", &format!("a{n}"), 10).await;
+    }
+    for n in 0..3 {
+        two_changes(&store, "beta", &format!("b{n}"), 20).await;
+    }
+    let claim = |in_flight: Vec<(PartnerId, usize)>| {
+        let store = &store;
+        async move {
+            let limits = ClaimLimits {
+                total: 10,
+                per_partner: 2,
+                in_flight: &in_flight,
+            };
+            store
+                .claim_due(at(100), at(130), &limits)
+                .await
+                .expect("claim")
+        }
+    };
+    let of = |claimed: &[session_core::ports::Delivery], id: &PartnerId| {
+        claimed.iter().filter(|d| &d.event.partner_id == id).count()
+    };
+    // acme has one of its two in flight: one more of its five, however old.
+    let first = claim(vec![(acme.id.clone(), 1)]).await;
+    assert_eq!(of(&first, &acme.id), 1, "acme's room was one");
+    assert!(of(&first, &beta.id) <= 2);
+    // acme is full now: the next claim passes over its queue to beta's.
+    let second = claim(vec![
+        (acme.id.clone(), 2),
+        (beta.id.clone(), of(&first, &beta.id)),
+    ])
+    .await;
+    assert_eq!(of(&second, &acme.id), 0, "a full partner gets nothing");
+    assert_eq!(
+        of(&first, &beta.id) + of(&second, &beta.id),
+        2,
+        "beta gets its room although acme's deliveries are older"
+    );
+    let rest = store
+        .claim_due(at(100), at(130), &ClaimLimits::total(3))
+        .await
+        .expect("claim");
+    assert_eq!(rest.len(), 3, "the total bounds a claim too");
+    assert!(
+        rest.iter().all(|d| d.event.partner_id == acme.id),
+        "the oldest due first: acme's four left before beta's last"
+    );
+}
+
+pub async fn a_delivery_committed_while_the_previous_one_is_recorded_still_goes(store: impl Store) {
+    partner(&store, "acme").await;
+    let built = partner_spec("acme")
+        .build()
+        .expect("fixture partner builds");
+    let store = Arc::new(store);
+    for round in 0..20 {
+        let session = sample_session(&built, &format!("u{round}"), "u@example.com", 1);
+        let id = session.merchant_transaction_id;
+        store.insert_session(&session).await.expect("insert");
+        let first = event(&format!("{id}-0"), id, TxStatus::Processing, 10);
+        store.apply_provider_event(&first).await.expect("apply");
+        let claimed = store
+            .claim_due(at(100), at(130), &ClaimLimits::total(10))
+            .await
+            .expect("claim");
+        assert_eq!(claimed.len(), 1, "round {round}");
+        // The second event commits while the first delivery is recorded.
+        let recording = {
+            let store = Arc::clone(&store);
+            let delivered = claimed[0].id;
+            tokio::spawn(async move {
+                store
+                    .record_attempt(delivered, &outcome(101, "200", AttemptNext::Delivered))
+                    .await
+            })
+        };
+        let second = event(&format!("{id}-1"), id, TxStatus::Completed, 11);
+        store.apply_provider_event(&second).await.expect("apply");
+        recording.await.expect("task").expect("record");
+        let next = store
+            .claim_due(at(102), at(132), &ClaimLimits::total(10))
+            .await
+            .expect("claim");
+        assert_eq!(
+            next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
+            [TxStatus::Completed],
+            "round {round}: the later event is not left behind"
+        );
+        store
+            .record_attempt(next[0].id, &outcome(103, "200", AttemptNext::Delivered))
+            .await
+            .expect("record");
+    }
 }

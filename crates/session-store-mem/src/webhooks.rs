@@ -1,14 +1,14 @@
 //! The webhook outbox in memory: one delivery per applied status change of a
 //! partner with a webhook, claimed under one lock.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    AttemptNext, AttemptRecord, Delivery, DeliveryFilter, DeliveryState, DeliveryView, StoreError,
-    WebhookOutbox,
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryState, DeliveryView,
+    StoreError, WebhookOutbox,
 };
 use session_core::session::StatusChanged;
 use session_core::time::Timestamp;
@@ -123,24 +123,33 @@ impl WebhookOutbox for MemStore {
         &self,
         now: Timestamp,
         lease_until: Timestamp,
-        limit: usize,
-        busy: &[PartnerId],
+        limits: &ClaimLimits<'_>,
     ) -> Result<Vec<Delivery>, StoreError> {
         let mut deliveries = self.webhooks.lock();
         // The oldest pending delivery of each transaction, if it is due.
-        let mut heads = std::collections::HashSet::new();
-        let mut claimed = Vec::new();
+        let mut heads = HashSet::new();
+        let mut due = Vec::new();
         for (id, row) in deliveries.rows.iter() {
             if row.state != DeliveryState::Pending
                 || !heads.insert(row.event.merchant_transaction_id)
             {
                 continue;
             }
-            if row.next_attempt_at.is_some_and(|due| due <= now)
-                && !busy.contains(&row.event.partner_id)
-                && claimed.len() < limit
-            {
-                claimed.push(*id);
+            if let Some(at) = row.next_attempt_at.filter(|at| *at <= now) {
+                due.push((at, *id, &row.event.partner_id));
+            }
+        }
+        due.sort_unstable_by_key(|(at, id, _)| (*at, *id));
+        let mut taken: HashMap<&PartnerId, usize> = HashMap::new();
+        let mut claimed = Vec::new();
+        for (_, id, partner) in due {
+            if claimed.len() == limits.total {
+                break;
+            }
+            let count = taken.entry(partner).or_default();
+            if *count < limits.room_for(partner) {
+                *count += 1;
+                claimed.push(id);
             }
         }
         let mut out = Vec::with_capacity(claimed.len());

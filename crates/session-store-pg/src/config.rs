@@ -18,8 +18,13 @@ pub struct PgConfig {
     /// `postgres://user:password@host:port/dbname?...` or a `key=value`
     /// connection string, as libpq accepts them.
     pub url: String,
-    /// Pooled connections, the listener's connection not included.
+    /// Pooled connections for requests, the listener's connection and the
+    /// outbox's own (`outbox_pool_size`) not included.
     pub pool_size: usize,
+    /// Connections of the webhook outbox's own pool (the dispatcher's claims
+    /// and records, the NOTIFY after an event), so deliveries never queue
+    /// behind request traffic for a connection, nor requests behind them.
+    pub outbox_pool_size: usize,
     /// How long a call waits for a free pooled connection before it fails with
     /// `StoreError::Unavailable`.
     pub pool_wait_timeout: Duration,
@@ -42,6 +47,7 @@ impl PgConfig {
     /// Settings for `url` with these defaults:
     ///
     /// - `pool_size`: 2 × available cores + 4 (10 on two cores);
+    /// - `outbox_pool_size`: 2;
     /// - `pool_wait_timeout`, `connect_timeout`: 2 s, so a dead database
     ///   answers fast instead of stacking up requests;
     /// - `statement_timeout`: 5 s;
@@ -52,6 +58,7 @@ impl PgConfig {
         Self {
             url: url.into(),
             pool_size: 2 * cores + 4,
+            outbox_pool_size: 2,
             pool_wait_timeout: Duration::from_secs(2),
             connect_timeout: Duration::from_secs(2),
             statement_timeout: Duration::from_secs(5),
@@ -91,8 +98,8 @@ impl PgConfig {
 
     pub(crate) fn validate(&self) -> Result<(), StoreError> {
         let fail = |what: &str| Err(StoreError::Failed(format!("invalid store config: {what}")));
-        if self.pool_size == 0 {
-            return fail("pool_size must be at least 1");
+        if self.pool_size == 0 || self.outbox_pool_size == 0 {
+            return fail("pool_size and outbox_pool_size must be at least 1");
         }
         if self.batch_writers == 0 || self.batch_max_rows == 0 {
             return fail("batch_writers and batch_max_rows must be at least 1");
@@ -129,6 +136,23 @@ impl PgConfig {
         }
         Ok(config)
     }
+
+    /// The driver settings of the outbox's own pool: bitmap scans off for its
+    /// sessions. The dispatcher's queue changes faster than autovacuum's
+    /// statistics; with too few rows estimated, the planner reads every due
+    /// delivery through a bitmap and sorts them all, where walking the queue's
+    /// index in order stops after the few a claim takes (measured: 17 ms
+    /// against 2 ms per claim with 10,000 deliveries due). Nothing else on
+    /// this pool gains from bitmap scans.
+    pub(crate) fn outbox_driver_config(&self) -> Result<tokio_postgres::Config, StoreError> {
+        let mut config = self.driver_config()?;
+        let options = format!(
+            "{} -c enable_bitmapscan=off",
+            config.get_options().unwrap_or_default()
+        );
+        config.options(options.trim_start());
+        Ok(config)
+    }
 }
 
 impl fmt::Debug for PgConfig {
@@ -136,6 +160,7 @@ impl fmt::Debug for PgConfig {
         f.debug_struct("PgConfig")
             .field("target", &self.target())
             .field("pool_size", &self.pool_size)
+            .field("outbox_pool_size", &self.outbox_pool_size)
             .field("pool_wait_timeout", &self.pool_wait_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("statement_timeout", &self.statement_timeout)

@@ -21,9 +21,20 @@ pub(crate) struct Db {
 }
 
 impl Db {
-    pub(crate) fn new(config: &PgConfig) -> Result<Self, StoreError> {
+    /// A pool of at most `size` connections with `config`'s settings.
+    pub(crate) fn new(config: &PgConfig, size: usize) -> Result<Self, StoreError> {
+        Self::with_driver(config, config.driver_config()?, size)
+    }
+
+    /// The same over connections opened with `driver` (extra session
+    /// settings, say).
+    pub(crate) fn with_driver(
+        config: &PgConfig,
+        driver: tokio_postgres::Config,
+        size: usize,
+    ) -> Result<Self, StoreError> {
         let manager = Manager::from_config(
-            config.driver_config()?,
+            driver,
             config.tls_connector()?,
             // `Fast` only checks that the connection is still open: a round trip
             // per checkout would double the cost of the hot path. A connection
@@ -33,7 +44,7 @@ impl Db {
             },
         );
         let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
+            .max_size(size)
             .wait_timeout(Some(config.pool_wait_timeout))
             .create_timeout(Some(config.connect_timeout))
             .recycle_timeout(Some(config.connect_timeout))

@@ -1,9 +1,11 @@
 //! Provider events, applied exactly once per `event_id` in one transaction:
-//! record the id, lock the transaction and its end user, let the core decide
-//! ([`EventPlan::effects`]), write state, KYC and outbox row, commit.
+//! record the id, lock the transaction (and its end user, when the event
+//! reports a KYC status: [`EventPlan::reads_kyc`]), let the core decide
+//! ([`EventPlan::effects`]), write state, KYC and outbox row, commit. The
+//! caller wakes the dispatchers after the commit (see `wake`).
 
 use session_core::ports::{EventApplied, StoreError};
-use session_core::session::EventPlan;
+use session_core::session::{EventPlan, KycState};
 use tokio_postgres::types::Json;
 
 use crate::db::Client;
@@ -11,7 +13,23 @@ use crate::error::Fault;
 use crate::outbox::OutboxEvent;
 use crate::rows::{self, PgTime, maybe_pg_time, session_columns};
 
-pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<EventApplied, Fault> {
+/// What [`apply`] committed.
+pub(crate) struct Written {
+    pub applied: EventApplied,
+    /// The outbox row is a webhook delivery waiting to be sent.
+    pub delivery_pending: bool,
+}
+
+impl From<EventApplied> for Written {
+    fn from(applied: EventApplied) -> Self {
+        Self {
+            applied,
+            delivery_pending: false,
+        }
+    }
+}
+
+pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Written, Fault> {
     let event = &plan.event;
     let id = event.merchant_transaction_id;
     let tx = client.transaction().await?;
@@ -31,7 +49,7 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
         == 0
     {
         tx.rollback().await?;
-        return Ok(EventApplied::Replayed);
+        return Ok(EventApplied::Replayed.into());
     }
 
     // FOR NO KEY UPDATE is the lock an UPDATE of non-key columns takes: it
@@ -48,25 +66,30 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
         // Nothing is kept, not even the id: the provider may deliver it again
         // once the transaction exists.
         tx.rollback().await?;
-        return Ok(EventApplied::UnknownTransaction);
+        return Ok(EventApplied::UnknownTransaction.into());
     };
     let stored = rows::stored_session(&row)?;
     let partner = stored.session.partner_id.as_str();
     let user = stored.session.user.partner_user_id.as_str();
-    let lock_user = tx
-        .prepare_cached(
-            "SELECT kyc_status, kyc_updated_at FROM end_users \
-             WHERE partner_id = $1 AND partner_user_id = $2 FOR NO KEY UPDATE",
-        )
-        .await?;
-    let Some(user_row) = tx.query_opt(&lock_user, &[&partner, &user]).await? else {
-        return Err(Fault(StoreError::Failed(format!(
-            "transaction {id} has no end user row"
-        ))));
+    let kyc = if plan.reads_kyc() {
+        let lock_user = tx
+            .prepare_cached(
+                "SELECT kyc_status, kyc_updated_at FROM end_users \
+                 WHERE partner_id = $1 AND partner_user_id = $2 FOR NO KEY UPDATE",
+            )
+            .await?;
+        let Some(user_row) = tx.query_opt(&lock_user, &[&partner, &user]).await? else {
+            return Err(Fault(StoreError::Failed(format!(
+                "transaction {id} has no end user row"
+            ))));
+        };
+        rows::kyc_state(&user_row)?
+    } else {
+        KycState::NOT_STARTED
     };
-    let kyc = rows::kyc_state(&user_row)?;
 
     let effects = plan.effects(&stored, &kyc);
+    let mut delivery_pending = false;
 
     // The core sets `state` and `outbox` exactly when its decision is to
     // apply the move: then the new state, its outbox event and the event's
@@ -75,41 +98,49 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
         let write = tx
             .prepare_cached(
                 // The outbox row is a pending delivery when the partner has a
-                // webhook now; then the dispatchers are woken, at commit.
+                // webhook now, blocked behind any earlier pending one (the row
+                // lock above keeps that decision current: migration 0004); the
+                // statement answers its state.
                 "WITH t AS ( \
                      UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
                          fiat_currency = $5, payment_method = $6, updated_at = $7 \
                      WHERE merchant_transaction_id = $1), \
                  o AS ( \
                      INSERT INTO outbox (partner_id, merchant_transaction_id, event, created_at, \
-                         state, next_attempt_at) \
+                         state, next_attempt_at, blocked) \
                      SELECT $8, $1, $9, $10::timestamptz, \
                          CASE WHEN p.webhook_url IS NULL THEN 'none' ELSE 'pending' END, \
-                         CASE WHEN p.webhook_url IS NULL THEN NULL ELSE $10::timestamptz END \
+                         CASE WHEN p.webhook_url IS NULL THEN NULL ELSE $10::timestamptz END, \
+                         EXISTS (SELECT 1 FROM outbox e \
+                                 WHERE e.merchant_transaction_id = $1 AND e.state = 'pending') \
                      FROM partners p WHERE p.id = $8 \
                      RETURNING state), \
                  e AS ( \
                      UPDATE provider_events SET applied = true WHERE event_id = $11) \
-                 SELECT pg_notify('session_outbox', '') FROM o WHERE o.state = 'pending'",
+                 SELECT state FROM o",
             )
             .await?;
-        tx.execute(
-            &write,
-            &[
-                &id,
-                &state.status.as_str(),
-                &state.crypto_amount,
-                &state.fiat_amount,
-                &state.fiat_currency.as_str(),
-                &state.payment_method,
-                &PgTime(state.updated_at),
-                &change.partner_id.as_str(),
-                &Json(OutboxEvent::from(change)),
-                &PgTime(plan.now),
-                &event.event_id,
-            ],
-        )
-        .await?;
+        let outbox = tx
+            .query_opt(
+                &write,
+                &[
+                    &id,
+                    &state.status.as_str(),
+                    &state.crypto_amount,
+                    &state.fiat_amount,
+                    &state.fiat_currency.as_str(),
+                    &state.payment_method,
+                    &PgTime(state.updated_at),
+                    &change.partner_id.as_str(),
+                    &Json(OutboxEvent::from(change)),
+                    &PgTime(plan.now),
+                    &event.event_id,
+                ],
+            )
+            .await?;
+        if let Some(row) = outbox {
+            delivery_pending = row.try_get::<_, &str>("state")? == "pending";
+        }
     }
     if let Some(kyc) = &effects.kyc {
         let update = tx
@@ -130,5 +161,8 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Event
         .await?;
     }
     tx.commit().await?;
-    Ok(EventApplied::Applied(Box::new(effects)))
+    Ok(Written {
+        applied: EventApplied::Applied(Box::new(effects)),
+        delivery_pending,
+    })
 }

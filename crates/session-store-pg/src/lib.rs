@@ -24,8 +24,10 @@
 //!   fiat currency, payment method, `updated_at`).
 //! - `provider_events`: event ids seen, for exactly-once application.
 //! - `outbox`: one JSON event per applied status change (written in the same
-//!   transaction), `delivered_at` for the webhook dispatcher, a partial index
-//!   on undelivered rows.
+//!   transaction), which is also the webhook delivery: its `state`, attempts,
+//!   `next_attempt_at` (due time or lease end), `blocked` behind an earlier
+//!   pending delivery of its transaction, and a partial index on the deliveries
+//!   that can go now (see `webhooks.rs`).
 //! - `service_secrets`: secrets every instance on the database shares, such as
 //!   the init-token signing key ([`PgStore::service_secret`]).
 //!
@@ -104,6 +106,7 @@ mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+mod wake;
 mod webhooks;
 
 #[cfg(feature = "testing")]
@@ -124,6 +127,7 @@ pub use config::PgConfig;
 use batch::GroupCommit;
 use db::Db;
 use partners::directory::Directory;
+use wake::OutboxSignal;
 
 /// How long a migration run may take, waiting for another instance included.
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -137,12 +141,17 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
 /// group-commit writers once they have written what was queued.
 pub struct PgStore {
     db: Db,
+    /// The webhook outbox's own pool (see `PgConfig::outbox_pool_size`).
+    outbox_db: Db,
     directory: Arc<Directory>,
     group_commit: GroupCommit,
     shutdown: watch::Sender<()>,
     listener: JoinHandle<()>,
-    /// Woken by the listener on `NOTIFY session_outbox` (a delivery may be due).
+    /// Woken by the listener on `NOTIFY session_outbox` (a delivery may be due)
+    /// and by this instance's own commits of pending deliveries.
     outbox_wake: Arc<Notify>,
+    outbox_signal: OutboxSignal,
+    outbox_notifier: JoinHandle<()>,
     target: String,
     /// Values that live exactly as long as the store; dropped last.
     #[cfg(feature = "testing")]
@@ -156,7 +165,12 @@ impl PgStore {
     pub async fn connect(config: PgConfig) -> Result<Self, StoreError> {
         config.validate()?;
         let target = config.target();
-        let db = Db::new(&config)?;
+        let db = Db::new(&config, config.pool_size)?;
+        let outbox_db = Db::with_driver(
+            &config,
+            config.outbox_driver_config()?,
+            config.outbox_pool_size,
+        )?;
         let applied = db
             .run_for(MIGRATION_TIMEOUT, async |client| {
                 migrate::apply(client, migrate::MIGRATIONS).await
@@ -180,8 +194,10 @@ impl PgStore {
             config.driver_config()?,
             config.tls_connector()?,
             config.reload_interval,
-            stopped,
+            stopped.clone(),
         );
+        let (outbox_signal, outbox_notifier) =
+            OutboxSignal::start(outbox_db.clone(), Arc::clone(&outbox_wake), stopped);
         let group_commit = GroupCommit::start(
             db.clone(),
             config.batch_writers,
@@ -190,11 +206,14 @@ impl PgStore {
         );
         Ok(Self {
             db,
+            outbox_db,
             directory,
             group_commit,
             shutdown,
             listener,
             outbox_wake,
+            outbox_signal,
+            outbox_notifier,
             target,
             #[cfg(feature = "testing")]
             keep_alive: Vec::new(),
@@ -246,19 +265,21 @@ impl PgStore {
         self.group_commit.stats()
     }
 
-    /// Stops the snapshot listener and closes the pool: later calls fail with
+    /// Stops the snapshot listener and the outbox notifier and closes the pool: later calls fail with
     /// `StoreError::Unavailable`. For a graceful exit once requests drained;
     /// dropping the store does the same.
     pub fn shutdown(&self) {
         // No receiver means the listener has already stopped.
         let _ = self.shutdown.send(());
         self.db.close();
+        self.outbox_db.close();
     }
 }
 
 impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
+        self.outbox_notifier.abort();
     }
 }
 

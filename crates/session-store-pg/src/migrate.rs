@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "webhook_previous_secrets",
         sql: include_str!("../migrations/0003_webhook_previous_secrets.sql"),
     },
+    Migration {
+        version: 4,
+        name: "outbox_blocked",
+        sql: include_str!("../migrations/0004_outbox_blocked.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

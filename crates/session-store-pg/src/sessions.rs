@@ -100,9 +100,14 @@ impl SessionStore for PgStore {
     }
 
     async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError> {
-        self.db
+        let written = self
+            .db
             .run(async |client| crate::events::apply(client, plan).await)
-            .await
+            .await?;
+        if written.delivery_pending {
+            self.outbox_signal.committed();
+        }
+        Ok(written.applied)
     }
 
     async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError> {

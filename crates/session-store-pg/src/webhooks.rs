@@ -1,19 +1,24 @@
 //! The webhook outbox on PostgreSQL. Deliveries are outbox rows whose `state`
 //! is not `none` (see migration 0002). Any number of instances claim them with
 //! `FOR UPDATE SKIP LOCKED` and a lease in `next_attempt_at`; a transaction's
-//! delivery is claimable only while no earlier one of it is still pending, so
-//! its events go out in order.
+//! delivery is claimable only while no earlier one of it is still pending (it
+//! is `blocked` until then: migration 0004), so its events go out in order.
+//! Every write that changes which of a transaction's deliveries are pending
+//! holds the transaction's row lock and keeps `blocked` current.
 
 use async_trait::async_trait;
+use deadpool_postgres::Transaction;
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    AttemptNext, AttemptRecord, Delivery, DeliveryFilter, DeliveryState, DeliveryView, StoreError,
-    WebhookOutbox,
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryState, DeliveryView,
+    StoreError, WebhookOutbox,
 };
 use session_core::status::TxStatus;
 use session_core::time::Timestamp;
 use tokio_postgres::Row;
 use tokio_postgres::types::Json;
+use tokio_postgres::types::ToSql;
+use uuid::Uuid;
 
 use crate::PgStore;
 use crate::error::{Fault, corrupt};
@@ -60,6 +65,37 @@ fn view(row: &Row) -> Result<DeliveryView, Fault> {
     })
 }
 
+/// Takes the row lock of delivery `id`'s transaction (nothing if either is
+/// gone), which every change to the order of its deliveries holds.
+async fn lock_transaction_of(tx: &Transaction<'_>, id: i64) -> Result<(), Fault> {
+    let lock = tx
+        .prepare_cached(
+            "SELECT 1 FROM transactions WHERE merchant_transaction_id = \
+                 (SELECT merchant_transaction_id FROM outbox WHERE id = $1) \
+             FOR NO KEY UPDATE",
+        )
+        .await?;
+    tx.query_opt(&lock, &[&id]).await?;
+    Ok(())
+}
+
+/// Marks, in each of `transactions`, the oldest pending delivery as the one
+/// that can go and the others as blocked. Call with their row locks held.
+async fn reorder(tx: &Transaction<'_>, transactions: &[Uuid]) -> Result<(), Fault> {
+    let reorder = tx
+        .prepare_cached(
+            "UPDATE outbox o SET blocked = (o.id <> h.head) \
+             FROM (SELECT merchant_transaction_id, min(id) AS head FROM outbox \
+                   WHERE state = 'pending' AND merchant_transaction_id = ANY($1) \
+                   GROUP BY merchant_transaction_id) h \
+             WHERE o.merchant_transaction_id = h.merchant_transaction_id \
+               AND o.state = 'pending' AND o.blocked <> (o.id <> h.head)",
+        )
+        .await?;
+    tx.execute(&reorder, &[&transactions]).await?;
+    Ok(())
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -70,34 +106,65 @@ impl WebhookOutbox for PgStore {
         &self,
         now: Timestamp,
         lease_until: Timestamp,
-        max: usize,
-        busy: &[PartnerId],
+        limits: &ClaimLimits<'_>,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let busy: Vec<&str> = busy.iter().map(PartnerId::as_str).collect();
-        self.db
+        let full: Vec<&str> = limits.full().into_iter().map(PartnerId::as_str).collect();
+        let (partners, busy): (Vec<&str>, Vec<i32>) = limits
+            .in_flight
+            .iter()
+            .map(|(p, n)| (p.as_str(), i32::try_from(*n).unwrap_or(i32::MAX)))
+            .unzip();
+        let per_partner = i32::try_from(limits.per_partner).unwrap_or(i32::MAX);
+        // Candidates are locked first (a window function cannot sit beside
+        // FOR UPDATE); those not chosen are unlocked when the claim commits.
+        // Never more than one partner's bound of them: each is a row lock
+        // written, and a partner with little room but a long queue would
+        // otherwise have the claim lock many of its rows to take one. Others'
+        // deliveries behind such a queue wait one claim: the partner is full
+        // after this one and excluded from the next.
+        let candidates = limit(limits.total.min(limits.per_partner));
+        self.outbox_db
             .run(async |client| {
                 let claim = client
                     .prepare_cached(
-                        "WITH due AS ( \
-                             SELECT o.id FROM outbox o \
-                             WHERE o.state = 'pending' AND o.next_attempt_at <= $1 \
+                        "WITH candidate AS ( \
+                             SELECT o.id, o.partner_id, o.next_attempt_at FROM outbox o \
+                             WHERE o.state = 'pending' AND NOT o.blocked \
+                               AND o.next_attempt_at <= $1 \
                                AND o.partner_id <> ALL($4) \
-                               AND NOT EXISTS ( \
-                                   SELECT 1 FROM outbox e \
-                                   WHERE e.merchant_transaction_id = o.merchant_transaction_id \
-                                     AND e.state = 'pending' AND e.id < o.id) \
                              ORDER BY o.next_attempt_at, o.id \
                              LIMIT $3 \
-                             FOR UPDATE SKIP LOCKED) \
-                         UPDATE outbox SET next_attempt_at = $2 FROM due \
-                         WHERE outbox.id = due.id \
+                             FOR UPDATE SKIP LOCKED), \
+                         ranked AS ( \
+                             SELECT c.id, c.next_attempt_at, \
+                                 row_number() OVER ( \
+                                     PARTITION BY c.partner_id ORDER BY c.next_attempt_at, c.id) \
+                                     AS place, \
+                                 $7::int - COALESCE(f.busy, 0) AS room \
+                             FROM candidate c \
+                             LEFT JOIN unnest($5::text[], $6::int[]) AS f(partner_id, busy) \
+                                 ON f.partner_id = c.partner_id), \
+                         chosen AS ( \
+                             SELECT id FROM ranked WHERE place <= room \
+                             ORDER BY next_attempt_at, id LIMIT $8) \
+                         UPDATE outbox SET next_attempt_at = $2 FROM chosen \
+                         WHERE outbox.id = chosen.id \
                          RETURNING outbox.id, outbox.event, outbox.attempts, outbox.created_at",
                     )
                     .await?;
                 let rows = client
                     .query(
                         &claim,
-                        &[&PgTime(now), &PgTime(lease_until), &limit(max), &busy],
+                        &[
+                            &PgTime(now),
+                            &PgTime(lease_until),
+                            &candidates,
+                            &full,
+                            &partners,
+                            &busy,
+                            &per_partner,
+                            &limit(limits.total),
+                        ],
                     )
                     .await?;
                 let mut claimed = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
@@ -113,40 +180,53 @@ impl WebhookOutbox for PgStore {
             AttemptNext::RetryAt(at) => (DeliveryState::Pending, Some(at), None),
             AttemptNext::Failed => (DeliveryState::Failed, None, None),
         };
-        self.db
+        let (at, next, delivered) = (PgTime(attempt.at), next.map(PgTime), delivered.map(PgTime));
+        let state_text = state.as_str();
+        let values: [&(dyn ToSql + Sync); 6] =
+            [&id, &at, &attempt.result, &state_text, &next, &delivered];
+        self.outbox_db
             .run(async |client| {
-                // A final state may free the transaction's next delivery:
-                // wake the dispatchers (at commit) so it goes at once.
-                let record = client
+                if state == DeliveryState::Pending {
+                    // A retry: the transaction's order does not change.
+                    let retry = client
+                        .prepare_cached(
+                            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $2, \
+                                 last_result = $3, state = $4, next_attempt_at = $5, \
+                                 delivered_at = $6 \
+                             WHERE id = $1",
+                        )
+                        .await?;
+                    client.execute(&retry, &values).await?;
+                    return Ok(());
+                }
+                // A final state lets the transaction's next delivery go. No
+                // NOTIFY: the dispatcher that records this claims again as
+                // soon as the attempt ends, and a notifying commit would
+                // serialise with every other (see `wake`).
+                let tx = client.transaction().await?;
+                lock_transaction_of(&tx, id).await?;
+                let finish = tx
                     .prepare_cached(
                         "WITH r AS ( \
                              UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $2, \
                                  last_result = $3, state = $4, next_attempt_at = $5, \
-                                 delivered_at = $6 \
-                             WHERE id = $1 RETURNING state) \
-                         SELECT pg_notify('session_outbox', '') FROM r WHERE r.state <> 'pending'",
+                                 delivered_at = $6, blocked = false \
+                             WHERE id = $1 RETURNING merchant_transaction_id) \
+                         UPDATE outbox SET blocked = false \
+                         WHERE id = (SELECT min(e.id) FROM outbox e, r \
+                                     WHERE e.merchant_transaction_id = r.merchant_transaction_id \
+                                       AND e.state = 'pending' AND e.id <> $1)",
                     )
                     .await?;
-                client
-                    .execute(
-                        &record,
-                        &[
-                            &id,
-                            &PgTime(attempt.at),
-                            &attempt.result,
-                            &state.as_str(),
-                            &next.map(PgTime),
-                            &delivered.map(PgTime),
-                        ],
-                    )
-                    .await?;
+                tx.execute(&finish, &values).await?;
+                tx.commit().await?;
                 Ok(())
             })
             .await
     }
 
     async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
-        self.db
+        self.outbox_db
             .run(async |client| {
                 let release = client
                     .prepare_cached(
@@ -163,7 +243,7 @@ impl WebhookOutbox for PgStore {
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
         let partner = filter.partner.as_ref().map(PartnerId::as_str);
         let state = filter.state.map(DeliveryState::as_str);
-        self.db
+        self.outbox_db
             .run(async |client| {
                 let list = client
                     .prepare_cached(
@@ -189,20 +269,24 @@ impl WebhookOutbox for PgStore {
     }
 
     async fn requeue(&self, id: i64, now: Timestamp) -> Result<bool, StoreError> {
-        self.db
+        self.outbox_db
             .run(async |client| {
-                let requeue = client
+                let tx = client.transaction().await?;
+                lock_transaction_of(&tx, id).await?;
+                let requeue = tx
                     .prepare_cached(
-                        "WITH r AS ( \
-                             UPDATE outbox SET state = 'pending', next_attempt_at = $2 \
-                             WHERE id = $1 AND state <> 'none' RETURNING id) \
-                         SELECT pg_notify('session_outbox', ''), id FROM r",
+                        "UPDATE outbox SET state = 'pending', next_attempt_at = $2 \
+                         WHERE id = $1 AND state <> 'none' RETURNING merchant_transaction_id",
                     )
                     .await?;
-                Ok(!client
-                    .query(&requeue, &[&id, &PgTime(now)])
-                    .await?
-                    .is_empty())
+                let Some(row) = tx.query_opt(&requeue, &[&id, &PgTime(now)]).await? else {
+                    return Ok(false);
+                };
+                let transaction: Uuid = row.try_get("merchant_transaction_id")?;
+                reorder(&tx, &[transaction]).await?;
+                tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+                tx.commit().await?;
+                Ok(true)
             })
             .await
     }
@@ -213,21 +297,42 @@ impl WebhookOutbox for PgStore {
         since: Timestamp,
         now: Timestamp,
     ) -> Result<u64, StoreError> {
-        self.db
+        self.outbox_db
             .run(async |client| {
-                let replay = client
+                let tx = client.transaction().await?;
+                // The transactions' row locks, in one order, before their
+                // deliveries change (see the module header).
+                let lock = tx
                     .prepare_cached(
-                        "UPDATE outbox SET state = 'pending', next_attempt_at = $3 \
-                         WHERE partner_id = $1 AND created_at >= $2 AND state <> 'none'",
+                        "SELECT merchant_transaction_id FROM transactions \
+                         WHERE merchant_transaction_id IN ( \
+                             SELECT merchant_transaction_id FROM outbox \
+                             WHERE partner_id = $1 AND created_at >= $2 AND state <> 'none') \
+                         ORDER BY merchant_transaction_id FOR NO KEY UPDATE",
                     )
                     .await?;
-                let count = client
-                    .execute(&replay, &[&partner.as_str(), &PgTime(since), &PgTime(now)])
+                tx.query(&lock, &[&partner.as_str(), &PgTime(since)])
                     .await?;
-                client
-                    .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
+                let replay = tx
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'pending', next_attempt_at = $3 \
+                         WHERE partner_id = $1 AND created_at >= $2 AND state <> 'none' \
+                         RETURNING merchant_transaction_id",
+                    )
                     .await?;
-                Ok(count)
+                let rows = tx
+                    .query(&replay, &[&partner.as_str(), &PgTime(since), &PgTime(now)])
+                    .await?;
+                let mut transactions = rows
+                    .iter()
+                    .map(|row| row.try_get::<_, Uuid>("merchant_transaction_id"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                transactions.sort_unstable();
+                transactions.dedup();
+                reorder(&tx, &transactions).await?;
+                tx.execute("SELECT pg_notify($1, '')", &[&CHANNEL]).await?;
+                tx.commit().await?;
+                Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
             })
             .await
     }

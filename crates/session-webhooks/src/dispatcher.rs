@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use session_core::partner::PartnerId;
-use session_core::ports::{AttemptNext, AttemptRecord, Delivery, PartnerDirectory, WebhookOutbox};
+use session_core::ports::{
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, PartnerDirectory, WebhookOutbox,
+};
 use session_core::random::Random;
 use session_core::time::{Clock, Timestamp};
 use session_core::webhook::retry::jitter_permille;
@@ -76,12 +78,9 @@ impl InFlight {
         }
     }
 
-    fn busy(&self, limit: usize) -> Vec<PartnerId> {
+    fn counts(&self) -> Vec<(PartnerId, usize)> {
         let map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        map.iter()
-            .filter(|(_, n)| **n >= limit)
-            .map(|(p, _)| p.clone())
-            .collect()
+        map.iter().map(|(p, n)| (p.clone(), *n)).collect()
     }
 }
 
@@ -125,8 +124,13 @@ impl Dispatcher {
             if room > 0 {
                 let now = this.clock.now();
                 let lease = this.lease_until(now);
-                let busy = in_flight.busy(this.config.max_per_partner.max(1));
-                match this.outbox.claim_due(now, lease, room, &busy).await {
+                let counts = in_flight.counts();
+                let limits = ClaimLimits {
+                    total: room,
+                    per_partner: this.config.max_per_partner.max(1),
+                    in_flight: &counts,
+                };
+                match this.outbox.claim_due(now, lease, &limits).await {
                     Ok(deliveries) => {
                         claimed = deliveries.len();
                         for delivery in deliveries {
@@ -157,8 +161,9 @@ impl Dispatcher {
                     }
                 }
             }
-            // A full batch may leave more due work: go again at once.
-            if claimed > 0 && claimed == room {
+            // A claim takes at most one partner's bound: while claims find
+            // work and there is room, go again at once.
+            if claimed > 0 && claimed < room {
                 continue;
             }
             tokio::select! {

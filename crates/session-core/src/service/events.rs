@@ -203,6 +203,45 @@ mod tests {
     }
 
     #[test]
+    fn without_a_kyc_report_the_user_state_is_not_read() {
+        let states = [
+            KycState::NOT_STARTED,
+            KycState {
+                status: KycStatus::Verified,
+                updated_at: Some(Timestamp::from_unix_seconds(5)),
+            },
+            KycState {
+                status: KycStatus::Failed,
+                updated_at: Some(Timestamp::from_unix_seconds(50)),
+            },
+        ];
+        for (from, to) in [
+            (TxStatus::Pending, TxStatus::Processing),
+            (TxStatus::Processing, TxStatus::Completed),
+            (TxStatus::Completed, TxStatus::Failed),
+        ] {
+            let e = event(to, 10);
+            let plan = EventPlan {
+                event: e.clone(),
+                now: Timestamp::from_unix_seconds(20),
+            };
+            assert!(!plan.reads_kyc());
+            let tx = stored(from);
+            let first = plan.effects(&tx, &states[0]);
+            for kyc in &states[1..] {
+                assert_eq!(plan.effects(&tx, kyc), first, "{from:?} -> {to:?}");
+            }
+        }
+        let mut reporting = event(TxStatus::Processing, 10);
+        reporting.kyc_status = Some(KycStatus::Verified);
+        let plan = EventPlan {
+            event: reporting,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        assert!(plan.reads_kyc());
+    }
+
+    #[test]
     fn kyc_takes_the_newest_report_only() {
         let known = KycState {
             status: KycStatus::Pending,
