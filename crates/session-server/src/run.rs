@@ -197,25 +197,29 @@ async fn run_listeners(
     Ok(())
 }
 
-/// Runs the dispatcher on a thread and runtime of its own until `shutdown`
-/// completes and it has drained; the returned future completes then.
+/// Runs the dispatcher on a runtime of its own (as many worker threads as the
+/// request runtime) until `shutdown` completes and it has drained; the
+/// returned future completes then.
 ///
 /// A bulkhead: request tasks and delivery tasks do not share a scheduler, so a
 /// flood of provider events cannot starve the deliveries they cause (measured
 /// with `cargo xtask load --webhooks`: on the shared runtime the dispatcher got
 /// about one delivery for every seven events applied), and the operating
-/// system shares the cores between the two.
+/// system shares the cores between the two equally.
 fn run_on_own_thread(
     dispatcher: Dispatcher,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<impl std::future::Future<Output = ()>, String> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .thread_name("webhooks")
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the webhook dispatcher's runtime: {e}"))?;
     let (stopped, done) = tokio::sync::oneshot::channel::<()>();
     std::thread::Builder::new()
-        .name("webhooks".into())
+        .name("webhooks-main".into())
         .spawn(move || {
             runtime.block_on(dispatcher.run(shutdown));
             let _ = stopped.send(());

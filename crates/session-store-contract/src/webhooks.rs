@@ -38,6 +38,24 @@ fn outcome(at_seconds: i64, result: &str, next: AttemptNext) -> AttemptRecord {
     }
 }
 
+/// Claims at `at(now)`, checks the claim is one delivery of `status`, and
+/// records it delivered a second later.
+async fn deliver_next(store: &impl Store, now: i64, status: TxStatus, why: &str) {
+    let next = store
+        .claim_due(at(now), at(now + 30), &ClaimLimits::total(10))
+        .await
+        .expect("claim");
+    assert_eq!(
+        next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
+        [status],
+        "{why}"
+    );
+    store
+        .record_attempt(next[0].id, &outcome(now + 1, "200", AttemptNext::Delivered))
+        .await
+        .expect("record");
+}
+
 fn all() -> DeliveryFilter {
     DeliveryFilter {
         limit: 1_000,
@@ -180,19 +198,13 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
         .record_attempt(first[0].id, &outcome(101, "timeout", AttemptNext::Failed))
         .await
         .expect("record");
-    let next = store
-        .claim_due(at(102), at(132), &ClaimLimits::total(10))
-        .await
-        .expect("claim");
-    assert_eq!(
-        next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
-        [TxStatus::Completed],
-        "an abandoned delivery no longer holds back the next one"
-    );
-    store
-        .record_attempt(next[0].id, &outcome(103, "200", AttemptNext::Delivered))
-        .await
-        .expect("record");
+    deliver_next(
+        &store,
+        102,
+        TxStatus::Completed,
+        "an abandoned delivery no longer holds back the next one",
+    )
+    .await;
     let failed = DeliveryFilter {
         state: Some(DeliveryState::Failed),
         transaction: Some(id),
@@ -358,18 +370,12 @@ pub async fn a_delivery_committed_while_the_previous_one_is_recorded_still_goes(
         let second = event(&format!("{id}-1"), id, TxStatus::Completed, 11);
         store.apply_provider_event(&second).await.expect("apply");
         recording.await.expect("task").expect("record");
-        let next = store
-            .claim_due(at(102), at(132), &ClaimLimits::total(10))
-            .await
-            .expect("claim");
-        assert_eq!(
-            next.iter().map(|d| d.event.status).collect::<Vec<_>>(),
-            [TxStatus::Completed],
-            "round {round}: the later event is not left behind"
-        );
-        store
-            .record_attempt(next[0].id, &outcome(103, "200", AttemptNext::Delivered))
-            .await
-            .expect("record");
+        deliver_next(
+            store.as_ref(),
+            102,
+            TxStatus::Completed,
+            &format!("round {round}: the later event is not left behind"),
+        )
+        .await;
     }
 }

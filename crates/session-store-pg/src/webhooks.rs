@@ -65,16 +65,15 @@ fn view(row: &Row) -> Result<DeliveryView, Fault> {
     })
 }
 
+/// The statement of [`lock_transaction_of`].
+const LOCK_TRANSACTION_OF: &str = "SELECT 1 FROM transactions WHERE merchant_transaction_id = \
+         (SELECT merchant_transaction_id FROM outbox WHERE id = $1) \
+     FOR NO KEY UPDATE";
+
 /// Takes the row lock of delivery `id`'s transaction (nothing if either is
 /// gone), which every change to the order of its deliveries holds.
 async fn lock_transaction_of(tx: &Transaction<'_>, id: i64) -> Result<(), Fault> {
-    let lock = tx
-        .prepare_cached(
-            "SELECT 1 FROM transactions WHERE merchant_transaction_id = \
-                 (SELECT merchant_transaction_id FROM outbox WHERE id = $1) \
-             FOR NO KEY UPDATE",
-        )
-        .await?;
+    let lock = tx.prepare_cached(LOCK_TRANSACTION_OF).await?;
     tx.query_opt(&lock, &[&id]).await?;
     Ok(())
 }
@@ -204,7 +203,6 @@ impl WebhookOutbox for PgStore {
                 // soon as the attempt ends, and a notifying commit would
                 // serialise with every other (see `wake`).
                 let tx = client.transaction().await?;
-                lock_transaction_of(&tx, id).await?;
                 let finish = tx
                     .prepare_cached(
                         "WITH r AS ( \
@@ -218,7 +216,13 @@ impl WebhookOutbox for PgStore {
                                        AND e.state = 'pending' AND e.id <> $1)",
                     )
                     .await?;
-                tx.execute(&finish, &values).await?;
+                // Pipelined: both prepared, then sent together in this order
+                // (a future sends its request when first polled) and run in
+                // order, so the update's snapshot is taken once the lock is
+                // held.
+                let lock = tx.prepare_cached(LOCK_TRANSACTION_OF).await?;
+                let by_id: [&(dyn ToSql + Sync); 1] = [&id];
+                tokio::try_join!(tx.query_opt(&lock, &by_id), tx.execute(&finish, &values))?;
                 tx.commit().await?;
                 Ok(())
             })
@@ -272,6 +276,9 @@ impl WebhookOutbox for PgStore {
         self.outbox_db
             .run(async |client| {
                 let tx = client.transaction().await?;
+                // The operator is answered: durable (see `outbox_driver_config`).
+                tx.batch_execute("SET LOCAL synchronous_commit = on")
+                    .await?;
                 lock_transaction_of(&tx, id).await?;
                 let requeue = tx
                     .prepare_cached(
@@ -300,6 +307,9 @@ impl WebhookOutbox for PgStore {
         self.outbox_db
             .run(async |client| {
                 let tx = client.transaction().await?;
+                // The operator is answered: durable (see `outbox_driver_config`).
+                tx.batch_execute("SET LOCAL synchronous_commit = on")
+                    .await?;
                 // The transactions' row locks, in one order, before their
                 // deliveries change (see the module header).
                 let lock = tx

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -29,6 +29,10 @@ pub struct AddressPolicy {
     /// ones plain `http://` may reach.
     allowed: Vec<IpRange>,
 }
+
+/// The most of a partner endpoint's answer body read before the connection
+/// is dropped.
+const MAX_ANSWER_BODY: usize = 64 * 1024;
 
 /// Ranges that are not the public internet, with what they are.
 const NOT_PUBLIC: [(&str, &str); 17] = [
@@ -158,7 +162,10 @@ impl WebhookClient {
             });
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(8)
+            // As many as the attempts a dispatcher runs at once by default:
+            // fewer would close and reopen connections on every burst to a
+            // busy endpoint (a handshake and an address check each time).
+            .pool_max_idle_per_host(64)
             .build(connector);
         let user_agent =
             http::HeaderValue::from_str(&format!("session-server/{}", env!("CARGO_PKG_VERSION")))
@@ -198,8 +205,12 @@ impl WebhookClient {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
-            // Read (and drop) the answer so the connection can be reused.
-            let _ = response.into_body().collect().await;
+            // Read (and drop) the answer so the connection can be reused, but
+            // no more than a bound of it: a partner endpoint's body is not
+            // ours to hold. Past it the connection is dropped, not reused.
+            let _ = Limited::new(response.into_body(), MAX_ANSWER_BODY)
+                .collect()
+                .await;
             Ok(Answer {
                 status,
                 retry_after_seconds,
