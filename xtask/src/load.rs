@@ -15,6 +15,7 @@ mod pgbench;
 mod procfs;
 mod report;
 mod server;
+mod webhooks;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -75,6 +76,15 @@ pub struct LoadArgs {
     /// Only run the pgbench ceiling (no build, no HTTP): checks the PostgreSQL side alone
     #[arg(long, hide = true)]
     pub pgbench_only: bool,
+    /// Measure webhook delivery on PostgreSQL instead: whether the dispatcher keeps up
+    /// with the fastest rate provider events apply, and commit-to-receipt latency at
+    /// half that rate; writes docs/performance-webhooks.md
+    #[arg(long)]
+    pub webhooks: bool,
+    /// With --webhooks: also build session-server at this git revision and compare its
+    /// session-create throughput with this one's, round by round
+    #[arg(long, requires = "webhooks")]
+    pub before: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -101,6 +111,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     let plan = Plan::from_args(args)?;
     if plan.pgbench_only {
         return pgbench_only(&plan);
+    }
+    if plan.webhooks {
+        return webhooks::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -240,7 +253,7 @@ pub fn run(args: &LoadArgs) -> Result<()> {
         points: pg_points,
     });
     let report = Report {
-        machine: machine::describe(&wrk),
+        machine: machine::describe(wrk.version()),
         duration_secs: plan.duration_secs,
         warmup_secs: WARMUP_SECS,
         threads: plan.threads,
@@ -442,6 +455,8 @@ struct Plan {
     threads: u32,
     bodies: wrk::Bodies,
     pgbench_only: bool,
+    webhooks: bool,
+    before: Option<String>,
 }
 
 impl Plan {
@@ -455,7 +470,10 @@ impl Plan {
         if connections.is_empty() {
             return Err(Error::failed("--connections needs at least one number"));
         }
-        if args.database_url.is_some() && args.store != StoreChoice::Postgres && !args.pgbench_only
+        if args.database_url.is_some()
+            && args.store != StoreChoice::Postgres
+            && !args.pgbench_only
+            && !args.webhooks
         {
             return Err(Error::failed(
                 "--database-url is only used with --store postgres",
@@ -477,13 +495,20 @@ impl Plan {
                 wrk::Bodies::Seed
             },
             pgbench_only: args.pgbench_only,
+            webhooks: args.webhooks,
+            before: args.before.clone(),
         })
     }
 
     /// The `cargo xtask load` line that reproduces this run.
     fn invocation(&self) -> String {
         let mut line = String::from("cargo xtask load");
-        if self.store == StoreChoice::Postgres {
+        if self.webhooks {
+            line.push_str(" --webhooks");
+            if let Some(rev) = &self.before {
+                line.push_str(&format!(" --before {rev}"));
+            }
+        } else if self.store == StoreChoice::Postgres {
             line.push_str(" --store postgres");
         }
         if self.duration_secs != 10 {
@@ -569,18 +594,8 @@ struct PostgresSetup {
 impl PostgresSetup {
     fn provide(plan: &Plan, work: &WorkDir) -> Result<Self> {
         let pgbench = pgbench::Pgbench::find()?;
-        let (admin_url, provided, source) = match &plan.database_url {
-            Some(url) => {
-                let source = format!("{} (--database-url)", pg::conninfo::display(url));
-                (url.clone(), None, source)
-            }
-            None => {
-                let database = pg::provide(pg::Mode::Auto)?;
-                let source = database.to_string();
-                (database.url().to_owned(), Some(database), source)
-            }
-        };
-        let database = pgbench::LoadDatabase::create(&admin_url)?;
+        let (admin_url, provided, source) = admin_database(plan)?;
+        let database = pgbench::LoadDatabase::create(&admin_url, "")?;
         println!(
             "==> postgres: created {} on {source} (PostgreSQL {}); {}",
             database.name(),
@@ -630,6 +645,23 @@ impl PostgresSetup {
         );
         Ok(pgbench::PgbenchPoint { clients, result })
     }
+}
+
+/// A role that may create the run's databases: `--database-url`, else what
+/// `cargo xtask test` would find or start. Returns its URL, the throwaway cluster to
+/// keep alive (if one was started) and how to name the server in the report.
+fn admin_database(plan: &Plan) -> Result<(String, Option<pg::Database>, String)> {
+    Ok(match &plan.database_url {
+        Some(url) => {
+            let source = format!("{} (--database-url)", pg::conninfo::display(url));
+            (url.clone(), None, source)
+        }
+        None => {
+            let database = pg::provide(pg::Mode::Auto)?;
+            let source = database.to_string();
+            (database.url().to_owned(), Some(database), source)
+        }
+    })
 }
 
 /// The release binaries the run drives.

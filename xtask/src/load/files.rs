@@ -37,6 +37,19 @@ address = "TXYZabcdefghijkmnopqrstuvwxyz12345"
 active = true
 "#;
 
+/// The load partner's webhook secret for `--webhooks` (a load-only value).
+const WEBHOOK_SECRET: &str = "whsec_bG9hZC10ZXN0LXdlYmhvb2stc2VjcmV0LTAwMDE=";
+
+/// [`BOOTSTRAP`] with the partner's webhook pointed at `url`.
+pub fn bootstrap_with_webhook(url: &str) -> String {
+    let scheme = "signature_scheme = \"hmac-sha512\"\n";
+    BOOTSTRAP.replacen(
+        scheme,
+        &format!("{scheme}webhook_url = \"{url}\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n"),
+        1,
+    )
+}
+
 /// A fresh directory under the system temp dir, removed with everything in it on drop.
 #[derive(Debug)]
 pub struct WorkDir {
@@ -77,6 +90,21 @@ mod tests {
             "base64url only"
         );
         assert!(BOOTSTRAP.contains(&format!("client_tokens = [\"{TOKEN}\"]")));
+    }
+
+    #[test]
+    fn the_webhook_bootstrap_sets_the_partner_webhook() {
+        let text = bootstrap_with_webhook("http://127.0.0.1:9/hook");
+        let added = format!(
+            "webhook_url = \"http://127.0.0.1:9/hook\"\nwebhook_secret = \"{WEBHOOK_SECRET}\"\n"
+        );
+        assert_eq!(
+            text.replacen(&added, "", 1),
+            BOOTSTRAP,
+            "only the two lines"
+        );
+        let own_keys = text.split("[partner.widget]").next().expect("keys first");
+        assert!(own_keys.contains(&added), "among the partner's own keys");
     }
 
     #[test]

@@ -4,7 +4,6 @@
 use std::process::Command;
 
 use crate::load::procfs;
-use crate::load::wrk::Wrk;
 use crate::process;
 
 const UNKNOWN: &str = "unknown";
@@ -23,8 +22,8 @@ pub struct Machine {
     pub date: String,
 }
 
-/// Describes this machine.
-pub fn describe(wrk: &Wrk) -> Machine {
+/// Describes this machine, with the version of the run's load generator.
+pub fn describe(load_generator: &str) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let os_release = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
@@ -40,7 +39,7 @@ pub fn describe(wrk: &Wrk) -> Machine {
             .unwrap_or_else(|_| UNKNOWN.to_owned()),
         os: pretty_name(&os_release).unwrap_or_else(|| UNKNOWN.to_owned()),
         rustc: output(Command::new("rustc").arg("-V")),
-        wrk: wrk.version().to_owned(),
+        wrk: load_generator.to_owned(),
         date: output(Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"])),
     }
 }

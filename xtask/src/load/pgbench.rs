@@ -153,9 +153,9 @@ pub struct LoadDatabase {
 }
 
 impl LoadDatabase {
-    /// Creates `session_load_<pid>` through `admin_url`, a role that may create
-    /// databases.
-    pub fn create(admin_url: &str) -> Result<Self> {
+    /// Creates `session_load_<pid><label>` through `admin_url`, a role that may
+    /// create databases.
+    pub fn create(admin_url: &str, label: &str) -> Result<Self> {
         let shown = conninfo::display(admin_url);
         let mut admin = connect(admin_url)
             .map_err(|e| Error::failed(format!("cannot connect to {shown}: {e}")))?;
@@ -163,7 +163,7 @@ impl LoadDatabase {
             .query_one("SHOW server_version", &[])
             .and_then(|row| row.try_get::<_, String>(0))
             .map_err(|e| Error::failed(format!("{shown}: SHOW server_version: {e}")))?;
-        let name = format!("session_load_{}", std::process::id());
+        let name = format!("session_load_{}{label}", std::process::id());
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .map_err(|e| Error::failed(format!("{shown}: CREATE DATABASE {name}: {e}")))?;

@@ -32,6 +32,7 @@ use method::{commands, intro, machine};
 use pg::{pg_table, pgbench_failure};
 use targets::targets_table;
 
+pub use format::thousands;
 pub use pg::render_pgbench_only;
 pub use splice::splice;
 

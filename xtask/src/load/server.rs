@@ -85,6 +85,16 @@ enum Output {
 impl Server {
     /// `session-server serve` on `store`, with the load partner bootstrapped.
     pub fn session(binary: &Path, bootstrap: &Path, store: Store<'_>) -> Result<Self> {
+        Self::session_with(binary, bootstrap, store, &[])
+    }
+
+    /// The same with `extra` flags after the usual ones.
+    pub fn session_with(
+        binary: &Path,
+        bootstrap: &Path,
+        store: Store<'_>,
+        extra: &[&str],
+    ) -> Result<Self> {
         let mut command = Command::new(binary);
         command.args(["serve", "--store"]);
         let (name, shown_env) = match store {
@@ -119,6 +129,7 @@ impl Server {
                 "--header-read-timeout",
                 HEADER_READ_TIMEOUT_SECS,
             ])
+            .args(extra)
             .env("RUST_LOG", RUST_LOG);
         let shown = format!("{shown_env} {}", process::display(&command));
         // `spawn` waits for /readyz on the admin port the server reports.

@@ -107,7 +107,7 @@ pub(super) fn minutes(secs: u64) -> String {
 }
 
 /// `41234.6` as `41,235`.
-pub(super) fn thousands(value: f64) -> String {
+pub fn thousands(value: f64) -> String {
     if !value.is_finite() {
         return "–".to_owned();
     }
