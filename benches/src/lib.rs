@@ -85,7 +85,8 @@ pub fn mem_service() -> SessionService {
     let ports = Ports {
         partners: store.clone(),
         wallets: Arc::new(ConfiguredWallets),
-        sessions: store,
+        sessions: store.clone(),
+        feed: store,
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
     };

@@ -160,7 +160,8 @@ pub fn auth_service() -> &'static (session_core::SessionService, String) {
         let ports = Ports {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
-            sessions: store,
+            sessions: store.clone(),
+            feed: store,
             clock: Arc::new(FixedClock::default()),
             random,
         };

@@ -132,6 +132,7 @@ impl World {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
             sessions: store.clone(),
+            feed: store.clone(),
             clock: Arc::new(FixedClock::default()),
             random,
         };
@@ -154,6 +155,7 @@ impl World {
             widget_origins: WidgetOrigins::List(vec![
                 Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),
+            live: session_http::LiveConfig::default(),
         };
         Self {
             app: Arc::new(App::new(service, config, 1)),

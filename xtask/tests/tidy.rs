@@ -68,11 +68,11 @@ fn the_core_depends_on_no_runtime_http_or_sql_crate() {
 
 #[test]
 fn stores_and_core_do_not_know_http() {
-    for package in ["session-store-mem", "session-store-pg"] {
+    for package in ["session-store-mem", "session-store-pg", "session-feed"] {
         let dependencies = normal_dependencies(package);
         let found: Vec<&String> = dependencies
             .iter()
-            .filter(|name| ["hyper", "http"].contains(&name.as_str()))
+            .filter(|name| ["hyper", "http", "tokio-tungstenite"].contains(&name.as_str()))
             .collect();
         assert!(
             found.is_empty(),

@@ -74,6 +74,7 @@ error_matrix! {
     UpstreamInvalidResponse => (502, "upstream_unavailable", "upstream_invalid_response", "an upstream provider answered with an invalid response"),
     ShuttingDown => (503, "unavailable", "shutting_down", "the service is shutting down"),
     StoreUnavailable => (503, "unavailable", "store_unavailable", "the store is unavailable"),
+    WsCapacity => (503, "unavailable", "ws_capacity", "this instance holds its maximum of WebSockets; retry later"),
 }
 
 impl ErrorKind {

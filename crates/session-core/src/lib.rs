@@ -13,6 +13,7 @@ pub mod error;
 pub mod example;
 pub mod init_token;
 pub mod json;
+pub mod live;
 pub mod partner;
 pub mod ports;
 pub mod provider;
@@ -30,4 +31,4 @@ pub mod value;
 pub mod webhook;
 
 pub use error::{ErrorKind, Rejection};
-pub use service::{CreatedSession, EventReport, Ports, SessionService, Settings};
+pub use service::{CreatedSession, EventReport, Following, Ports, SessionService, Settings};

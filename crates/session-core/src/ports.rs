@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 pub use crate::client_token::ClientTokenRecord;
 use crate::client_token::TokenDigest;
+use crate::live::FeedNext;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
 use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
 use crate::time::Timestamp;
@@ -214,10 +215,37 @@ pub trait Health: Send + Sync {
     async fn check(&self) -> Result<(), StoreError>;
 }
 
+/// A live subscription to one transaction's changes (see [`StatusFeed`]).
+#[async_trait]
+pub trait FeedSubscription: Send {
+    /// Waits for the next state of the transaction. States come in sequence
+    /// order and never go back; one that falls behind may be skipped for a
+    /// newer one only when the subscriber lags (then [`FeedNext::Lagged`]).
+    async fn next(&mut self) -> FeedNext;
+}
+
+/// The changes of transactions as they are applied, on every instance that
+/// shares the store, for live subscribers (`GET /ws`).
+#[async_trait]
+pub trait StatusFeed: Send + Sync {
+    /// Subscribes to transaction `id`: every change committed after this
+    /// returns is yielded, in order, however many instances apply them. Read
+    /// the current state after subscribing, so that nothing falls between.
+    async fn subscribe(&self, id: Uuid) -> Result<Box<dyn FeedSubscription>, StoreError>;
+}
+
 /// Every port a store adapter provides. The composition root, the contract
 /// suite and the HTTP tests hold a store as this one trait.
 pub trait Store:
-    SessionStore + PartnerDirectory + PartnerRegistry + WebhookOutbox + Health + Send + Sync + 'static
+    SessionStore
+    + PartnerDirectory
+    + PartnerRegistry
+    + WebhookOutbox
+    + StatusFeed
+    + Health
+    + Send
+    + Sync
+    + 'static
 {
 }
 
@@ -226,6 +254,7 @@ impl<T> Store for T where
         + PartnerDirectory
         + PartnerRegistry
         + WebhookOutbox
+        + StatusFeed
         + Health
         + Send
         + Sync

@@ -74,3 +74,26 @@ pub fn token_keys() -> TokenKeys {
         .expect("a 37-byte key is long enough");
     TokenKeys::new(key, vec![])
 }
+
+/// A status change of a made-up `processing` transaction of partner `acme`,
+/// for tests of what carries changes (feeds, outboxes) rather than of what
+/// makes them.
+pub fn status_changed() -> crate::session::StatusChanged {
+    let code = |text| crate::value::Code::parse(text).expect("valid code");
+    let at = Timestamp::from_unix_micros(NOW_MICROS);
+    crate::session::StatusChanged {
+        merchant_transaction_id: uuid::Uuid::new_v4(),
+        partner_id: crate::partner::PartnerId::parse("acme").expect("valid id"),
+        tx_type: crate::value::TxType::Buy,
+        status: crate::status::TxStatus::Processing,
+        currency: code("USDT"),
+        network: code("TRC20"),
+        crypto_amount: None,
+        fiat_currency: code("EUR"),
+        fiat_amount: Some("10.00".to_owned()),
+        payment_method: Some("card".to_owned()),
+        created_at: at,
+        updated_at: at,
+        occurred_at: at,
+    }
+}

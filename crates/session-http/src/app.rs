@@ -10,6 +10,7 @@ use http::header::{AUTHORIZATION, HeaderName, HeaderValue, ORIGIN};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use session_core::access::GateHeaders;
 use session_core::partner::Partner;
 use session_core::{ErrorKind, Rejection, SessionService};
@@ -17,6 +18,7 @@ use session_core::{ErrorKind, Rejection, SessionService};
 use crate::body;
 use crate::config::HttpConfig;
 use crate::cors;
+use crate::live::{self, LiveSockets};
 use crate::request_id::RequestIds;
 use crate::response::{HttpResponse, error, json, json_bytes, method_not_allowed};
 use crate::router::{self, Route, Routed};
@@ -33,15 +35,22 @@ pub struct App {
     service: SessionService,
     config: HttpConfig,
     request_ids: RequestIds,
+    live: Arc<LiveSockets>,
 }
 
 impl App {
     pub fn new(service: SessionService, config: HttpConfig, request_id_prefix: u64) -> Self {
         Self {
+            live: Arc::new(LiveSockets::new(config.live)),
             service,
             config,
             request_ids: RequestIds::new(request_id_prefix),
         }
+    }
+
+    /// The open WebSockets, which shutdown closes (`LiveSockets::close_all`).
+    pub fn live_sockets(&self) -> Arc<LiveSockets> {
+        Arc::clone(&self.live)
     }
 
     /// Answers one request. A route whose every answer (errors included) carries
@@ -51,9 +60,10 @@ impl App {
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
+        request_id: &HeaderValue,
         expose_to: &mut Option<Option<HeaderValue>>,
     ) -> Result<HttpResponse, Rejection> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let route = match router::route(&parts.method, parts.uri.path()) {
             Routed::Found(route) => route,
             Routed::NotFound => return Err(Rejection::of(ErrorKind::NotFound)),
@@ -104,6 +114,19 @@ impl App {
                     .provider_event(signature.as_bytes(), &bytes)
                     .await?;
                 Ok(json(StatusCode::OK, &wire::event_report(&report)))
+            }
+            Route::Live => {
+                let partner = self.partner_gate(&parts, peer).await?;
+                let accept = live::accept_key(&parts.headers)?;
+                let tx_id = live::tx_id(parts.uri.query())?;
+                let following = self.service.follow(&partner, tx_id.as_deref()).await?;
+                let slot = self.live.reserve()?;
+                let upgrade = parts.extensions.remove::<OnUpgrade>().ok_or_else(|| {
+                    Rejection::invalid("Upgrade", "the connection cannot be upgraded")
+                })?;
+                let request_id = request_id.to_str().unwrap_or("").to_owned();
+                live::spawn(upgrade, following, slot, request_id);
+                Ok(live::switching_protocols(accept))
             }
         }
     }
@@ -192,7 +215,7 @@ impl Handler for App {
         let mut expose_to = None;
         let dispatched = AssertUnwindSafe(tokio::time::timeout(
             self.config.request_deadline,
-            self.dispatch(request, peer, &mut expose_to),
+            self.dispatch(request, peer, &request_id, &mut expose_to),
         ))
         .catch_unwind()
         .await;

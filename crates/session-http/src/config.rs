@@ -52,4 +52,5 @@ pub struct HttpConfig {
     pub body_read_timeout: Duration,
     pub request_deadline: Duration,
     pub widget_origins: WidgetOrigins,
+    pub live: crate::live::LiveConfig,
 }

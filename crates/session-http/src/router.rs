@@ -11,6 +11,7 @@ pub enum Route<'a> {
     Transaction(&'a str),
     KycStatus(&'a str),
     ProviderEvents,
+    Live,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +42,7 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
             "POST",
             (method == Method::POST).then_some(Route::ProviderEvents),
         ),
+        "/ws" => ("GET", (method == Method::GET).then_some(Route::Live)),
         _ => {
             if let Some(id) = segment(path.strip_prefix("/widget/transactions/")) {
                 (
@@ -149,6 +151,9 @@ mod tests {
                 "/provider/events",
                 Routed::Found(Route::ProviderEvents),
             ),
+            (Method::GET, "/ws", Routed::Found(Route::Live)),
+            (Method::POST, "/ws", Routed::MethodNotAllowed("GET")),
+            (Method::GET, "/ws/", Routed::NotFound),
             (Method::GET, "/", Routed::NotFound),
             (Method::GET, "/healthz", Routed::NotFound),
         ];

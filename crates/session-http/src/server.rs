@@ -13,9 +13,8 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::defaults;
 use crate::response::HttpResponse;
@@ -67,7 +66,9 @@ pub async fn serve<H: Handler>(
     options: ServeOptions,
     shutdown: impl Future<Output = ()>,
 ) {
-    let graceful = GracefulShutdown::new();
+    // `true` once draining: every connection finishes its request in flight
+    // and closes (an idle keep-alive one at once).
+    let (drain, draining) = watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -106,10 +107,22 @@ pub async fn serve<H: Handler>(
                     let handler = Arc::clone(&handler);
                     async move { Ok::<_, Infallible>(handler.handle(request, peer).await) }
                 });
-                let connection =
-                    graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+                // With upgrades: `GET /ws` hands its connection over to a
+                // WebSocket, which ends this future (and frees its permit).
+                let connection = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades();
+                let mut draining = draining.clone();
                 tokio::spawn(async move {
-                    if let Err(error) = connection.await {
+                    tokio::pin!(connection);
+                    let served = tokio::select! {
+                        served = connection.as_mut() => served,
+                        () = until_set(&mut draining) => {
+                            connection.as_mut().graceful_shutdown();
+                            connection.await
+                        }
+                    };
+                    if let Err(error) = served {
                         tracing::debug!(%peer, %error, "connection closed with an error");
                     }
                     drop(permit);
@@ -123,8 +136,18 @@ pub async fn serve<H: Handler>(
         }
     }
     drop(listener);
+    drain.send_replace(true);
+    // Every permit back means every connection closed.
+    let all = u32::try_from(options.max_connections.max(1)).unwrap_or(u32::MAX);
     tokio::select! {
-        () = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = slots.acquire_many(all) => tracing::info!("all connections drained"),
         () = tokio::time::sleep(options.drain_timeout) => tracing::warn!("drain timeout reached; closing remaining connections"),
+    }
+}
+
+/// Returns once `flag` is `true`; never, if its sender is gone first.
+pub(crate) async fn until_set(flag: &mut watch::Receiver<bool>) {
+    if flag.wait_for(|set| *set).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }

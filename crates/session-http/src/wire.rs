@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::json_out::ObjectWriter;
+use session_core::live::TxUpdate;
 use session_core::session::{Session, StoredSession};
 use session_core::status::KycStatus;
 use session_core::value::{Code, PartnerUserId};
@@ -154,4 +155,44 @@ pub fn event_report(report: &EventReport) -> impl Serialize + '_ {
         status: report.status.map(|s| s.as_str()),
         ignored_because: report.ignored_because.map(|why| why.as_str()),
     }
+}
+
+/// A `GET /ws` message: one state of a transaction. Amounts are `""` until
+/// known, as in `GET /widget/transactions/{id}`; `payment_method` is left out
+/// while unknown.
+#[derive(Serialize)]
+struct TxUpdateBody<'a> {
+    event: &'static str,
+    merchant_transaction_id: String,
+    #[serde(rename = "type")]
+    tx_type: &'static str,
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_method: Option<&'a str>,
+    currency: &'a str,
+    fiat_currency: &'a str,
+    fiat_amount: &'a str,
+    crypto_amount: &'a str,
+    occurred_at: String,
+    sequence: u64,
+}
+
+/// The text of the `tx.update` message for `update`.
+pub fn tx_update(update: &TxUpdate) -> String {
+    let state = &update.state;
+    let body = TxUpdateBody {
+        event: "tx.update",
+        merchant_transaction_id: state.merchant_transaction_id.hyphenated().to_string(),
+        tx_type: state.tx_type.as_str(),
+        status: state.status.as_str(),
+        payment_method: state.payment_method.as_deref(),
+        currency: state.currency.as_str(),
+        fiat_currency: state.fiat_currency.as_str(),
+        fiat_amount: state.fiat_amount.as_deref().unwrap_or(""),
+        crypto_amount: state.crypto_amount.as_deref().unwrap_or(""),
+        occurred_at: state.occurred_at.to_rfc3339(),
+        sequence: update.sequence,
+    };
+    // Strings and integers only: encoding cannot fail.
+    serde_json::to_string(&body).unwrap_or_default()
 }

@@ -167,6 +167,27 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub webhooks: WebhookArgs,
+
+    #[command(flatten)]
+    pub live: LiveArgs,
+}
+
+/// `GET /ws`, live status over WebSocket (SPEC.md §2). Durations take
+/// humantime values.
+#[derive(Debug, Clone, Args)]
+pub struct LiveArgs {
+    /// The server pings every socket this often.
+    #[arg(long, env = "SESSION_WS_PING_INTERVAL", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub ws_ping_interval: Duration,
+
+    /// A socket that has not answered a ping within this long is dropped.
+    #[arg(long, env = "SESSION_WS_PONG_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub ws_pong_timeout: Duration,
+
+    /// Open WebSockets at most on this instance; beyond, the upgrade answers
+    /// 503 ws_capacity.
+    #[arg(long, env = "SESSION_WS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub ws_max_connections: usize,
 }
 
 /// Outbound partner webhooks (SPEC.md §2). Durations take humantime values:

@@ -8,7 +8,7 @@ use std::time::Duration;
 use session_core::secret::Secret;
 use session_core::value::{IpRange, Origin};
 use session_core::webhook::RetryPolicy;
-use session_http::WidgetOrigins;
+use session_http::{LiveConfig, WidgetOrigins};
 use session_webhooks::DispatcherConfig;
 
 use crate::cli::{LogFormat, ServeArgs, StoreKind};
@@ -39,6 +39,7 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub webhooks: DispatcherConfig,
     pub webhook_allow: Vec<IpRange>,
+    pub live: LiveConfig,
 }
 
 fn micros(duration: Duration) -> i64 {
@@ -186,6 +187,19 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         log_format: args.log_format,
         webhooks: webhook_config,
         webhook_allow,
+        live: live(&args.live)?,
+    })
+}
+
+/// The settings of `GET /ws`.
+fn live(args: &crate::cli::LiveArgs) -> Result<LiveConfig, String> {
+    if args.ws_ping_interval.is_zero() || args.ws_pong_timeout.is_zero() {
+        return Err("--ws-ping-interval and --ws-pong-timeout must be positive".into());
+    }
+    Ok(LiveConfig {
+        ping_interval: args.ws_ping_interval,
+        pong_timeout: args.ws_pong_timeout,
+        max_connections: args.ws_max_connections,
     })
 }
 

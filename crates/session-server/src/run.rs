@@ -84,6 +84,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         partners: store.clone(),
         wallets: Arc::new(ConfiguredWallets),
         sessions: store.clone(),
+        feed: store.clone(),
         clock: clock.clone(),
         random: random.clone(),
     };
@@ -148,6 +149,7 @@ async fn run_listeners(
         body_read_timeout: defaults::BODY_READ_TIMEOUT,
         request_deadline: defaults::REQUEST_DEADLINE,
         widget_origins: config.widget_origins.clone(),
+        live: config.live,
     };
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
@@ -160,6 +162,7 @@ async fn run_listeners(
     let prefix = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
     let lifecycle = Arc::new(Lifecycle::default());
     let app = Arc::new(App::new(service, http, prefix(public_prefix)));
+    let sockets = app.live_sockets();
     let admin_handler = Arc::new(Admin::new(health, lifecycle.clone(), prefix(admin_prefix)));
 
     let signalled = shutdown_signal()?;
@@ -172,10 +175,13 @@ async fn run_listeners(
     tracing::info!(public = %public_addr, admin = %admin_addr, "listening");
 
     let draining = lifecycle.clone();
+    let closing = Arc::clone(&sockets);
     let shutdown = async move {
         signalled.await;
         tracing::info!("shutdown requested: draining");
         draining.start_draining();
+        // WebSockets close with 1001 at once: they never end on their own.
+        closing.close_all();
     }
     .shared();
     // The admin listener outlives the public one: while the public listener
@@ -185,6 +191,7 @@ async fn run_listeners(
     let webhooks = run_on_own_thread(dispatcher, shutdown.clone())?;
     let public = async move {
         session_http::serve(public, app, options, shutdown).await;
+        sockets.all_closed(options.drain_timeout).await;
         let _ = public_drained.send(());
     };
     let admin = session_http::serve(admin, admin_handler, options, async move {

@@ -4,11 +4,13 @@
 //! Each case takes a fresh, empty store, so the cases can run in parallel and
 //! never see each other's rows.
 
+mod feed;
 mod fixtures;
 mod partners;
 mod sessions;
 mod webhooks;
 
+pub use feed::*;
 pub use fixtures::{at, partner, partner_spec, sample_session, token};
 pub use partners::*;
 pub use sessions::*;
@@ -21,9 +23,18 @@ pub use session_core::ports::Store;
 /// `$make().await`: an async function returning a fresh store, or `None` when
 /// the store cannot be had here (the case then returns early, as the HTTP
 /// suite's cases do; under CI `$make` fails instead of answering `None`).
+///
+/// `$sibling(&store).await` opens a second instance on the same data, as a
+/// second server process would (`None` where there is only one instance,
+/// in memory). The cases about several instances run once with the store
+/// alone and once with the sibling too.
 #[macro_export]
 macro_rules! store_contract_tests {
-    ($make:path) => {
+    ($make:path, $sibling:path) => {
+        $crate::store_contract_tests!(@pairs $make, $sibling;
+            subscribers_see_each_applied_change_in_order,
+            quick_successive_changes_all_arrive_in_order,
+        );
         $crate::store_contract_tests!(@cases $make;
             registry_round_trips_partner_specs,
             configuration_changes_reach_the_directory,
@@ -43,6 +54,32 @@ macro_rules! store_contract_tests {
             a_claim_keeps_within_each_partners_room,
             a_delivery_committed_while_the_previous_one_is_recorded_still_goes,
         );
+    };
+    (@pairs $make:path, $sibling:path; $($case:ident),* $(,)?) => {
+        mod one_instance {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(store) = $make().await {
+                        $crate::$case(&store, &store).await;
+                    }
+                }
+            )*
+        }
+        mod two_instances {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(store) = $make().await {
+                        if let Some(sibling) = $sibling(&store).await {
+                            $crate::$case(&store, &sibling).await;
+                        }
+                    }
+                }
+            )*
+        }
     };
     (@cases $make:path; $($case:ident),* $(,)?) => {
         $(

@@ -17,14 +17,15 @@ mod webhooks;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::AtomicUsize;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use session_core::partner::PartnerId;
-use session_core::ports::{Health, StoreError};
+use session_core::ports::{FeedSubscription, Health, StatusFeed, StoreError};
 use session_core::session::{StatusChanged, StoredSession};
 use session_core::value::PartnerUserId;
+use session_feed::Hub;
 use uuid::Uuid;
 
 use partners::PartnerState;
@@ -56,6 +57,8 @@ pub struct MemStore {
     eviction: Mutex<eviction::Queues>,
     /// Webhook deliveries of partners with a webhook.
     webhooks: webhooks::Outbox,
+    /// Live subscribers of transactions (`GET /ws`).
+    feed: Arc<Hub>,
 }
 
 /// Provider event ids seen, and which session each belongs to, so an evicted
@@ -89,12 +92,22 @@ impl MemStore {
             max_sessions: max_sessions.max(1),
             eviction: Mutex::default(),
             webhooks: webhooks::Outbox::default(),
+            feed: Arc::new(Hub::default()),
         }
     }
 
     /// How many sessions are held (for tests and diagnostics).
     pub fn session_count(&self) -> usize {
         self.sessions.len()
+    }
+}
+
+/// Changes are published as they apply (see `apply_provider_event`): in
+/// memory there is one instance, so there is nothing to notify or re-read.
+#[async_trait]
+impl StatusFeed for MemStore {
+    async fn subscribe(&self, id: Uuid) -> Result<Box<dyn FeedSubscription>, StoreError> {
+        Ok(Box::new(self.feed.subscribe(id)))
     }
 }
 

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError};
 
 use async_trait::async_trait;
+use session_core::live::TxUpdate;
 use session_core::partner::PartnerId;
 use session_core::ports::{EventApplied, Redemption, SessionStore, StoreError};
 use session_core::session::{EventPlan, KycState, Session, StatusChanged, StoredSession};
@@ -139,10 +140,16 @@ impl SessionStore for MemStore {
             user.kyc = kyc;
         }
         if let Some(change) = &effects.outbox {
-            self.outbox
+            let mut changes = self
+                .outbox
                 .entry(change.merchant_transaction_id)
-                .or_default()
-                .push(change.clone());
+                .or_default();
+            changes.push(change.clone());
+            // Published under the events lock, so two changes of one
+            // transaction reach its subscribers in the order they applied.
+            self.feed
+                .publish(TxUpdate::of_change(changes.len() - 1, change.clone()));
+            drop(changes);
             if self.has_webhook(&change.partner_id) {
                 self.webhooks.push(change.clone(), plan.now);
             }

@@ -6,4 +6,9 @@ async fn fresh_store() -> Option<MemStore> {
     Some(MemStore::new())
 }
 
-session_store_contract::store_contract_tests!(fresh_store);
+/// In memory there is one instance only.
+async fn no_sibling(_: &MemStore) -> Option<MemStore> {
+    None
+}
+
+session_store_contract::store_contract_tests!(fresh_store, no_sibling);

@@ -4,6 +4,7 @@
 //! ([`EventPlan::effects`]), write state, KYC and outbox row, commit. The
 //! caller wakes the dispatchers after the commit (see `wake`).
 
+use session_core::live::TxUpdate;
 use session_core::ports::{EventApplied, StoreError};
 use session_core::session::{EventPlan, KycState};
 use tokio_postgres::types::Json;
@@ -18,6 +19,8 @@ pub(crate) struct Written {
     pub applied: EventApplied,
     /// The outbox row is a webhook delivery waiting to be sent.
     pub delivery_pending: bool,
+    /// The change, numbered, for live subscribers.
+    pub update: Option<TxUpdate>,
 }
 
 impl From<EventApplied> for Written {
@@ -25,6 +28,7 @@ impl From<EventApplied> for Written {
         Self {
             applied,
             delivery_pending: false,
+            update: None,
         }
     }
 }
@@ -90,6 +94,7 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
 
     let effects = plan.effects(&stored, &kyc);
     let mut delivery_pending = false;
+    let mut update = None;
 
     // The core sets `state` and `outbox` exactly when its decision is to
     // apply the move: then the new state, its outbox event and the event's
@@ -100,7 +105,10 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
                 // The outbox row is a pending delivery when the partner has a
                 // webhook now, blocked behind any earlier pending one (the row
                 // lock above keeps that decision current: migration 0004); the
-                // statement answers its state.
+                // statement answers its state, and how many changes the
+                // transaction had before (the statement's snapshot does not
+                // see its own insert), which numbers this one for live
+                // subscribers (`session_core::live`).
                 "WITH t AS ( \
                      UPDATE transactions SET status = $2, crypto_amount = $3, fiat_amount = $4, \
                          fiat_currency = $5, payment_method = $6, updated_at = $7 \
@@ -117,7 +125,8 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
                      RETURNING state), \
                  e AS ( \
                      UPDATE provider_events SET applied = true WHERE event_id = $11) \
-                 SELECT state FROM o",
+                 SELECT state, (SELECT count(*) FROM outbox \
+                                WHERE merchant_transaction_id = $1) AS earlier FROM o",
             )
             .await?;
         let outbox = tx
@@ -140,6 +149,10 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
             .await?;
         if let Some(row) = outbox {
             delivery_pending = row.try_get::<_, &str>("state")? == "pending";
+            let earlier = row.try_get::<_, i64>("earlier")?;
+            let position = usize::try_from(earlier)
+                .map_err(|_| Fault(StoreError::Failed(format!("a change count of {earlier}"))))?;
+            update = Some(TxUpdate::of_change(position, change.clone()));
         }
     }
     if let Some(kyc) = &effects.kyc {
@@ -164,5 +177,6 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
     Ok(Written {
         applied: EventApplied::Applied(Box::new(effects)),
         delivery_pending,
+        update,
     })
 }

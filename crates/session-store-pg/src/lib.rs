@@ -98,6 +98,7 @@ mod config;
 mod db;
 mod error;
 mod events;
+mod feed;
 mod migrate;
 mod outbox;
 mod partners;
@@ -116,7 +117,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use session_core::ports::{Health, StoreError};
+use session_core::ports::{FeedSubscription, Health, StatusFeed, StoreError};
 use session_core::secret::Secret;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -126,6 +127,7 @@ pub use config::PgConfig;
 
 use batch::GroupCommit;
 use db::Db;
+use feed::Feed;
 use partners::directory::Directory;
 use wake::OutboxSignal;
 
@@ -152,7 +154,13 @@ pub struct PgStore {
     outbox_wake: Arc<Notify>,
     outbox_signal: OutboxSignal,
     outbox_notifier: JoinHandle<()>,
+    /// Live updates for `GET /ws` subscribers on this instance.
+    feed: Arc<Feed>,
+    feed_tasks: Vec<JoinHandle<()>>,
     target: String,
+    /// What `sibling` connects with.
+    #[cfg(feature = "testing")]
+    config: PgConfig,
     /// Values that live exactly as long as the store; dropped last.
     #[cfg(feature = "testing")]
     keep_alive: Vec<Box<dyn Any + Send + Sync>>,
@@ -188,9 +196,11 @@ impl PgStore {
         directory.reload().await?;
         let (shutdown, stopped) = watch::channel(());
         let outbox_wake = Arc::new(Notify::new());
+        let (feed, feed_tasks) = Feed::start(db.clone(), outbox_db.clone(), stopped.clone());
         let listener = partners::listener::spawn(
             Arc::clone(&directory),
             Arc::clone(&outbox_wake),
+            Arc::clone(&feed),
             config.driver_config()?,
             config.tls_connector()?,
             config.reload_interval,
@@ -214,7 +224,11 @@ impl PgStore {
             outbox_wake,
             outbox_signal,
             outbox_notifier,
+            feed,
+            feed_tasks,
             target,
+            #[cfg(feature = "testing")]
+            config,
             #[cfg(feature = "testing")]
             keep_alive: Vec::new(),
         })
@@ -226,6 +240,13 @@ impl PgStore {
     pub fn keep_alive<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.keep_alive.push(Box::new(value));
         self
+    }
+
+    /// Another instance on the same database, as a second server process
+    /// would open it: its own pool, listener and feed.
+    #[cfg(feature = "testing")]
+    pub async fn sibling(&self) -> Result<Self, StoreError> {
+        Self::connect(self.config.clone()).await
     }
 
     /// Returns the secret called `name`, creating it from `candidate` if the
@@ -280,6 +301,9 @@ impl Drop for PgStore {
     fn drop(&mut self) {
         self.listener.abort();
         self.outbox_notifier.abort();
+        for task in &self.feed_tasks {
+            task.abort();
+        }
     }
 }
 
@@ -289,6 +313,14 @@ impl fmt::Debug for PgStore {
             .field("target", &self.target)
             .field("instance", &self.directory.instance)
             .finish_non_exhaustive()
+    }
+}
+
+/// See `feed.rs`.
+#[async_trait]
+impl StatusFeed for PgStore {
+    async fn subscribe(&self, id: uuid::Uuid) -> Result<Box<dyn FeedSubscription>, StoreError> {
+        Ok(Box::new(self.feed.hub.subscribe(id)))
     }
 }
 

@@ -13,6 +13,7 @@ use tokio_postgres::types::Json;
 use uuid::Uuid;
 
 use crate::PgStore;
+use crate::db::Db;
 use crate::outbox::OutboxEvent;
 use crate::rows::{self, PgTime, session_columns};
 
@@ -107,27 +108,34 @@ impl SessionStore for PgStore {
         if written.delivery_pending {
             self.outbox_signal.committed();
         }
+        if let Some(update) = written.update {
+            self.feed.committed(update);
+        }
         Ok(written.applied)
     }
 
     async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError> {
-        self.db
-            .run(async |client| {
-                let statement = client
-                    .prepare_cached(
-                        "SELECT event FROM outbox WHERE merchant_transaction_id = $1 ORDER BY id",
-                    )
-                    .await?;
-                client
-                    .query(&statement, &[&id])
-                    .await?
-                    .iter()
-                    .map(|row| {
-                        let Json(event) = row.try_get::<_, Json<OutboxEvent>>("event")?;
-                        event.into_domain()
-                    })
-                    .collect()
-            })
-            .await
+        status_events(&self.db, id).await
     }
+}
+
+/// The outbox events of transaction `id`, oldest first: its changes.
+pub(crate) async fn status_events(db: &Db, id: Uuid) -> Result<Vec<StatusChanged>, StoreError> {
+    db.run(async |client| {
+        let statement = client
+            .prepare_cached(
+                "SELECT event FROM outbox WHERE merchant_transaction_id = $1 ORDER BY id",
+            )
+            .await?;
+        client
+            .query(&statement, &[&id])
+            .await?
+            .iter()
+            .map(|row| {
+                let Json(event) = row.try_get::<_, Json<OutboxEvent>>("event")?;
+                event.into_domain()
+            })
+            .collect()
+    })
+    .await
 }

@@ -15,4 +15,9 @@ async fn fresh_store() -> Option<PgStore> {
     Some(store)
 }
 
-session_store_contract::store_contract_tests!(fresh_store);
+/// A second instance on the same database.
+async fn sibling(store: &PgStore) -> Option<PgStore> {
+    Some(store.sibling().await.expect("a second instance connects"))
+}
+
+session_store_contract::store_contract_tests!(fresh_store, sibling);

@@ -4,6 +4,7 @@
 mod auth;
 mod create;
 mod events;
+mod follow;
 mod query;
 mod redeem;
 
@@ -11,11 +12,14 @@ use std::sync::Arc;
 
 pub use create::CreatedSession;
 pub use events::EventReport;
+pub use follow::Following;
 
 use crate::access::TrustedProxies;
 use crate::error::{ErrorKind, Rejection};
 use crate::init_token::TokenKeys;
-use crate::ports::{PartnerDirectory, SessionStore, StoreError, UpstreamError, WalletDirectory};
+use crate::ports::{
+    PartnerDirectory, SessionStore, StatusFeed, StoreError, UpstreamError, WalletDirectory,
+};
 use crate::provider::ProviderKey;
 use crate::random::Random;
 use crate::time::Clock;
@@ -35,6 +39,8 @@ pub struct Ports {
     pub partners: Arc<dyn PartnerDirectory>,
     pub wallets: Arc<dyn WalletDirectory>,
     pub sessions: Arc<dyn SessionStore>,
+    /// Live changes of transactions, for `GET /ws`.
+    pub feed: Arc<dyn StatusFeed>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
 }
@@ -113,6 +119,7 @@ pub(crate) mod fixtures {
         pub partners: MockPartnerDirectory,
         pub wallets: Option<MockWalletDirectory>,
         pub sessions: MockSessionStore,
+        pub feed: ScriptedFeed,
     }
 
     impl Mocks {
@@ -121,6 +128,7 @@ pub(crate) mod fixtures {
                 partners: MockPartnerDirectory::new(),
                 wallets: None,
                 sessions: MockSessionStore::new(),
+                feed: ScriptedFeed::default(),
             }
         }
 
@@ -133,6 +141,7 @@ pub(crate) mod fixtures {
                 partners: Arc::new(self.partners),
                 wallets,
                 sessions: Arc::new(self.sessions),
+                feed: Arc::new(self.feed),
                 clock: Arc::new(FixedClock::default()),
                 random: Arc::new(CountingRandom::default()),
             };
@@ -151,4 +160,46 @@ pub(crate) mod fixtures {
 
     /// Captures what a store mock was asked to write.
     pub type Captured<T> = Arc<Mutex<Vec<T>>>;
+
+    /// A feed that records which transactions were subscribed to and yields
+    /// the updates it was given, then `Closed`.
+    #[derive(Debug, Default, Clone)]
+    pub struct ScriptedFeed {
+        pub subscribed: Captured<uuid::Uuid>,
+        pub updates: Vec<crate::live::TxUpdate>,
+    }
+
+    struct Scripted(std::vec::IntoIter<crate::live::TxUpdate>);
+
+    #[async_trait::async_trait]
+    impl crate::ports::FeedSubscription for Scripted {
+        async fn next(&mut self) -> crate::live::FeedNext {
+            self.0
+                .next()
+                .map_or(crate::live::FeedNext::Closed, |update| {
+                    crate::live::FeedNext::Update(Arc::new(update))
+                })
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl StatusFeed for ScriptedFeed {
+        async fn subscribe(
+            &self,
+            id: uuid::Uuid,
+        ) -> Result<Box<dyn crate::ports::FeedSubscription>, StoreError> {
+            self.subscribed.lock().expect("not poisoned").push(id);
+            Ok(Box::new(Scripted(self.updates.clone().into_iter())))
+        }
+    }
+
+    /// A session as `create_session` makes it for [`partner`].
+    pub fn created_session() -> Arc<crate::session::Session> {
+        let mut mocks = Mocks::new();
+        mocks.sessions.expect_insert_session().returning(|_| Ok(()));
+        let body = br#"{"partner_user_id":"u","user_email":"u@example.com","network":"TRC20","currency":"USDT","amount":"1"}"#;
+        futures_executor::block_on(mocks.service().create_session(&partner(), body))
+            .expect("created")
+            .session
+    }
 }

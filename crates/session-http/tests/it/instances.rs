@@ -3,6 +3,7 @@
 //! exactly once however the attempts are spread.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::Method;
 use session_store_pg::PgStore;
@@ -87,4 +88,32 @@ async fn a_session_created_on_one_instance_is_served_by_the_other() {
         kyc.status, 200,
         "a token issued through instance a works on b at once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_applied_on_one_instance_reaches_a_subscriber_on_the_other() {
+    let Some((_database, a, b)) = two_instances().await else {
+        return;
+    };
+    let created = a.create_session(&a.tokens.acme, SEED_BODY).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let id = created.json()["merchant_transaction_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut client = crate::live::subscribe(a.addr, &a.tokens.acme, &id).await;
+    let first = crate::live::next_update(&mut client, Duration::from_secs(1)).await;
+    assert_eq!(first["sequence"], 1);
+
+    let processing = serde_json::json!({"event_id": "across-1", "merchant_transaction_id": id,
+        "status": "processing"});
+    let applied = crate::lifecycle::provider_event(&b, &processing).await;
+    assert_eq!(applied.status, 200, "{:?}", applied.body);
+    let started = Instant::now();
+    let update = crate::live::next_update(&mut client, Duration::from_secs(1)).await;
+    assert_eq!(
+        (&update["status"], &update["sequence"]),
+        (&"processing".into(), &2.into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
 }

@@ -19,7 +19,7 @@ async fn redeem(server: &TestServer, body: &serde_json::Value) -> TestResponse {
         .await
 }
 
-async fn provider_event(server: &TestServer, body: &serde_json::Value) -> TestResponse {
+pub(crate) async fn provider_event(server: &TestServer, body: &serde_json::Value) -> TestResponse {
     let raw = body.to_string();
     let signature = server.provider.sign_hex(raw.as_bytes());
     server
@@ -30,7 +30,7 @@ async fn provider_event(server: &TestServer, body: &serde_json::Value) -> TestRe
         .await
 }
 
-async fn new_session(server: &TestServer, body: &str) -> serde_json::Value {
+pub(crate) async fn new_session(server: &TestServer, body: &str) -> serde_json::Value {
     let response = server.create_session(&server.tokens.acme, body).await;
     assert_eq!(response.status, 200, "{:?}", response.body);
     response.json()

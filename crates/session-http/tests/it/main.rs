@@ -2,6 +2,7 @@
 
 mod instances;
 mod lifecycle;
+mod live;
 mod openapi;
 mod server;
 mod session;
@@ -50,6 +51,13 @@ macro_rules! all_cases {
             lifecycle::provider_events_drive_the_status,
             lifecycle::provider_requests_are_authenticated_and_validated,
             lifecycle::tenants_cannot_see_each_other,
+            live::ws_refusals_come_before_the_upgrade,
+            live::ws_streams_each_change_in_order_then_closes,
+            live::ws_terminal_transaction_sends_its_state_and_closes,
+            live::ws_fifty_subscribers_all_receive,
+            live::ws_pings_and_drops_silent_clients,
+            live::ws_client_data_is_ignored_and_large_frames_close_1009,
+            live::ws_shutdown_closes_1001,
         );
     };
 }

@@ -26,6 +26,7 @@ const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/widget/transactions/{merchant_transaction_id}", &["get"]),
     ("/widget/users/{partner_user_id}/kyc-status", &["get"]),
     ("/provider/events", &["post"]),
+    ("/ws", &["get"]),
 ];
 
 /// The admin listener's routes, as `crates/session-http/src/admin.rs` serves them.
@@ -1155,6 +1156,22 @@ async fn live_responses_match_the_document() {
     let nobody = get("/widget/users/nobody/kyc-status".into(), Some(&acme)).await;
     assert_code(&nobody, 404, "not_found");
     doc.check(KYC, "get", &nobody);
+
+    // GET /ws: the refusals are plain HTTP answers; the messages after the
+    // upgrade fit `TxUpdate`, field order included.
+    const WS: &str = "/ws";
+    let plain = get(format!("/ws?tx_id={id}"), Some(&acme)).await;
+    assert_code(&plain, 400, "validation_error");
+    doc.check(WS, "get", &plain);
+    let anonymous = get(format!("/ws?tx_id={id}"), None).await;
+    assert_code(&anonymous, 401, "missing_token");
+    doc.check(WS, "get", &anonymous);
+    let mut socket = crate::live::subscribe(server.addr, &acme, &id).await;
+    let message = crate::live::next_update(&mut socket, std::time::Duration::from_secs(5)).await;
+    let schema = serde_json::json!({"$ref": "#/components/schemas/TxUpdate"});
+    let errors = doc.validate(&schema, &message);
+    assert!(errors.is_empty(), "GET /ws message {message}: {errors:?}");
+    drop(socket);
 
     // OPTIONS and POST /widget/init
     const INIT: &str = "/widget/init";

@@ -27,7 +27,7 @@ use session_core::time::{Clock, Timestamp};
 use session_core::value::{Address, Code, IpRange, Origin, PartnerUserId};
 use session_core::{Ports, SessionService, Settings};
 use session_http::{
-    Admin, App, HttpConfig, Lifecycle, ServeOptions, WidgetOrigins, defaults, serve,
+    Admin, App, HttpConfig, Lifecycle, LiveConfig, ServeOptions, WidgetOrigins, defaults, serve,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -132,6 +132,7 @@ pub struct Options {
     pub init_token_ttl_seconds: i64,
     pub trusted_proxies: Vec<&'static str>,
     pub max_connections: usize,
+    pub live: LiveConfig,
 }
 
 impl Options {
@@ -143,6 +144,7 @@ impl Options {
             init_token_ttl_seconds: 3_600,
             trusted_proxies: vec![],
             max_connections: defaults::MAX_CONNECTIONS,
+            live: LiveConfig::default(),
         }
     }
 }
@@ -223,6 +225,7 @@ impl TestServer {
             partners: store.clone(),
             wallets: Arc::new(ScriptedWallets),
             sessions: Arc::new(FaultyStore(store.clone())),
+            feed: store.clone(),
             clock: clock.clone(),
             random,
         };
@@ -248,6 +251,7 @@ impl TestServer {
             widget_origins: WidgetOrigins::List(vec![
                 Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),
+            live: options.live,
         };
         let serve_options = ServeOptions {
             header_read_timeout: options.header_read_timeout,
@@ -256,6 +260,7 @@ impl TestServer {
         };
         let lifecycle = Arc::new(Lifecycle::default());
         let app = Arc::new(App::new(service, config, 1));
+        let sockets = app.live_sockets();
         let admin = Arc::new(Admin::new(store.clone(), lifecycle.clone(), 2));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
@@ -267,6 +272,7 @@ impl TestServer {
             let stop = async move {
                 let _ = stop.await;
                 drain.start_draining();
+                sockets.close_all();
             };
             let stop = futures_util::FutureExt::shared(Box::pin(stop));
             tokio::join!(

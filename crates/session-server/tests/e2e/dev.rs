@@ -157,6 +157,63 @@ async fn sigterm_drains_and_exits_zero() {
     assert!(status.success(), "exit status {status:?}");
 }
 
+/// A live subscriber is told the instance is going (close 1001), and the
+/// process still exits cleanly.
+#[tokio::test]
+async fn sigterm_closes_websockets_with_1001() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+    let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();
+    let mut server = start(&args).await;
+    let token = demo_token(&server).to_owned();
+    let created = create_seed_session(server.public, &token)
+        .await
+        .expect("request");
+    assert_eq!(created.status, 200, "{}", created.body);
+    let id = created.json()["merchant_transaction_id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut request = format!("ws://{}/ws?tx_id={id}", server.public)
+        .into_client_request()
+        .expect("request");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let stream = TcpStream::connect(server.public).await.expect("connect");
+    let (mut socket, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("upgrade");
+    let first = tokio::time::timeout(Duration::from_secs(1), socket.next())
+        .await
+        .expect("the current state at once");
+    assert!(matches!(first, Some(Ok(Message::Text(_)))), "{first:?}");
+
+    terminate(&server.child);
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| f.code),
+                Some(Ok(_)) => {}
+                other => panic!("expected a close frame, got {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("closed in time");
+    assert_eq!(closed, Some(CloseCode::Away));
+    drop(socket);
+    let status = tokio::time::timeout(Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits in time")
+        .expect("status");
+    assert!(status.success(), "exit status {status:?}");
+}
+
 /// A load balancer must see the instance leave: while the public listener
 /// finishes a slow request after SIGTERM, the admin /readyz answers 503.
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The background task that keeps the snapshot fresh: `LISTEN session_partners`
 //! on a dedicated connection (which also listens on `session_outbox`, for the
-//! webhook dispatcher, so an instance holds one listening connection), a reload per burst of notifications from other
+//! webhook dispatcher, and `session_status`, for live subscribers, so an
+//! instance holds one listening connection), a reload per burst of notifications from other
 //! instances, a periodic reload as a safety net, and reconnection with capped
 //! exponential backoff when the connection is lost.
 
@@ -17,6 +18,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::directory::Directory;
 use super::sql::CHANNEL;
+use crate::feed::{CHANNEL as STATUS_CHANNEL, Feed};
 use crate::webhooks::CHANNEL as OUTBOX_CHANNEL;
 
 const FIRST_RETRY: Duration = Duration::from_millis(100);
@@ -26,6 +28,7 @@ const MAX_RETRY: Duration = Duration::from_secs(10);
 pub(crate) fn spawn(
     directory: Arc<Directory>,
     outbox_wake: Arc<Notify>,
+    feed: Arc<Feed>,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     reload_interval: Duration,
@@ -34,6 +37,7 @@ pub(crate) fn spawn(
     tokio::spawn(run(
         directory,
         outbox_wake,
+        feed,
         config,
         tls,
         reload_interval,
@@ -50,6 +54,7 @@ enum Ended {
 async fn run(
     directory: Arc<Directory>,
     outbox_wake: Arc<Notify>,
+    feed: Arc<Feed>,
     config: tokio_postgres::Config,
     tls: MakeRustlsConnect,
     reload_interval: Duration,
@@ -60,6 +65,7 @@ async fn run(
         match listen(
             &directory,
             &outbox_wake,
+            &feed,
             &config,
             &tls,
             reload_interval,
@@ -94,6 +100,7 @@ async fn run(
 async fn listen(
     directory: &Directory,
     outbox_wake: &Notify,
+    feed: &Arc<Feed>,
     config: &tokio_postgres::Config,
     tls: &MakeRustlsConnect,
     reload_interval: Duration,
@@ -121,6 +128,9 @@ async fn listen(
                 Some(Ok(AsyncMessage::Notification(note))) if note.channel() == OUTBOX_CHANNEL => {
                     outbox_wake.notify_one();
                 }
+                Some(Ok(AsyncMessage::Notification(note))) if note.channel() == STATUS_CHANNEL => {
+                    feed.notified(note.payload());
+                }
                 Some(Ok(AsyncMessage::Notification(note))) => {
                     // The receiver lives as long as this future's sibling.
                     let _ = notified.send(note.payload().to_owned());
@@ -134,7 +144,7 @@ async fn listen(
     // Set once LISTEN succeeded: a connection lost after that resets the backoff.
     let listened = AtomicBool::new(false);
     let work = async {
-        let listen = format!("LISTEN {CHANNEL}; LISTEN {OUTBOX_CHANNEL}");
+        let listen = format!("LISTEN {CHANNEL}; LISTEN {OUTBOX_CHANNEL}; LISTEN {STATUS_CHANNEL}");
         if let Err(error) = client.batch_execute(&listen).await {
             return Ended::Lost {
                 listened: false,
@@ -142,8 +152,10 @@ async fn listen(
             };
         }
         listened.store(true, Ordering::Relaxed);
-        // Deliveries committed while nobody listened are due now.
+        // Deliveries committed while nobody listened are due now, and live
+        // subscribers may have missed changes.
         outbox_wake.notify_one();
+        feed.listening();
         reload(directory, "listening").await;
         let mut tick = tokio::time::interval_at(Instant::now() + reload_interval, reload_interval);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
