@@ -17,6 +17,7 @@ mod report;
 mod server;
 mod webhooks;
 mod wrk;
+mod ws;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,6 +82,11 @@ pub struct LoadArgs {
     /// half that rate; writes docs/performance-webhooks.md
     #[arg(long)]
     pub webhooks: bool,
+    /// Measure `GET /ws` instead: idle sockets' memory, fan-out latency on one
+    /// instance and across two on PostgreSQL, session creation beside 10,000
+    /// sockets (docs/performance-websocket.md)
+    #[arg(long, conflicts_with = "webhooks")]
+    pub ws: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -114,6 +120,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.webhooks {
         return webhooks::run(&plan);
+    }
+    if plan.ws {
+        return ws::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -456,6 +465,7 @@ struct Plan {
     bodies: wrk::Bodies,
     pgbench_only: bool,
     webhooks: bool,
+    ws: bool,
     before: Option<String>,
 }
 
@@ -474,6 +484,7 @@ impl Plan {
             && args.store != StoreChoice::Postgres
             && !args.pgbench_only
             && !args.webhooks
+            && !args.ws
         {
             return Err(Error::failed(
                 "--database-url is only used with --store postgres",
@@ -496,6 +507,7 @@ impl Plan {
             },
             pgbench_only: args.pgbench_only,
             webhooks: args.webhooks,
+            ws: args.ws,
             before: args.before.clone(),
         })
     }
@@ -503,7 +515,9 @@ impl Plan {
     /// The `cargo xtask load` line that reproduces this run.
     fn invocation(&self) -> String {
         let mut line = String::from("cargo xtask load");
-        if self.webhooks {
+        if self.ws {
+            line.push_str(" --ws");
+        } else if self.webhooks {
             line.push_str(" --webhooks");
             if let Some(rev) = &self.before {
                 line.push_str(&format!(" --before {rev}"));
