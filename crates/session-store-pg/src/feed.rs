@@ -57,21 +57,17 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// The feed and its two tasks (announcing, resyncing), which run until
-    /// `shutdown` changes. `db` serves re-reads; `notify_db` the announcements.
-    pub(crate) fn start(
-        db: Db,
-        notify_db: Db,
-        shutdown: watch::Receiver<()>,
-    ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+    /// `shutdown` changes; `db` serves both.
+    pub(crate) fn start(db: Db, shutdown: watch::Receiver<()>) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let (announce, queued) = mpsc::unbounded_channel();
         let feed = Arc::new(Self {
             hub: Arc::new(Hub::default()),
-            db,
+            db: db.clone(),
             announce,
             resync_now: Arc::new(Notify::new()),
         });
         let tasks = vec![
-            tokio::spawn(announce_all(notify_db, queued, shutdown.clone())),
+            tokio::spawn(announce_all(db, queued, shutdown.clone())),
             tokio::spawn(resync_periodically(Arc::clone(&feed), shutdown)),
         ];
         (feed, tasks)

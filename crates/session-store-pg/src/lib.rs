@@ -196,7 +196,9 @@ impl PgStore {
         directory.reload().await?;
         let (shutdown, stopped) = watch::channel(());
         let outbox_wake = Arc::new(Notify::new());
-        let (feed, feed_tasks) = Feed::start(db.clone(), outbox_db.clone(), stopped.clone());
+        // Announcements are request-side work: they use the request pool and
+        // leave the outbox pool to the dispatcher.
+        let (feed, feed_tasks) = Feed::start(db.clone(), stopped.clone());
         let listener = partners::listener::spawn(
             Arc::clone(&directory),
             Arc::clone(&outbox_wake),
