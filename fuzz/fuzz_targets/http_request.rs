@@ -5,7 +5,8 @@
 //!
 //! Input is either raw bytes written to the connection (first byte odd), or up to five
 //! structured requests on one keep-alive connection: method, path (the real
-//! routes, ids of sessions created earlier in the same input, or anything),
+//! routes, `GET /ws` with or without the upgrade headers, ids of sessions
+//! created earlier in the same input, or anything),
 //! peer address, `Authorization` (each issued token, revoked/expired ones, or
 //! raw bytes), `Content-Type`, `Origin`, `X-Forwarded-For`, `X-Request-Id`,
 //! `X-Signature`, extra headers, and a body (the seed session request or an
@@ -20,7 +21,7 @@
 //! never the 500 of a caught panic; 405 carries `Allow`; CORS headers appear
 //! only on `/widget/init` answers to the widget origin. Security properties:
 //! a partner route answers 200 only to an active token; a transaction is read
-//! only by the partner that created it; `/widget/init` answers 200 only when
+//! (or followed over a WebSocket, 101) only by the partner that created it; `/widget/init` answers 200 only when
 //! the body presents exactly the created session's fields and signature, at
 //! most once per session; a provider event is applied only with a valid
 //! signature. Afterwards each session the input created still redeems (once)
@@ -136,6 +137,8 @@ enum Path {
     Transaction(Id),
     Kyc(String),
     Raw(String),
+    /// `GET /ws?tx_id=<id>`, with the WebSocket upgrade headers when `true`.
+    Live(Id, bool),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -296,6 +299,7 @@ impl Iteration<'_> {
             Path::Transaction(id) => format!("/widget/transactions/{}", self.id(id)),
             Path::Kyc(user) => format!("/widget/users/{}/kyc-status", escape(user)),
             Path::Raw(s) => format!("/{}", escape(s)),
+            Path::Live(id, _) => format!("/ws?tx_id={}", self.id(id)),
         };
         let mut sent = Sent {
             partner: None,
@@ -305,6 +309,7 @@ impl Iteration<'_> {
             widget_origin: false,
             signed: false,
             path: path.clone(),
+            query: None,
             method: method.clone(),
         };
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
@@ -317,6 +322,12 @@ impl Iteration<'_> {
             }
         };
         header("host", b"localhost");
+        if let Path::Live(_, true) = &req.path {
+            header("connection", b"Upgrade");
+            header("upgrade", b"websocket");
+            header("sec-websocket-version", b"13");
+            header("sec-websocket-key", b"dGhlIHNhbXBsZSBub25jZQ==");
+        }
         match &req.auth {
             Auth::None => {}
             Auth::Token(i) => {
@@ -425,6 +436,7 @@ impl Iteration<'_> {
         sent.body = body.clone();
         let request = request.body(Full::new(Bytes::from(body))).ok()?;
         request.uri().path().clone_into(&mut sent.path);
+        sent.query = request.uri().query().map(str::to_owned);
         Some((request, sent))
     }
 }
@@ -438,7 +450,9 @@ struct Sent {
     presented_request_id: Option<Vec<u8>>,
     widget_origin: bool,
     signed: bool,
+    /// The URI's path, as the server routes it.
     path: String,
+    query: Option<String>,
     method: http::Method,
 }
 
@@ -475,7 +489,7 @@ fn check_common(answer: &Answer, presented_request_id: Option<&[u8]>) {
         check_error_body(answer.status, answer.header("content-type"), &answer.body);
     } else {
         assert!(
-            matches!(answer.status, 200 | 204),
+            matches!(answer.status, 101 | 200 | 204),
             "unexpected status {}",
             answer.status
         );
@@ -511,6 +525,26 @@ fn check_structured(it: &mut Iteration<'_>, sent: &Sent, answer: &Answer) {
             sent.widget_origin && origin == session_fuzz::WIDGET_ORIGIN,
             "CORS for {origin}"
         );
+    }
+    if answer.status == 101 {
+        // A WebSocket only for the partner that owns the transaction, with an
+        // active token.
+        let partner = sent.partner.expect("a WebSocket opened without an active token");
+        let id = sent
+            .query
+            .as_deref()
+            .and_then(|query| query.strip_prefix("tx_id="))
+            .and_then(|id| Uuid::try_parse(id).ok());
+        let owner = it.created.iter().find(|c| Some(c.id) == id).map(|c| c.partner);
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str(), owner),
+            ("GET", "/ws", Some(partner)),
+            "partner {} followed {}?{:?} over a WebSocket",
+            PARTNERS[partner],
+            sent.path,
+            sent.query
+        );
+        return;
     }
     if answer.status != 200 {
         return;
@@ -695,6 +729,7 @@ fuzz_target!(|data: &[u8]| {
                     widget_origin: false,
                     signed: false,
                     path: "/widget/session".into(),
+                    query: None,
                     method: http::Method::POST,
                 };
                 check_structured(&mut it, &sent, answer);

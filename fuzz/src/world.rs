@@ -177,7 +177,10 @@ impl World {
             .timer(TokioTimer::new())
             .header_read_timeout(IO_TIMEOUT)
             .keep_alive(true);
-        let connection = builder.serve_connection(TokioIo::new(io), service);
+        // As `session_http::serve` does: `GET /ws` may take the connection over.
+        let connection = builder
+            .serve_connection(TokioIo::new(io), service)
+            .with_upgrades();
         tokio::spawn(async move {
             // A protocol error just closes the connection, as in production.
             let _ = connection.await;
