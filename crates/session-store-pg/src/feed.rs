@@ -15,9 +15,11 @@
 //!   followed transactions' change counts are read in bulk and any that moved
 //!   are re-read.
 //!
-//! Announcements are batched like the outbox's wake-up (`wake.rs`): a task
-//! sends everything queued since its last round trip in one statement, so the
-//! cost does not grow with the event rate.
+//! Announcements are batched: a task gathers them for [`ANNOUNCE_WINDOW`] and
+//! sends them in one statement on a connection of its own whose commits do not
+//! wait for the WAL flush, so the cost does not grow with the event rate and
+//! never lands on a request's connection: a commit that notifies takes the
+//! database-wide notification lock through its WAL flush (see `wake.rs`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,12 @@ pub(crate) const RESYNC_INTERVAL: Duration = Duration::from_secs(5);
 /// Announcements sent in one statement at most.
 const NOTIFY_BATCH: usize = 1_000;
 
+/// How long the announcer gathers announcements before it sends them: at most
+/// this much latency across instances, and at most one NOTIFY commit per
+/// window however fast events apply (each such commit takes PostgreSQL's
+/// notification queue lock).
+const ANNOUNCE_WINDOW: Duration = Duration::from_millis(2);
+
 /// Followed transactions checked per resync statement.
 const RESYNC_BATCH: usize = 1_000;
 
@@ -57,8 +65,14 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// The feed and its two tasks (announcing, resyncing), which run until
-    /// `shutdown` changes; `db` serves both.
-    pub(crate) fn start(db: Db, shutdown: watch::Receiver<()>) -> (Arc<Self>, Vec<JoinHandle<()>>) {
+    /// `shutdown` changes. `db` serves re-reads; `announce_db` (its own
+    /// connection, commits not waiting for the WAL flush: a lost announcement
+    /// costs one resync interval, never data) the announcements.
+    pub(crate) fn start(
+        db: Db,
+        announce_db: Db,
+        shutdown: watch::Receiver<()>,
+    ) -> (Arc<Self>, Vec<JoinHandle<()>>) {
         let (announce, queued) = mpsc::unbounded_channel();
         let feed = Arc::new(Self {
             hub: Arc::new(Hub::default()),
@@ -67,7 +81,7 @@ impl Feed {
             resync_now: Arc::new(Notify::new()),
         });
         let tasks = vec![
-            tokio::spawn(announce_all(db, queued, shutdown.clone())),
+            tokio::spawn(announce_all(announce_db, queued, shutdown.clone())),
             tokio::spawn(resync_periodically(Arc::clone(&feed), shutdown)),
         ];
         (feed, tasks)
@@ -193,6 +207,13 @@ async fn announce_all(
         tokio::select! {
             count = queued.recv_many(&mut batch, NOTIFY_BATCH) => if count == 0 { return },
             _ = shutdown.changed() => return,
+        }
+        tokio::time::sleep(ANNOUNCE_WINDOW).await;
+        while batch.len() < NOTIFY_BATCH {
+            match queued.try_recv() {
+                Ok(payload) => batch.push(payload),
+                Err(_) => break,
+            }
         }
         let payloads = std::mem::take(&mut batch);
         let sent = db

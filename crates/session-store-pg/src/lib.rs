@@ -157,6 +157,7 @@ pub struct PgStore {
     /// Live updates for `GET /ws` subscribers on this instance.
     feed: Arc<Feed>,
     feed_tasks: Vec<JoinHandle<()>>,
+    announce_db: Db,
     target: String,
     /// What `sibling` connects with.
     #[cfg(feature = "testing")]
@@ -196,9 +197,11 @@ impl PgStore {
         directory.reload().await?;
         let (shutdown, stopped) = watch::channel(());
         let outbox_wake = Arc::new(Notify::new());
-        // Announcements are request-side work: they use the request pool and
-        // leave the outbox pool to the dispatcher.
-        let (feed, feed_tasks) = Feed::start(db.clone(), stopped.clone());
+        // Status announcements get a connection of their own, with the
+        // outbox's settings (commits not waiting for the WAL flush), so they
+        // take nothing from requests or the dispatcher.
+        let announce_db = Db::with_driver(&config, config.outbox_driver_config()?, 1)?;
+        let (feed, feed_tasks) = Feed::start(db.clone(), announce_db.clone(), stopped.clone());
         let listener = partners::listener::spawn(
             Arc::clone(&directory),
             Arc::clone(&outbox_wake),
@@ -228,6 +231,7 @@ impl PgStore {
             outbox_notifier,
             feed,
             feed_tasks,
+            announce_db,
             target,
             #[cfg(feature = "testing")]
             config,
@@ -296,6 +300,7 @@ impl PgStore {
         let _ = self.shutdown.send(());
         self.db.close();
         self.outbox_db.close();
+        self.announce_db.close();
     }
 }
 
