@@ -46,6 +46,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "outbox_blocked",
         sql: include_str!("../migrations/0004_outbox_blocked.sql"),
     },
+    Migration {
+        version: 5,
+        name: "outbox_record_final",
+        sql: include_str!("../migrations/0005_outbox_record_final.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

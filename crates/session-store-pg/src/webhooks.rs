@@ -198,32 +198,21 @@ impl WebhookOutbox for PgStore {
                     client.execute(&retry, &values).await?;
                     return Ok(());
                 }
-                // A final state lets the transaction's next delivery go. No
-                // NOTIFY: the dispatcher that records this claims again as
-                // soon as the attempt ends, and a notifying commit would
-                // serialise with every other (see `wake`).
-                let tx = client.transaction().await?;
-                let finish = tx
-                    .prepare_cached(
-                        "WITH r AS ( \
-                             UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $2, \
-                                 last_result = $3, state = $4, next_attempt_at = $5, \
-                                 delivered_at = $6, blocked = false \
-                             WHERE id = $1 RETURNING merchant_transaction_id) \
-                         UPDATE outbox SET blocked = false \
-                         WHERE id = (SELECT min(e.id) FROM outbox e, r \
-                                     WHERE e.merchant_transaction_id = r.merchant_transaction_id \
-                                       AND e.state = 'pending' AND e.id <> $1)",
+                // A final state lets the transaction's next delivery go: one
+                // call (migration 0005) takes the transaction's row lock, then
+                // records the attempt and unblocks the next delivery, in one
+                // round trip. No NOTIFY: the dispatcher that records this
+                // claims again as soon as the attempt ends, and a notifying
+                // commit would serialise with every other (see `wake`).
+                let finish = client
+                    .prepare_cached("SELECT outbox_record_final($1, $2, $3, $4, $5)")
+                    .await?;
+                client
+                    .execute(
+                        &finish,
+                        &[&id, &at, &attempt.result, &state_text, &delivered],
                     )
                     .await?;
-                // Pipelined: both prepared, then sent together in this order
-                // (a future sends its request when first polled) and run in
-                // order, so the update's snapshot is taken once the lock is
-                // held.
-                let lock = tx.prepare_cached(LOCK_TRANSACTION_OF).await?;
-                let by_id: [&(dyn ToSql + Sync); 1] = [&id];
-                tokio::try_join!(tx.query_opt(&lock, &by_id), tx.execute(&finish, &values))?;
-                tx.commit().await?;
                 Ok(())
             })
             .await

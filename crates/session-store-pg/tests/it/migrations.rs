@@ -31,7 +31,8 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "initial",
             "webhook_deliveries",
             "webhook_previous_secrets",
-            "outbox_blocked"
+            "outbox_blocked",
+            "outbox_record_final"
         ],
         "one row per migration, in order"
     );
