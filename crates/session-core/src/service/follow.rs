@@ -4,7 +4,7 @@
 use uuid::Uuid;
 
 use super::{SessionService, store_rejection};
-use crate::error::{ErrorKind, Rejection};
+use crate::error::Rejection;
 use crate::live::TxUpdate;
 use crate::partner::Partner;
 use crate::ports::FeedSubscription;
@@ -38,14 +38,7 @@ impl SessionService {
         let raw = tx_id.ok_or_else(|| Rejection::missing("tx_id"))?;
         let id = Uuid::try_parse(raw)
             .map_err(|_| Rejection::invalid("tx_id", "must be a transaction id (a UUID)"))?;
-        let stored = self
-            .ports
-            .sessions
-            .session(id)
-            .await
-            .map_err(store_rejection)?
-            .filter(|stored| stored.session.partner_id == partner.id)
-            .ok_or_else(|| Rejection::of(ErrorKind::NotFound))?;
+        let stored = self.owned_transaction(partner, id).await?;
         // Subscribe before reading: a change committed in between is then
         // both read and yielded, never neither.
         let updates = self
@@ -72,6 +65,7 @@ mod tests {
     use futures_executor::block_on;
 
     use super::*;
+    use crate::error::ErrorKind;
     use crate::live::FeedNext;
     use crate::partner::PartnerId;
     use crate::service::fixtures::{Mocks, created_session, partner};

@@ -15,19 +15,24 @@ impl SessionService {
         partner: &Partner,
         id: &str,
     ) -> Result<StoredSession, Rejection> {
-        let not_found = || Rejection::of(ErrorKind::NotFound);
-        let id = uuid::Uuid::try_parse(id).map_err(|_| not_found())?;
-        let stored = self
-            .ports
+        let id = uuid::Uuid::try_parse(id).map_err(|_| Rejection::of(ErrorKind::NotFound))?;
+        self.owned_transaction(partner, id).await
+    }
+
+    /// Transaction `id` if it belongs to `partner`; another partner's answers
+    /// exactly like an unknown one.
+    pub(super) async fn owned_transaction(
+        &self,
+        partner: &Partner,
+        id: uuid::Uuid,
+    ) -> Result<StoredSession, Rejection> {
+        self.ports
             .sessions
             .session(id)
             .await
             .map_err(store_rejection)?
-            .ok_or_else(not_found)?;
-        if stored.session.partner_id != partner.id {
-            return Err(not_found());
-        }
-        Ok(stored)
+            .filter(|stored| stored.session.partner_id == partner.id)
+            .ok_or_else(|| Rejection::of(ErrorKind::NotFound))
     }
 
     /// The KYC status of `partner`'s end user `user`.
