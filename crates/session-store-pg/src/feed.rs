@@ -21,6 +21,7 @@
 //! never lands on a request's connection: a commit that notifies takes the
 //! database-wide notification lock through its WAL flush (see `wake.rs`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -163,14 +164,13 @@ impl Feed {
                                 row.try_get::<_, i64>("changes")?,
                             ))
                         })
-                        .collect::<Result<Vec<_>, crate::error::Fault>>()
+                        .collect::<Result<HashMap<_, _>, crate::error::Fault>>()
                 })
                 .await?;
             for (id, _) in chunk {
                 let changes = counts
-                    .iter()
-                    .find(|(counted, _)| counted == id)
-                    .map_or(0, |(_, n)| usize::try_from(*n).unwrap_or(usize::MAX));
+                    .get(id)
+                    .map_or(0, |n| usize::try_from(*n).unwrap_or(usize::MAX));
                 let newest = match changes {
                     0 => 1,
                     n => session_core::live::sequence_of_change(n - 1),
