@@ -86,6 +86,7 @@ pub fn mem_service() -> SessionService {
         partners: store.clone(),
         wallets: Arc::new(ConfiguredWallets),
         sessions: store.clone(),
+        idempotency: store.clone(),
         feed: store,
         clock: Arc::new(SystemClock),
         random: Arc::new(OsRandom),
@@ -93,6 +94,7 @@ pub fn mem_service() -> SessionService {
     let settings = Settings {
         init_token_ttl_seconds: 3_600,
         trusted_proxies: TrustedProxies::default(),
+        idempotency_ttl_seconds: session_core::service::DEFAULT_IDEMPOTENCY_TTL_SECONDS,
     };
     SessionService::new(ports, token_keys(), None, settings)
 }

@@ -161,6 +161,7 @@ pub fn auth_service() -> &'static (session_core::SessionService, String) {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
             sessions: store.clone(),
+            idempotency: store.clone(),
             feed: store,
             clock: Arc::new(FixedClock::default()),
             random,
@@ -173,6 +174,7 @@ pub fn auth_service() -> &'static (session_core::SessionService, String) {
             Settings {
                 init_token_ttl_seconds: 60,
                 trusted_proxies: TrustedProxies::default(),
+                idempotency_ttl_seconds: session_core::service::DEFAULT_IDEMPOTENCY_TTL_SECONDS,
             },
         );
         (service, token)

@@ -132,6 +132,7 @@ impl World {
             partners: store.clone(),
             wallets: Arc::new(ConfiguredWallets),
             sessions: store.clone(),
+            idempotency: store.clone(),
             feed: store.clone(),
             clock: Arc::new(FixedClock::default()),
             random,
@@ -146,6 +147,7 @@ impl World {
                     IpRange::parse("127.0.0.0/8").expect("range"),
                     IpRange::parse("::1/128").expect("range"),
                 ]),
+                idempotency_ttl_seconds: session_core::service::DEFAULT_IDEMPOTENCY_TTL_SECONDS,
             },
         );
         let config = HttpConfig {

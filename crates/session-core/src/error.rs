@@ -59,6 +59,8 @@ error_matrix! {
     RequestTimeout => (408, "invalid_request", "request_timeout", "the request was not received in time"),
     SessionAlreadyUsed => (409, "conflict", "session_already_used", "init_token has already been redeemed"),
     IdempotencyKeyReused => (409, "conflict", "idempotency_key_reused", "Idempotency-Key was used with a different body"),
+    /// Sent with `Retry-After: 1`.
+    IdempotencyKeyInUse => (409, "conflict", "idempotency_key_in_use", "a request with this Idempotency-Key is still running; retry in a second"),
     SessionExpired => (410, "gone", "session_expired", "init_token has expired"),
     PayloadTooLarge => (413, "invalid_request", "payload_too_large", "request body is too large"),
     UnsupportedMediaType => (415, "invalid_request", "unsupported_media_type", "Content-Type must be application/json"),

@@ -101,6 +101,13 @@ impl<'a> Object<'a> {
             .map_err(|_| Rejection::invalid(name, "must be a UUID"))
     }
 
+    /// Every member, in document order.
+    pub fn members(&self) -> impl Iterator<Item = (&str, &Value<'a>)> {
+        self.members
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value))
+    }
+
     pub fn len(&self) -> usize {
         self.members.len()
     }

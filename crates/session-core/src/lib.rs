@@ -11,6 +11,7 @@ pub mod access;
 pub mod client_token;
 pub mod error;
 pub mod example;
+pub mod idempotency;
 pub mod init_token;
 pub mod json;
 pub mod live;
@@ -31,4 +32,6 @@ pub mod value;
 pub mod webhook;
 
 pub use error::{ErrorKind, Rejection};
-pub use service::{CreatedSession, EventReport, Following, Ports, SessionService, Settings};
+pub use service::{
+    CreatedSession, EventReport, Following, Ports, SessionAnswer, SessionService, Settings,
+};

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 pub use crate::client_token::ClientTokenRecord;
 use crate::client_token::TokenDigest;
+use crate::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
 use crate::live::FeedNext;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
 use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
@@ -174,6 +175,50 @@ pub trait SessionStore: Send + Sync {
     async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError>;
 }
 
+/// The outcome of writing a session under an idempotency key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyedInsert {
+    /// The session and the key's answer were written together.
+    Inserted,
+    /// A live answer exists under the key (another request wrote it, possibly
+    /// on another instance, possibly an instant ago); nothing was written.
+    KeyTaken,
+}
+
+/// The answers kept under partners' `Idempotency-Key`s.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The answer `partner` got for `key`, unless it was created before
+    /// `created_since` (expired).
+    async fn idempotent_answer(
+        &self,
+        partner: &PartnerId,
+        key: &IdempotencyKey,
+        created_since: Timestamp,
+    ) -> Result<Option<StoredAnswer>, StoreError>;
+
+    /// Like [`SessionStore::insert_session`], and writes `keyed` under the
+    /// session's partner in the same atomic step: either both are written or
+    /// neither. Of any number of concurrent calls with one partner and key,
+    /// across every instance sharing the store, at most one returns
+    /// `Inserted`; the others return `KeyTaken` once the winner's answer can
+    /// be read (or the winner failed and wrote nothing).
+    async fn insert_keyed_session(
+        &self,
+        session: &Arc<Session>,
+        keyed: &KeyedAnswer,
+    ) -> Result<KeyedInsert, StoreError>;
+
+    /// Deletes at most `limit` answers created before `created_before`;
+    /// returns how many went.
+    async fn reap_idempotency_keys(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError>;
+}
+
 /// Partner administration: what the bootstrap loader and the operator CLI use.
 /// Changes take effect on every instance sharing the store.
 #[cfg_attr(test, mockall::automock)]
@@ -238,6 +283,7 @@ pub trait StatusFeed: Send + Sync {
 /// suite and the HTTP tests hold a store as this one trait.
 pub trait Store:
     SessionStore
+    + IdempotencyStore
     + PartnerDirectory
     + PartnerRegistry
     + WebhookOutbox
@@ -251,6 +297,7 @@ pub trait Store:
 
 impl<T> Store for T where
     T: SessionStore
+        + IdempotencyStore
         + PartnerDirectory
         + PartnerRegistry
         + WebhookOutbox

@@ -48,7 +48,11 @@ impl SessionRequest {
     /// configuration is needed here for the currency's decimals, the redirect
     /// host list and whether `address` is read at all.
     pub fn decode(body: &[u8], partner: &Partner) -> Result<Self, Rejection> {
-        let object = Object::parse(body)?;
+        Self::from_object(&Object::parse(body)?, partner)
+    }
+
+    /// Like [`Self::decode`], for a body already parsed.
+    pub fn from_object(object: &Object<'_>, partner: &Partner) -> Result<Self, Rejection> {
         object.check(&SESSION_SCHEMA)?;
         let partner_user_id = field(
             "partner_user_id",

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use session_core::access::GateHeaders;
 use session_core::partner::Partner;
-use session_core::{ErrorKind, Rejection, SessionService};
+use session_core::{ErrorKind, Rejection, SessionAnswer, SessionService};
 
 use crate::body;
 use crate::config::HttpConfig;
@@ -28,6 +28,8 @@ use crate::wire;
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_SIGNATURE: HeaderName = HeaderName::from_static("x-signature");
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
 
 /// The public listener's handler.
 #[derive(Debug)]
@@ -73,8 +75,27 @@ impl App {
             Route::CreateSession => {
                 let partner = self.partner_gate(&parts, peer).await?;
                 let bytes = self.json_body(&parts, body).await?;
-                let created = self.service.create_session(&partner, &bytes).await?;
-                Ok(json_bytes(StatusCode::OK, wire::created_session(&created)))
+                let keys: Vec<&[u8]> = parts
+                    .headers
+                    .get_all(&IDEMPOTENCY_KEY)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                let answer = self
+                    .service
+                    .open_session(&partner, &bytes, &keys, &wire::created_session)
+                    .await?;
+                Ok(match answer {
+                    SessionAnswer::Created(body) => json_bytes(StatusCode::OK, body),
+                    SessionAnswer::Replayed(body) => {
+                        let mut response = json_bytes(StatusCode::OK, body.to_vec());
+                        response.headers_mut().insert(
+                            IDEMPOTENT_REPLAYED.clone(),
+                            HeaderValue::from_static("true"),
+                        );
+                        response
+                    }
+                })
             }
             Route::Transaction(id) => {
                 let partner = self.partner_gate(&parts, peer).await?;

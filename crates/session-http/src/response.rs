@@ -67,7 +67,14 @@ pub fn error(rejection: &Rejection) -> HttpResponse {
     let bytes = serde_json::to_vec(&body).unwrap_or_else(|_| {
         br#"{"error":"internal_error","code":"internal_error","message":"internal error"}"#.to_vec()
     });
-    json_bytes(status, bytes)
+    let mut response = json_bytes(status, bytes);
+    if kind == ErrorKind::IdempotencyKeyInUse {
+        // The first request with the key is about to commit or fail.
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 #[cfg(test)]

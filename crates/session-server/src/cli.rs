@@ -94,6 +94,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_INIT_TOKEN_TTL", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(1..=86_400 * 7))]
     pub init_token_ttl: i64,
 
+    /// How long an answer stays replayable under its Idempotency-Key
+    /// (humantime, e.g. 24h); expired keys are deleted in the background.
+    #[arg(long, env = "SESSION_IDEMPOTENCY_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub idempotency_ttl: Duration,
+
     /// A proxy (IP or CIDR) whose X-Forwarded-For is believed. Repeatable.
     #[arg(
         long = "trusted-proxy",

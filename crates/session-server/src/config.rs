@@ -28,6 +28,7 @@ pub struct ServeConfig {
     /// In-memory with a demo partner printed at start.
     pub dev: bool,
     pub init_token_ttl_seconds: i64,
+    pub idempotency_ttl: Duration,
     pub trusted_proxies: Vec<IpRange>,
     pub widget_origins: WidgetOrigins,
     pub provider_secret: Option<Secret>,
@@ -152,6 +153,9 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     if token_secret.as_ref().is_some_and(|s| s.expose().len() < 32) {
         return Err("--token-secret must be at least 32 bytes".into());
     }
+    if args.idempotency_ttl < Duration::from_secs(1) {
+        return Err("--idempotency-ttl must be at least one second".into());
+    }
     if args.body_limit == 0 {
         return Err("--body-limit must be positive".into());
     }
@@ -170,6 +174,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         bootstrap: args.bootstrap.clone(),
         dev,
         init_token_ttl_seconds: args.init_token_ttl,
+        idempotency_ttl: args.idempotency_ttl,
         trusted_proxies,
         widget_origins,
         provider_secret: match &args.provider_secret_file {

@@ -12,6 +12,7 @@ mod config;
 mod dev;
 mod logging;
 mod partners;
+mod reaper;
 mod run;
 mod store;
 mod system;

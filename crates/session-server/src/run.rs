@@ -22,7 +22,7 @@ use session_webhooks::{AddressPolicy, Dispatcher, WebhookClient};
 
 use crate::store::OpenStore;
 use crate::system::{OsRandom, SystemClock};
-use crate::{bootstrap, dev, logging};
+use crate::{bootstrap, dev, logging, reaper};
 
 /// The name under which instances sharing a store share the init-token key.
 const INIT_TOKEN_SECRET: &str = "init_token_key";
@@ -84,6 +84,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         partners: store.clone(),
         wallets: Arc::new(ConfiguredWallets),
         sessions: store.clone(),
+        idempotency: store.clone(),
         feed: store.clone(),
         clock: clock.clone(),
         random: random.clone(),
@@ -95,8 +96,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         Settings {
             init_token_ttl_seconds: config.init_token_ttl_seconds,
             trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+            idempotency_ttl_seconds: i64::try_from(config.idempotency_ttl.as_secs())
+                .unwrap_or(i64::MAX),
         },
     );
+    tokio::spawn(reaper::run(
+        store.clone(),
+        clock.clone(),
+        config.idempotency_ttl,
+    ));
     let client = WebhookClient::new(
         AddressPolicy::new(config.webhook_allow.clone()),
         config.webhooks.timeout,

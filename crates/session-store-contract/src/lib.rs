@@ -6,12 +6,14 @@
 
 mod feed;
 mod fixtures;
+mod idempotency;
 mod partners;
 mod sessions;
 mod webhooks;
 
 pub use feed::*;
 pub use fixtures::{at, partner, partner_spec, sample_session, token};
+pub use idempotency::*;
 pub use partners::*;
 pub use sessions::*;
 pub use webhooks::*;
@@ -34,6 +36,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@pairs $make, $sibling;
             subscribers_see_each_applied_change_in_order,
             quick_successive_changes_all_arrive_in_order,
+            concurrent_requests_with_one_key_write_one_session,
         );
         $crate::store_contract_tests!(@cases $make;
             registry_round_trips_partner_specs,
@@ -42,6 +45,8 @@ macro_rules! store_contract_tests {
             sessions_round_trip_unchanged,
             users_are_per_partner_and_keep_the_latest_email,
             redemption_happens_once,
+            keyed_sessions_write_their_answer_once,
+            expired_answers_are_reaped_in_bounded_batches,
             concurrent_redemptions_have_exactly_one_winner,
             provider_events_apply_once_with_their_outbox_event,
             events_for_unknown_transactions_leave_no_trace,

@@ -11,6 +11,7 @@
 //! its end user; when none can go, the insert fails with `Unavailable`.
 
 mod eviction;
+mod idempotency;
 mod partners;
 mod sessions;
 mod webhooks;
@@ -59,6 +60,8 @@ pub struct MemStore {
     webhooks: webhooks::Outbox,
     /// Live subscribers of transactions (`GET /ws`).
     feed: Arc<Hub>,
+    /// Answers kept under `Idempotency-Key`s.
+    answers: idempotency::Answers,
 }
 
 /// Provider event ids seen, and which session each belongs to, so an evicted
@@ -93,6 +96,7 @@ impl MemStore {
             eviction: Mutex::default(),
             webhooks: webhooks::Outbox::default(),
             feed: Arc::new(Hub::default()),
+            answers: idempotency::Answers::default(),
         }
     }
 

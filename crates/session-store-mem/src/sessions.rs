@@ -29,9 +29,10 @@ impl UserRecord {
     }
 }
 
-#[async_trait]
-impl SessionStore for MemStore {
-    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
+impl MemStore {
+    /// `insert_session`, without an `.await`, so a caller may hold a lock
+    /// around it.
+    pub(crate) fn insert_session_now(&self, session: &Arc<Session>) -> Result<(), StoreError> {
         self.reserve_slot(session.created_at)?;
         let user_key = (
             session.partner_id.clone(),
@@ -81,6 +82,13 @@ impl SessionStore for MemStore {
                 Ok(())
             }
         }
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemStore {
+    async fn insert_session(&self, session: &Arc<Session>) -> Result<(), StoreError> {
+        self.insert_session_now(session)
     }
 
     async fn session(&self, id: Uuid) -> Result<Option<StoredSession>, StoreError> {

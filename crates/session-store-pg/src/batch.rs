@@ -13,14 +13,16 @@
 //! connection (say one duplicate id), its rows are retried one by one so the
 //! bad row fails alone.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 
-use session_core::ports::StoreError;
+use session_core::idempotency::KeyedAnswer;
+use session_core::ports::{KeyedInsert, StoreError};
 use session_core::session::Session;
 use session_core::value::Code;
 use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::{Client, Db};
@@ -45,11 +47,22 @@ struct Counters {
     split_batches: AtomicU64,
 }
 
-/// A session waiting to be written, and where its answer goes.
+/// A session waiting to be written (with the answer to keep under its
+/// idempotency key, if it has one), and where the outcome goes.
 #[derive(Debug)]
 struct Pending {
     session: Arc<Session>,
-    done: oneshot::Sender<Result<(), StoreError>>,
+    keyed: Option<KeyedAnswer>,
+    done: oneshot::Sender<Result<KeyedInsert, StoreError>>,
+}
+
+impl Pending {
+    /// The partner and key the answer goes under.
+    fn slot(&self) -> Option<(&str, &str)> {
+        self.keyed
+            .as_ref()
+            .map(|keyed| (self.session.partner_id.as_str(), keyed.key.as_str()))
+    }
 }
 
 /// The callers' side of the group commit. Dropping it stops the writers once
@@ -86,9 +99,28 @@ impl GroupCommit {
 
     /// Writes `session` (and upserts its end user); returns after commit.
     pub(crate) async fn insert(&self, session: &Arc<Session>) -> Result<(), StoreError> {
+        self.enqueue(session, None).await.map(|_| ())
+    }
+
+    /// Writes `session` and `keyed` together, unless a live answer holds the
+    /// key; returns after commit.
+    pub(crate) async fn insert_keyed(
+        &self,
+        session: &Arc<Session>,
+        keyed: &KeyedAnswer,
+    ) -> Result<KeyedInsert, StoreError> {
+        self.enqueue(session, Some(keyed.clone())).await
+    }
+
+    async fn enqueue(
+        &self,
+        session: &Arc<Session>,
+        keyed: Option<KeyedAnswer>,
+    ) -> Result<KeyedInsert, StoreError> {
         let (done, answer) = oneshot::channel();
         let pending = Pending {
             session: Arc::clone(session),
+            keyed,
             done,
         };
         self.queue
@@ -132,25 +164,43 @@ async fn writer(
 
 /// Writes `batch`, answers every caller in it, and leaves it empty.
 async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
-    let sessions: Vec<&Session> = batch.iter().map(|p| p.session.as_ref()).collect();
+    // One statement can claim a key once: a second request with the same key
+    // in the batch loses to the first and reads its answer after the commit.
+    let mut claimed = HashSet::new();
+    let duplicate: Vec<bool> = batch
+        .iter()
+        .map(|pending| pending.slot().is_some_and(|slot| !claimed.insert(slot)))
+        .collect();
+    let rows: Vec<&Pending> = batch
+        .iter()
+        .zip(&duplicate)
+        .filter(|(_, duplicate)| !**duplicate)
+        .map(|(pending, _)| pending)
+        .collect();
     let outcome = db
-        .run(async |client| insert_rows(client, &sessions).await)
+        .run(async |client| insert_rows(client, &rows).await)
         .await;
-    let answers: Vec<Result<(), StoreError>> = match outcome {
-        Ok(()) => {
-            count(counters, sessions.len());
-            vec![Ok(()); batch.len()]
+    let answers: Vec<Result<KeyedInsert, StoreError>> = match outcome {
+        Ok(written) => {
+            count(
+                counters,
+                written
+                    .iter()
+                    .filter(|w| **w == KeyedInsert::Inserted)
+                    .count(),
+            );
+            written.into_iter().map(Ok).collect()
         }
         // Unreachable database: each row would fail the same way, and the
         // batch may even have committed just before the connection broke.
         // Either way the answer is "unavailable", as for a single insert.
-        Err(error @ StoreError::Unavailable(_)) => vec![Err(error); batch.len()],
-        Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(error @ StoreError::Unavailable(_)) => vec![Err(error); rows.len()],
+        Err(error) if rows.len() == 1 => vec![Err(error)],
         Err(error) => {
-            tracing::debug!(rows = batch.len(), %error, "group commit failed; writing rows one by one");
+            tracing::debug!(rows = rows.len(), %error, "group commit failed; writing rows one by one");
             counters.split_batches.fetch_add(1, Ordering::Relaxed);
-            let mut answers = Vec::with_capacity(batch.len());
-            for session in &sessions {
+            let mut answers = Vec::with_capacity(rows.len());
+            for row in &rows {
                 // Once the database is gone, the rest fail the same way at once
                 // rather than each waiting out its own timeout.
                 if let Some(Err(lost @ StoreError::Unavailable(_))) = answers.last() {
@@ -159,9 +209,10 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
                     continue;
                 }
                 let one = db
-                    .run(async |client| insert_rows(client, &[session]).await)
-                    .await;
-                if one.is_ok() {
+                    .run(async |client| insert_rows(client, &[row]).await)
+                    .await
+                    .map(|written| written.into_iter().next().unwrap_or(KeyedInsert::KeyTaken));
+                if one == Ok(KeyedInsert::Inserted) {
                     count(counters, 1);
                 }
                 answers.push(one);
@@ -169,7 +220,17 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
             answers
         }
     };
-    for (pending, answer) in batch.drain(..).zip(answers) {
+    let mut answers = answers.into_iter();
+    for (pending, duplicate) in batch.drain(..).zip(duplicate) {
+        let answer = if duplicate {
+            Ok(KeyedInsert::KeyTaken)
+        } else {
+            answers.next().unwrap_or_else(|| {
+                Err(StoreError::Failed(
+                    "group commit lost a row's answer".into(),
+                ))
+            })
+        };
         // The caller may have gone (its request was cancelled); the row stands.
         let _ = pending.done.send(answer);
     }
@@ -182,23 +243,53 @@ fn count(counters: &Counters, rows: usize) {
         .fetch_add(u64::try_from(rows).unwrap_or(u64::MAX), Ordering::Relaxed);
 }
 
-/// The group-commit statement. Parameters are parallel arrays, one element per
-/// session ($5..) and per distinct end user ($1..$4).
+/// The columns a session writes into `transactions`, in parameter order:
+/// name, the array type its parameter arrives as, and whether the value is a
+/// text array literal to cast back (see [`text_array_literal`]).
+const TRANSACTION_COLUMNS: [(&str, &str, bool); 29] = [
+    ("merchant_transaction_id", "uuid", false),
+    ("partner_id", "text", false),
+    ("partner_user_id", "text", false),
+    ("user_email", "text", false),
+    ("tx_type", "text", false),
+    ("currency", "text", false),
+    ("network", "text", false),
+    ("amount", "text", false),
+    ("address", "text", false),
+    ("client_ip", "text", false),
+    ("redirect_url", "text", false),
+    ("widget_id", "uuid", false),
+    ("widget_currencies", "text", true),
+    ("widget_networks", "text", true),
+    ("widget_fiat_currency", "text", false),
+    ("widget_fiat_currencies", "text", true),
+    ("widget_lang", "text", false),
+    ("widget_theme", "text", false),
+    ("signature", "text", false),
+    ("signing_kid", "text", false),
+    ("init_token_jti", "text", false),
+    ("init_token_expires_at", "timestamptz", false),
+    ("created_at", "timestamptz", false),
+    ("status", "text", false),
+    ("crypto_amount", "text", false),
+    ("fiat_amount", "text", false),
+    ("fiat_currency", "text", false),
+    ("payment_method", "text", false),
+    ("updated_at", "timestamptz", false),
+];
+
+/// The end users' upsert, over a `batch_users (partner_id, partner_user_id,
+/// email, created_at)` with one row per user.
 ///
 /// `new_users` inserts the end users not seen before (`ON CONFLICT DO
 /// NOTHING`); `changed_emails` updates the users that existed before the
 /// statement, and only those whose email changed (`IS DISTINCT FROM`), so an
 /// unchanged user is never locked. Both see the snapshot taken before the
-/// statement, so a user is either inserted or updated, never both. The main
-/// INSERT writes the transactions; its foreign key to end_users is checked at
-/// the end of the statement, when the CTEs' rows exist. List columns arrive as
-/// text array literals (see [`text_array_literal`]) and are cast back with
-/// `::text[]`.
-const INSERT_SESSIONS: &str = "\
-WITH batch_users AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-        AS u (partner_id, partner_user_id, email, created_at)
-), new_users AS (
+/// statement, so a user is either inserted or updated, never both. The
+/// final INSERT writes the transactions; its foreign key to end_users is
+/// checked at the end of the statement, when the CTEs' rows exist.
+const UPSERT_USERS: &str = "\
+new_users AS (
     INSERT INTO end_users (partner_id, partner_user_id, email, created_at)
     SELECT partner_id, partner_user_id, email, created_at FROM batch_users
     ON CONFLICT (partner_id, partner_user_id) DO NOTHING
@@ -208,139 +299,332 @@ WITH batch_users AS (
     WHERE end_users.partner_id = b.partner_id
       AND end_users.partner_user_id = b.partner_user_id
       AND end_users.email IS DISTINCT FROM b.email
-)
-INSERT INTO transactions (
-    merchant_transaction_id, partner_id, partner_user_id, user_email, tx_type, currency,
-    network, amount, address, client_ip, redirect_url, widget_id, widget_currencies,
-    widget_networks, widget_fiat_currency, widget_fiat_currencies, widget_lang, widget_theme,
-    signature, signing_kid, init_token_jti, init_token_expires_at, created_at,
-    status, crypto_amount, fiat_amount, fiat_currency, payment_method, updated_at)
-SELECT id, partner_id, partner_user_id, user_email, tx_type, currency,
-    network, amount, address, client_ip, redirect_url, widget_id, widget_currencies::text[],
-    widget_networks::text[], widget_fiat_currency, widget_fiat_currencies::text[], widget_lang,
-    widget_theme, signature, signing_kid, init_token_jti, init_token_expires_at, created_at,
-    status, crypto_amount, fiat_amount, fiat_currency, payment_method, updated_at
-FROM unnest(
-    $5::uuid[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-    $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::uuid[], $17::text[],
-    $18::text[], $19::text[], $20::text[], $21::text[], $22::text[],
-    $23::text[], $24::text[], $25::text[], $26::timestamptz[], $27::timestamptz[],
-    $28::text[], $29::text[], $30::text[], $31::text[], $32::text[], $33::timestamptz[]
-) AS r (
-    id, partner_id, partner_user_id, user_email, tx_type, currency,
-    network, amount, address, client_ip, redirect_url, widget_id, widget_currencies,
-    widget_networks, widget_fiat_currency, widget_fiat_currencies, widget_lang, widget_theme,
-    signature, signing_kid, init_token_jti, init_token_expires_at, created_at,
-    status, crypto_amount, fiat_amount, fiat_currency, payment_method, updated_at)";
+)";
 
-/// Writes `sessions` with one statement (one implicit transaction).
-async fn insert_rows(client: &mut Client, sessions: &[&Session]) -> Result<(), Fault> {
-    // One row per end user: with several rows for one user, the UPDATE ...
-    // FROM would take the email of an arbitrary one of them (and the INSERT
-    // the first). The last session of a user in the batch gives the email
-    // ("latest wins"). The BTreeMap's key order is the order the INSERT adds
-    // new users in, so two batches adding the same new users wait for each
-    // other instead of deadlocking. The UPDATE locks in the plan's order, but
-    // only users whose email changed; if two batches deadlock there,
-    // PostgreSQL aborts one and write_batch writes its rows one by one.
-    let mut users: BTreeMap<(&str, &str), (&str, PgTime)> = BTreeMap::new();
-    for s in sessions {
-        users.insert(
-            (s.partner_id.as_str(), s.user.partner_user_id.as_str()),
-            (s.user.email.as_str(), PgTime(s.created_at)),
-        );
+/// `unnest($first::t1[], ...) AS alias (columns...)` over the transaction
+/// columns, with `extra` after the column list (e.g. `WITH ORDINALITY`).
+fn unnest_transactions(first: usize, alias: &str, ordinality: bool) -> String {
+    let arrays: Vec<String> = TRANSACTION_COLUMNS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, ty, _))| format!("${}::{ty}[]", first + i))
+        .collect();
+    let mut names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, ..)| *name).collect();
+    if ordinality {
+        names.push("ord");
     }
-    let user_partners: Vec<&str> = users.keys().map(|(partner, _)| *partner).collect();
-    let user_ids: Vec<&str> = users.keys().map(|(_, user)| *user).collect();
-    let user_emails: Vec<&str> = users.values().map(|(email, _)| *email).collect();
-    let user_created: Vec<PgTime> = users.values().map(|(_, at)| *at).collect();
+    format!(
+        "unnest({}){} AS {alias} ({})",
+        arrays.join(", "),
+        if ordinality { " WITH ORDINALITY" } else { "" },
+        names.join(", ")
+    )
+}
 
-    let states: Vec<_> = sessions.iter().map(|s| s.initial_state()).collect();
-    let column = |f: fn(&Session) -> &str| sessions.iter().map(|s| f(s)).collect::<Vec<&str>>();
-    let lists = |f: fn(&Session) -> String| sessions.iter().map(|s| f(s)).collect::<Vec<String>>();
-    let ids: Vec<Uuid> = sessions.iter().map(|s| s.merchant_transaction_id).collect();
-    let partner_ids = column(|s| s.partner_id.as_str());
-    let user_of = column(|s| s.user.partner_user_id.as_str());
-    let emails = column(|s| s.user.email.as_str());
-    let tx_types = column(|s| s.tx_type.as_str());
-    let currencies = column(|s| s.currency.as_str());
-    let networks = column(|s| s.network.as_str());
-    let amounts = column(|s| s.amount.as_str());
-    let addresses = column(|s| s.address.as_str());
-    let client_ips: Vec<Option<&str>> = sessions
+/// `INSERT INTO transactions (...) SELECT ... FROM <source>`.
+fn insert_transactions(source: &str) -> String {
+    let names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, ..)| *name).collect();
+    let values: Vec<String> = TRANSACTION_COLUMNS
         .iter()
-        .map(|s| s.client_ip.as_ref().map(|ip| ip.as_str()))
+        .map(|(name, _, list)| {
+            if *list {
+                format!("{name}::text[]")
+            } else {
+                (*name).to_owned()
+            }
+        })
         .collect();
-    let redirect_urls: Vec<Option<&str>> = sessions
-        .iter()
-        .map(|s| s.redirect_url.as_ref().map(|url| url.as_str()))
-        .collect();
-    let widget_ids: Vec<Uuid> = sessions.iter().map(|s| s.widget.widget_id).collect();
-    let widget_currencies =
-        lists(|s| text_array_literal(s.widget.currencies.iter().map(Code::as_str)));
-    let widget_networks = lists(|s| text_array_literal(s.widget.networks.iter().map(Code::as_str)));
-    let widget_fiat = column(|s| s.widget.fiat_currency.as_str());
-    let widget_fiat_list =
-        lists(|s| text_array_literal(s.widget.fiat_currencies.iter().map(Code::as_str)));
-    let langs = column(|s| s.widget.lang.as_str());
-    let themes = column(|s| s.widget.theme.as_str());
-    let signatures = column(|s| s.signature.as_str());
-    let kids = column(|s| &*s.signing_kid);
-    let jtis = column(|s| s.init_token_jti.as_str());
-    let jti_expiry: Vec<PgTime> = sessions
-        .iter()
-        .map(|s| PgTime(s.init_token_expires_at))
-        .collect();
-    let created: Vec<PgTime> = sessions.iter().map(|s| PgTime(s.created_at)).collect();
-    let statuses: Vec<&str> = states.iter().map(|t| t.status.as_str()).collect();
-    let crypto_amounts: Vec<Option<&str>> =
-        states.iter().map(|t| t.crypto_amount.as_deref()).collect();
-    let fiat_amounts: Vec<Option<&str>> = states.iter().map(|t| t.fiat_amount.as_deref()).collect();
-    let fiat_currencies: Vec<&str> = states.iter().map(|t| t.fiat_currency.as_str()).collect();
-    let payment_methods: Vec<Option<&str>> =
-        states.iter().map(|t| t.payment_method.as_deref()).collect();
-    let updated: Vec<PgTime> = states.iter().map(|t| PgTime(t.updated_at)).collect();
+    format!(
+        "INSERT INTO transactions ({}) SELECT {} FROM {source}",
+        names.join(", "),
+        values.join(", ")
+    )
+}
 
-    let statement = client.prepare_cached(INSERT_SESSIONS).await?;
-    client
-        .execute(
-            &statement,
-            &[
-                &user_partners,
-                &user_ids,
-                &user_emails,
-                &user_created,
-                &ids,
-                &partner_ids,
-                &user_of,
-                &emails,
-                &tx_types,
-                &currencies,
-                &networks,
-                &amounts,
-                &addresses,
-                &client_ips,
-                &redirect_urls,
-                &widget_ids,
-                &widget_currencies,
-                &widget_networks,
-                &widget_fiat,
-                &widget_fiat_list,
-                &langs,
-                &themes,
-                &signatures,
-                &kids,
-                &jtis,
-                &jti_expiry,
-                &created,
-                &statuses,
-                &crypto_amounts,
-                &fiat_amounts,
-                &fiat_currencies,
-                &payment_methods,
-                &updated,
-            ],
-        )
-        .await?;
-    Ok(())
+/// The group-commit statement for sessions without idempotency keys.
+/// Parameters are parallel arrays: one element per distinct end user
+/// ($1..$4) and one per session ($5..).
+static INSERT_SESSIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH batch_users AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+        AS u (partner_id, partner_user_id, email, created_at)
+), {UPSERT_USERS}
+{}",
+        insert_transactions(&unnest_transactions(5, "r", false))
+    )
+});
+
+/// The group-commit statement when some sessions carry an idempotency key.
+/// $1..$6: one element per keyed session (partner, key, fingerprint,
+/// session id, answer, time); $7: answers created before it are expired;
+/// $8..: one element per session.
+///
+/// `claimed` writes each key's answer unless a live one holds the key (an
+/// expired one is replaced); a key another transaction is writing makes the
+/// statement wait for it to end, so a lost key is always a committed one.
+/// Only sessions without a key or whose key was claimed are written, and
+/// their end users are taken from them (the latest session of a user gives
+/// the email), so a session that lost its key leaves no trace. The statement
+/// returns the ids of the sessions written.
+static INSERT_KEYED_SESSIONS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH claimed AS (
+    INSERT INTO idempotency_keys AS k (partner_id, idempotency_key, fingerprint,
+        merchant_transaction_id, response_body, created_at)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::uuid[], $5::bytea[],
+        $6::timestamptz[])
+    ON CONFLICT (partner_id, idempotency_key) DO UPDATE SET
+        fingerprint = excluded.fingerprint,
+        merchant_transaction_id = excluded.merchant_transaction_id,
+        response_body = excluded.response_body,
+        created_at = excluded.created_at
+    WHERE k.created_at < $7
+    RETURNING merchant_transaction_id
+), written AS (
+    SELECT * FROM {}
+    WHERE b.merchant_transaction_id <> ALL ($4::uuid[])
+       OR b.merchant_transaction_id IN (SELECT merchant_transaction_id FROM claimed)
+), batch_users AS (
+    SELECT DISTINCT ON (partner_id, partner_user_id)
+        partner_id, partner_user_id, user_email AS email, created_at
+    FROM written ORDER BY partner_id, partner_user_id, ord DESC
+), {UPSERT_USERS}
+{}
+RETURNING merchant_transaction_id",
+        unnest_transactions(8, "b", true),
+        insert_transactions("written")
+    )
+});
+
+/// Writes `rows` with one statement (one implicit transaction); for each
+/// row, whether its session was written or its key was taken.
+async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<Vec<KeyedInsert>, Fault> {
+    let sessions: Vec<&Session> = rows.iter().map(|p| p.session.as_ref()).collect();
+    let columns = SessionColumns::of(&sessions);
+    if rows.iter().all(|row| row.keyed.is_none()) {
+        let users = BatchUsers::of(&sessions);
+        let statement = client.prepare_cached(&INSERT_SESSIONS).await?;
+        let mut params = users.params();
+        params.extend(columns.params());
+        client.execute(&statement, &params).await?;
+        return Ok(vec![KeyedInsert::Inserted; rows.len()]);
+    }
+
+    let keyed: Vec<(&Session, &KeyedAnswer)> = rows
+        .iter()
+        .filter_map(|row| {
+            row.keyed
+                .as_ref()
+                .map(|keyed| (row.session.as_ref(), keyed))
+        })
+        .collect();
+    let key_partners: Vec<&str> = keyed.iter().map(|(s, _)| s.partner_id.as_str()).collect();
+    let keys: Vec<&str> = keyed.iter().map(|(_, k)| k.key.as_str()).collect();
+    let fingerprints: Vec<&[u8]> = keyed
+        .iter()
+        .map(|(_, k)| k.answer.fingerprint.as_bytes().as_slice())
+        .collect();
+    let key_sessions: Vec<Uuid> = keyed
+        .iter()
+        .map(|(s, _)| s.merchant_transaction_id)
+        .collect();
+    let bodies: Vec<&[u8]> = keyed.iter().map(|(_, k)| &*k.answer.body).collect();
+    let key_created: Vec<PgTime> = keyed.iter().map(|(s, _)| PgTime(s.created_at)).collect();
+    // Every keyed session of a statement shares the cut-off (one clock, one
+    // TTL); the latest is the strictest about what counts as expired.
+    let expired_before = keyed
+        .iter()
+        .map(|(_, k)| k.replaces_before)
+        .min()
+        .map(PgTime);
+    let statement = client.prepare_cached(&INSERT_KEYED_SESSIONS).await?;
+    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+        &key_partners,
+        &keys,
+        &fingerprints,
+        &key_sessions,
+        &bodies,
+        &key_created,
+        &expired_before,
+    ];
+    params.extend(columns.params());
+    let written: HashSet<Uuid> = client
+        .query(&statement, &params)
+        .await?
+        .iter()
+        .map(|row| row.try_get::<_, Uuid>(0))
+        .collect::<Result<_, _>>()?;
+    Ok(sessions
+        .iter()
+        .map(|s| {
+            if written.contains(&s.merchant_transaction_id) {
+                KeyedInsert::Inserted
+            } else {
+                KeyedInsert::KeyTaken
+            }
+        })
+        .collect())
+}
+
+/// One row per end user of a batch without keys. With several rows for one
+/// user, the UPDATE ... FROM would take the email of an arbitrary one of them
+/// (and the INSERT the first): the last session of a user in the batch gives
+/// the email ("latest wins"). The BTreeMap's key order is the order the
+/// INSERT adds new users in, so two batches adding the same new users wait
+/// for each other instead of deadlocking. The UPDATE locks in the plan's
+/// order, but only users whose email changed; if two batches deadlock there,
+/// PostgreSQL aborts one and write_batch writes its rows one by one.
+struct BatchUsers<'a> {
+    partners: Vec<&'a str>,
+    ids: Vec<&'a str>,
+    emails: Vec<&'a str>,
+    created: Vec<PgTime>,
+}
+
+impl<'a> BatchUsers<'a> {
+    fn of(sessions: &[&'a Session]) -> Self {
+        let mut users: BTreeMap<(&str, &str), (&str, PgTime)> = BTreeMap::new();
+        for s in sessions {
+            users.insert(
+                (s.partner_id.as_str(), s.user.partner_user_id.as_str()),
+                (s.user.email.as_str(), PgTime(s.created_at)),
+            );
+        }
+        Self {
+            partners: users.keys().map(|(partner, _)| *partner).collect(),
+            ids: users.keys().map(|(_, user)| *user).collect(),
+            emails: users.values().map(|(email, _)| *email).collect(),
+            created: users.values().map(|(_, at)| *at).collect(),
+        }
+    }
+
+    fn params(&self) -> Vec<&(dyn ToSql + Sync)> {
+        vec![&self.partners, &self.ids, &self.emails, &self.created]
+    }
+}
+
+/// The sessions' columns as parallel arrays, in [`TRANSACTION_COLUMNS`] order.
+struct SessionColumns<'a> {
+    ids: Vec<Uuid>,
+    partner_ids: Vec<&'a str>,
+    user_of: Vec<&'a str>,
+    emails: Vec<&'a str>,
+    tx_types: Vec<&'a str>,
+    currencies: Vec<&'a str>,
+    networks: Vec<&'a str>,
+    amounts: Vec<&'a str>,
+    addresses: Vec<&'a str>,
+    client_ips: Vec<Option<&'a str>>,
+    redirect_urls: Vec<Option<&'a str>>,
+    widget_ids: Vec<Uuid>,
+    widget_currencies: Vec<String>,
+    widget_networks: Vec<String>,
+    widget_fiat: Vec<&'a str>,
+    widget_fiat_list: Vec<String>,
+    langs: Vec<&'a str>,
+    themes: Vec<&'a str>,
+    signatures: Vec<&'a str>,
+    kids: Vec<&'a str>,
+    jtis: Vec<&'a str>,
+    jti_expiry: Vec<PgTime>,
+    created: Vec<PgTime>,
+    statuses: Vec<&'static str>,
+    crypto_amounts: Vec<Option<String>>,
+    fiat_amounts: Vec<Option<String>>,
+    fiat_currencies: Vec<String>,
+    payment_methods: Vec<Option<String>>,
+    updated: Vec<PgTime>,
+}
+
+impl<'a> SessionColumns<'a> {
+    fn of(sessions: &[&'a Session]) -> Self {
+        let column = |f: fn(&'a Session) -> &'a str| sessions.iter().map(|s| f(s)).collect();
+        let lists = |f: fn(&Session) -> String| sessions.iter().map(|s| f(s)).collect();
+        let states: Vec<_> = sessions.iter().map(|s| s.initial_state()).collect();
+        Self {
+            ids: sessions.iter().map(|s| s.merchant_transaction_id).collect(),
+            partner_ids: column(|s| s.partner_id.as_str()),
+            user_of: column(|s| s.user.partner_user_id.as_str()),
+            emails: column(|s| s.user.email.as_str()),
+            tx_types: column(|s| s.tx_type.as_str()),
+            currencies: column(|s| s.currency.as_str()),
+            networks: column(|s| s.network.as_str()),
+            amounts: column(|s| s.amount.as_str()),
+            addresses: column(|s| s.address.as_str()),
+            client_ips: sessions
+                .iter()
+                .map(|s| s.client_ip.as_ref().map(|ip| ip.as_str()))
+                .collect(),
+            redirect_urls: sessions
+                .iter()
+                .map(|s| s.redirect_url.as_ref().map(|url| url.as_str()))
+                .collect(),
+            widget_ids: sessions.iter().map(|s| s.widget.widget_id).collect(),
+            widget_currencies: lists(|s| {
+                text_array_literal(s.widget.currencies.iter().map(Code::as_str))
+            }),
+            widget_networks: lists(|s| {
+                text_array_literal(s.widget.networks.iter().map(Code::as_str))
+            }),
+            widget_fiat: column(|s| s.widget.fiat_currency.as_str()),
+            widget_fiat_list: lists(|s| {
+                text_array_literal(s.widget.fiat_currencies.iter().map(Code::as_str))
+            }),
+            langs: column(|s| s.widget.lang.as_str()),
+            themes: column(|s| s.widget.theme.as_str()),
+            signatures: column(|s| s.signature.as_str()),
+            kids: column(|s| &*s.signing_kid),
+            jtis: column(|s| s.init_token_jti.as_str()),
+            jti_expiry: sessions
+                .iter()
+                .map(|s| PgTime(s.init_token_expires_at))
+                .collect(),
+            created: sessions.iter().map(|s| PgTime(s.created_at)).collect(),
+            statuses: states.iter().map(|t| t.status.as_str()).collect(),
+            crypto_amounts: states.iter().map(|t| t.crypto_amount.clone()).collect(),
+            fiat_amounts: states.iter().map(|t| t.fiat_amount.clone()).collect(),
+            fiat_currencies: states
+                .iter()
+                .map(|t| t.fiat_currency.as_str().to_owned())
+                .collect(),
+            payment_methods: states.iter().map(|t| t.payment_method.clone()).collect(),
+            updated: states.iter().map(|t| PgTime(t.updated_at)).collect(),
+        }
+    }
+
+    /// The parameters in [`TRANSACTION_COLUMNS`] order.
+    fn params(&self) -> [&(dyn ToSql + Sync); TRANSACTION_COLUMNS.len()] {
+        [
+            &self.ids,
+            &self.partner_ids,
+            &self.user_of,
+            &self.emails,
+            &self.tx_types,
+            &self.currencies,
+            &self.networks,
+            &self.amounts,
+            &self.addresses,
+            &self.client_ips,
+            &self.redirect_urls,
+            &self.widget_ids,
+            &self.widget_currencies,
+            &self.widget_networks,
+            &self.widget_fiat,
+            &self.widget_fiat_list,
+            &self.langs,
+            &self.themes,
+            &self.signatures,
+            &self.kids,
+            &self.jtis,
+            &self.jti_expiry,
+            &self.created,
+            &self.statuses,
+            &self.crypto_amounts,
+            &self.fiat_amounts,
+            &self.fiat_currencies,
+            &self.payment_methods,
+            &self.updated,
+        ]
+    }
 }

@@ -99,6 +99,7 @@ mod db;
 mod error;
 mod events;
 mod feed;
+mod idempotency;
 mod migrate;
 mod outbox;
 mod partners;

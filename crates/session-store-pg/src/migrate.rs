@@ -51,6 +51,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "outbox_record_final",
         sql: include_str!("../migrations/0005_outbox_record_final.sql"),
     },
+    Migration {
+        version: 6,
+        name: "idempotency_keys",
+        sql: include_str!("../migrations/0006_idempotency_keys.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

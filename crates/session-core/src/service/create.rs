@@ -6,7 +6,10 @@ use uuid::Uuid;
 
 use super::{SessionService, store_rejection, upstream_rejection};
 use crate::error::{ErrorKind, Rejection};
+use crate::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+use crate::json::Object;
 use crate::partner::Partner;
+use crate::ports::KeyedInsert;
 use crate::random::uuid_v4;
 use crate::request::SessionRequest;
 use crate::session::{Session, signed_fields};
@@ -20,6 +23,20 @@ pub struct CreatedSession {
     pub init_token: String,
 }
 
+/// The answer's body to `POST /widget/session`, as the HTTP adapter renders
+/// it. The core needs it only to keep it under an idempotency key.
+pub type RenderAnswer<'a> = &'a (dyn Fn(&CreatedSession) -> Vec<u8> + Send + Sync);
+
+/// What `POST /widget/session` answers with, `200` either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionAnswer {
+    /// A session created by this request.
+    Created(Vec<u8>),
+    /// The answer an earlier request with the same `Idempotency-Key` and the
+    /// same body got, byte for byte. Nothing was created.
+    Replayed(Arc<[u8]>),
+}
+
 impl SessionService {
     /// Validates the body for `partner`, applies the partner's rules in the spec's
     /// order (off-ramp, currency, network, wallet), then mints, signs and stores
@@ -30,6 +47,103 @@ impl SessionService {
         body: &[u8],
     ) -> Result<CreatedSession, Rejection> {
         let request = SessionRequest::decode(body, partner)?;
+        let created = self.prepare_session(partner, request).await?;
+        self.ports
+            .sessions
+            .insert_session(&created.session)
+            .await
+            .map_err(store_rejection)?;
+        Ok(created)
+    }
+
+    /// `POST /widget/session` with its `Idempotency-Key` header values
+    /// (`key_header`, empty without one). Without a key this is
+    /// [`Self::create_session`]. With one, after the body and the key are
+    /// validated: an answer stored under the key for the same request is
+    /// replayed, one for a different request is `idempotency_key_reused`;
+    /// otherwise the session is created and its answer (`render`ed) stored
+    /// with it in one write. A concurrent request with the key that wins the
+    /// write makes this one replay its answer.
+    pub async fn open_session(
+        &self,
+        partner: &Partner,
+        body: &[u8],
+        key_header: &[&[u8]],
+        render: RenderAnswer<'_>,
+    ) -> Result<SessionAnswer, Rejection> {
+        let object = Object::parse(body)?;
+        let request = SessionRequest::from_object(&object, partner)?;
+        let Some(key) = IdempotencyKey::from_header(key_header)? else {
+            let created = self.prepare_session(partner, request).await?;
+            self.ports
+                .sessions
+                .insert_session(&created.session)
+                .await
+                .map_err(store_rejection)?;
+            return Ok(SessionAnswer::Created(render(&created)));
+        };
+        let fingerprint = Fingerprint::of(&object);
+        let created_since = self
+            .ports
+            .clock
+            .now()
+            .plus_seconds(-self.settings.idempotency_ttl_seconds);
+        if let Some(stored) = self.stored_answer(partner, &key, created_since).await? {
+            return replay(stored, fingerprint);
+        }
+
+        let created = self.prepare_session(partner, request).await?;
+        let body = render(&created);
+        let keyed = KeyedAnswer {
+            key,
+            answer: StoredAnswer {
+                fingerprint,
+                body: Arc::from(body.as_slice()),
+            },
+            replaces_before: created_since,
+        };
+        let written = self
+            .ports
+            .idempotency
+            .insert_keyed_session(&created.session, &keyed)
+            .await
+            .map_err(store_rejection)?;
+        match written {
+            KeyedInsert::Inserted => Ok(SessionAnswer::Created(body)),
+            KeyedInsert::KeyTaken => {
+                match self
+                    .stored_answer(partner, &keyed.key, created_since)
+                    .await?
+                {
+                    Some(stored) => replay(stored, fingerprint),
+                    // The winner wrote nothing after all (it failed), or its
+                    // answer expired this very instant: a retry will settle it.
+                    None => Err(Rejection::of(ErrorKind::IdempotencyKeyInUse)),
+                }
+            }
+        }
+    }
+
+    async fn stored_answer(
+        &self,
+        partner: &Partner,
+        key: &IdempotencyKey,
+        created_since: crate::time::Timestamp,
+    ) -> Result<Option<StoredAnswer>, Rejection> {
+        self.ports
+            .idempotency
+            .idempotent_answer(&partner.id, key, created_since)
+            .await
+            .map_err(store_rejection)
+    }
+
+    /// The partner's rules in the spec's order (off-ramp, currency, network,
+    /// wallet), then the session minted and signed, not yet stored.
+    async fn prepare_session(
+        &self,
+        partner: &Partner,
+        request: SessionRequest,
+    ) -> Result<CreatedSession, Rejection> {
         let view = &partner.widget.view;
         if request.tx_type == TxType::Sell && !partner.offramp_enabled {
             return Err(Rejection::of(ErrorKind::OfframpDisabled));
@@ -103,17 +217,20 @@ impl SessionService {
         session.signature = partner
             .signing
             .sign(&signed_fields(&session, id_text, widget_id_text));
-        let session = Arc::new(session);
-
-        self.ports
-            .sessions
-            .insert_session(&session)
-            .await
-            .map_err(store_rejection)?;
         Ok(CreatedSession {
-            session,
+            session: Arc::new(session),
             init_token: minted.token,
         })
+    }
+}
+
+/// The stored answer again when the request is the same one; otherwise the
+/// key was reused for a different request.
+fn replay(stored: StoredAnswer, fingerprint: Fingerprint) -> Result<SessionAnswer, Rejection> {
+    if stored.fingerprint == fingerprint {
+        Ok(SessionAnswer::Replayed(stored.body))
+    } else {
+        Err(Rejection::of(ErrorKind::IdempotencyKeyReused))
     }
 }
 
@@ -324,5 +441,221 @@ mod tests {
         );
         assert_ne!(a.init_token, b.init_token);
         assert_ne!(a.session.signature, b.session.signature);
+    }
+
+    mod idempotency {
+        use super::*;
+        use crate::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+        use crate::json::Object;
+        use crate::ports::KeyedInsert;
+        use crate::service::SessionAnswer;
+        use crate::service::fixtures::IDEMPOTENCY_TTL_SECONDS;
+
+        const KEY: &[&[u8]] = &[b"retry-7"];
+
+        /// The answer body: the session's id, so a test can tell whose it is.
+        fn render(created: &CreatedSession) -> Vec<u8> {
+            created.session.id_text().into_bytes()
+        }
+
+        fn seed_fingerprint() -> Fingerprint {
+            Fingerprint::of(&Object::parse(SEED.as_bytes()).expect("seed"))
+        }
+
+        fn stored(fingerprint: Fingerprint, body: &[u8]) -> StoredAnswer {
+            StoredAnswer {
+                fingerprint,
+                body: Arc::from(body),
+            }
+        }
+
+        fn open(mocks: Mocks, body: &str, key: &[&[u8]]) -> Result<SessionAnswer, Rejection> {
+            block_on(
+                mocks
+                    .service()
+                    .open_session(&partner(), body.as_bytes(), key, &render),
+            )
+        }
+
+        #[test]
+        fn without_a_key_nothing_is_looked_up_or_kept() {
+            let mut mocks = Mocks::new();
+            let written = capturing_store(&mut mocks);
+            mocks.idempotency.expect_idempotent_answer().never();
+            mocks.idempotency.expect_insert_keyed_session().never();
+            let answer = open(mocks, SEED, &[]).expect("created");
+            let session = written.lock().expect("lock")[0].clone();
+            assert_eq!(
+                answer,
+                SessionAnswer::Created(session.id_text().into_bytes())
+            );
+        }
+
+        #[test]
+        fn a_new_key_is_written_with_its_session_and_answer() {
+            let mut mocks = Mocks::new();
+            mocks.sessions.expect_insert_session().never();
+            let asked_since = Arc::new(Mutex::new(None));
+            let asked = asked_since.clone();
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .times(1)
+                .returning(move |partner, key, since| {
+                    assert_eq!(partner.as_str(), "acme");
+                    assert_eq!(key.as_str(), "retry-7");
+                    *asked.lock().expect("lock") = Some(since);
+                    Ok(None)
+                });
+            let keyed: Captured<(Arc<Session>, KeyedAnswer)> = Arc::default();
+            let sink = keyed.clone();
+            mocks
+                .idempotency
+                .expect_insert_keyed_session()
+                .times(1)
+                .returning(move |session, answer| {
+                    sink.lock()
+                        .expect("lock")
+                        .push((session.clone(), answer.clone()));
+                    Ok(KeyedInsert::Inserted)
+                });
+            let answer = open(mocks, SEED, KEY).expect("created");
+            let (session, written) = keyed.lock().expect("lock")[0].clone();
+            let body = session.id_text().into_bytes();
+            assert_eq!(answer, SessionAnswer::Created(body.clone()));
+            assert_eq!(written.key.as_str(), "retry-7");
+            assert_eq!(written.answer, stored(seed_fingerprint(), &body));
+            let cutoff =
+                Timestamp::from_unix_micros(NOW_MICROS).plus_seconds(-IDEMPOTENCY_TTL_SECONDS);
+            assert_eq!(written.replaces_before, cutoff);
+            assert_eq!(
+                *asked_since.lock().expect("lock"),
+                Some(cutoff),
+                "expired answers are not replayed"
+            );
+        }
+
+        #[test]
+        fn the_same_request_replays_without_creating_anything() {
+            let mut mocks = Mocks::new();
+            let mut wallets = MockWalletDirectory::new();
+            wallets.expect_resolve().never();
+            mocks.wallets = Some(wallets);
+            mocks.sessions.expect_insert_session().never();
+            mocks.idempotency.expect_insert_keyed_session().never();
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"first answer"))));
+            // Key order and whitespace differ; the request is the same.
+            let reordered = r#"{ "client_ip":"203.0.113.42", "type":"buy", "amount":"100", "currency":"USDT",
+                "network":"TRC20", "user_email":"user@example.com", "partner_user_id":"user-123" }"#;
+            let answer = open(mocks, reordered, KEY).expect("replayed");
+            assert_eq!(
+                answer,
+                SessionAnswer::Replayed(Arc::from(&b"first answer"[..]))
+            );
+        }
+
+        #[test]
+        fn a_different_request_is_refused_before_the_partner_rules() {
+            let mut mocks = Mocks::new();
+            mocks.idempotency.expect_insert_keyed_session().never();
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"first answer"))));
+            // This body would also fail the currency rule, which comes later.
+            let body = SEED.replace("USDT", "BTC");
+            let refusal = open(mocks, &body, KEY).expect_err("reused");
+            assert_eq!(refusal.kind(), ErrorKind::IdempotencyKeyReused);
+        }
+
+        #[test]
+        fn body_errors_come_before_the_key_and_the_key_before_the_store() {
+            let cases: [(&str, &[&[u8]], ErrorKind); 4] = [
+                ("{", &[b""], ErrorKind::DecodeError),
+                (r#"{"amount":"1"}"#, &[b""], ErrorKind::MissingParam),
+                (SEED, &[b""], ErrorKind::ValidationError),
+                (SEED, &[b"a", b"b"], ErrorKind::ValidationError),
+            ];
+            for (body, key, kind) in cases {
+                let mut mocks = Mocks::new();
+                mocks.idempotency.expect_idempotent_answer().never();
+                mocks.idempotency.expect_insert_keyed_session().never();
+                let refusal = open(mocks, body, key).expect_err("refused");
+                assert_eq!(refusal.kind(), kind, "{body}");
+                if body == SEED {
+                    assert!(
+                        refusal.message().starts_with("Idempotency-Key"),
+                        "{}",
+                        refusal.message()
+                    );
+                }
+            }
+        }
+
+        #[test]
+        fn a_refused_request_keeps_nothing() {
+            let mut mocks = Mocks::new();
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .returning(|_, _, _| Ok(None));
+            mocks.idempotency.expect_insert_keyed_session().never();
+            let refusal = open(mocks, &SEED.replace("TRC20", "ERC20"), KEY).expect_err("no wallet");
+            assert_eq!(refusal.kind(), ErrorKind::WalletNotSupported);
+        }
+
+        #[test]
+        fn losing_the_write_to_a_concurrent_request_replays_or_refuses() {
+            let other = Fingerprint::from_bytes([7; 32]);
+            let cases = [
+                (
+                    Some(stored(seed_fingerprint(), b"winner")),
+                    Ok(SessionAnswer::Replayed(Arc::from(&b"winner"[..]))),
+                ),
+                (
+                    Some(stored(other, b"winner")),
+                    Err(ErrorKind::IdempotencyKeyReused),
+                ),
+                (None, Err(ErrorKind::IdempotencyKeyInUse)),
+            ];
+            for (winner, expected) in cases {
+                let mut mocks = Mocks::new();
+                let mut lookups = 0;
+                mocks
+                    .idempotency
+                    .expect_idempotent_answer()
+                    .times(2)
+                    .returning(move |_, _, _| {
+                        lookups += 1;
+                        Ok(if lookups == 1 { None } else { winner.clone() })
+                    });
+                mocks
+                    .idempotency
+                    .expect_insert_keyed_session()
+                    .times(1)
+                    .returning(|_, _| Ok(KeyedInsert::KeyTaken));
+                let answer = open(mocks, SEED, KEY).map_err(|refusal| refusal.kind());
+                assert_eq!(answer, expected);
+            }
+        }
+
+        #[test]
+        fn quoted_and_bare_keys_are_one_key() {
+            for header in [&b"retry-7"[..], &b"\"retry-7\""[..]] {
+                let mut mocks = Mocks::new();
+                mocks
+                    .idempotency
+                    .expect_idempotent_answer()
+                    .withf(|_, key, _| *key == IdempotencyKey::parse(b"retry-7").expect("key"))
+                    .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"a"))));
+                assert!(matches!(
+                    open(mocks, SEED, &[header]),
+                    Ok(SessionAnswer::Replayed(_))
+                ));
+            }
+        }
     }
 }

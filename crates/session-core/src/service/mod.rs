@@ -10,7 +10,7 @@ mod redeem;
 
 use std::sync::Arc;
 
-pub use create::CreatedSession;
+pub use create::{CreatedSession, RenderAnswer, SessionAnswer};
 pub use events::EventReport;
 pub use follow::Following;
 
@@ -18,7 +18,8 @@ use crate::access::TrustedProxies;
 use crate::error::{ErrorKind, Rejection};
 use crate::init_token::TokenKeys;
 use crate::ports::{
-    PartnerDirectory, SessionStore, StatusFeed, StoreError, UpstreamError, WalletDirectory,
+    IdempotencyStore, PartnerDirectory, SessionStore, StatusFeed, StoreError, UpstreamError,
+    WalletDirectory,
 };
 use crate::provider::ProviderKey;
 use crate::random::Random;
@@ -31,7 +32,12 @@ pub struct Settings {
     pub init_token_ttl_seconds: i64,
     /// The proxies whose `X-Forwarded-For` names the partner API's caller.
     pub trusted_proxies: TrustedProxies,
+    /// How long an answer stays replayable under its `Idempotency-Key`.
+    pub idempotency_ttl_seconds: i64,
 }
+
+/// `--idempotency-ttl`'s default: a day, as the IETF draft suggests.
+pub const DEFAULT_IDEMPOTENCY_TTL_SECONDS: i64 = 24 * 3_600;
 
 /// The adapters the use cases run on, chosen once at the composition root.
 #[derive(Clone)]
@@ -39,6 +45,8 @@ pub struct Ports {
     pub partners: Arc<dyn PartnerDirectory>,
     pub wallets: Arc<dyn WalletDirectory>,
     pub sessions: Arc<dyn SessionStore>,
+    /// Answers kept under `Idempotency-Key`s.
+    pub idempotency: Arc<dyn IdempotencyStore>,
     /// Live changes of transactions, for `GET /ws`.
     pub feed: Arc<dyn StatusFeed>,
     pub clock: Arc<dyn Clock>,
@@ -105,10 +113,14 @@ pub(crate) mod fixtures {
     use super::*;
     use crate::partner::Partner;
     use crate::ports::{
-        ConfiguredWallets, MockPartnerDirectory, MockSessionStore, MockWalletDirectory,
+        ConfiguredWallets, MockIdempotencyStore, MockPartnerDirectory, MockSessionStore,
+        MockWalletDirectory,
     };
     use crate::secret::Secret;
     pub use crate::testing::{CountingRandom, FixedClock, NOW_MICROS, example_partner, token_keys};
+
+    /// The fixtures' `--idempotency-ttl`.
+    pub const IDEMPOTENCY_TTL_SECONDS: i64 = 600;
 
     pub fn partner() -> Arc<Partner> {
         Arc::new(example_partner("acme").build().expect("fixture partner"))
@@ -119,6 +131,7 @@ pub(crate) mod fixtures {
         pub partners: MockPartnerDirectory,
         pub wallets: Option<MockWalletDirectory>,
         pub sessions: MockSessionStore,
+        pub idempotency: MockIdempotencyStore,
         pub feed: ScriptedFeed,
     }
 
@@ -128,6 +141,7 @@ pub(crate) mod fixtures {
                 partners: MockPartnerDirectory::new(),
                 wallets: None,
                 sessions: MockSessionStore::new(),
+                idempotency: MockIdempotencyStore::new(),
                 feed: ScriptedFeed::default(),
             }
         }
@@ -141,6 +155,7 @@ pub(crate) mod fixtures {
                 partners: Arc::new(self.partners),
                 wallets,
                 sessions: Arc::new(self.sessions),
+                idempotency: Arc::new(self.idempotency),
                 feed: Arc::new(self.feed),
                 clock: Arc::new(FixedClock::default()),
                 random: Arc::new(CountingRandom::default()),
@@ -153,6 +168,7 @@ pub(crate) mod fixtures {
                 Settings {
                     init_token_ttl_seconds: 3_600,
                     trusted_proxies: TrustedProxies::default(),
+                    idempotency_ttl_seconds: IDEMPOTENCY_TTL_SECONDS,
                 },
             )
         }

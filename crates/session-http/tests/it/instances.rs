@@ -117,3 +117,86 @@ async fn a_change_applied_on_one_instance_reaches_a_subscriber_on_the_other() {
     );
     assert!(started.elapsed() < Duration::from_secs(1));
 }
+
+/// 16 requests with one `Idempotency-Key`, 8 on each of two instances, at
+/// once: one transaction, and every answer is its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_on_two_instances_creates_one_transaction() {
+    let Some((_database, a, b)) = two_instances().await else {
+        return;
+    };
+    let servers = Arc::new([a, b]);
+    for round in 0..5 {
+        let key = format!("spread-{round}");
+        let requests: Vec<_> = (0..16)
+            .map(|i| {
+                let servers = Arc::clone(&servers);
+                let key = key.clone();
+                tokio::spawn(async move {
+                    let server = &servers[i % 2];
+                    server
+                        .request(Method::POST, "/widget/session")
+                        .bearer(&server.tokens.acme)
+                        .header("idempotency-key", &key)
+                        .json(SEED_BODY)
+                        .send()
+                        .await
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for request in requests {
+            answers.push(request.await.expect("task"));
+        }
+        let created: Vec<_> = answers
+            .iter()
+            .filter(|a| a.status == 200 && a.header("idempotent-replayed").is_none())
+            .collect();
+        assert_eq!(created.len(), 1, "round {round}: one creates");
+        for answer in &answers {
+            match answer.status.as_u16() {
+                200 => assert_eq!(answer.body, created[0].body, "round {round}"),
+                _ => answer.assert_error(409, "conflict", "idempotency_key_in_use"),
+            }
+        }
+    }
+}
+
+/// A key's answer survives a restart: a new instance on the same database
+/// replays it byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_after_a_restart_returns_the_same_bytes() {
+    let Some(database) = TestDatabase::create().await else {
+        return;
+    };
+    let first = TestServer::start(
+        Arc::new(PgStore::connect(database.config()).await.expect("connect")),
+        Options::standard(),
+    )
+    .await;
+    let send = |server: &TestServer| {
+        server
+            .request(Method::POST, "/widget/session")
+            .bearer(&server.tokens.acme)
+            .header("idempotency-key", "survives")
+            .json(SEED_BODY)
+            .send()
+    };
+    let created = send(&first).await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    first.stop().await;
+
+    let restarted = TestServer::start(
+        Arc::new(
+            PgStore::connect(database.config())
+                .await
+                .expect("reconnect"),
+        ),
+        Options::standard(),
+    )
+    .await;
+    let replayed = send(&restarted).await;
+    assert_eq!(replayed.status, 200, "{:?}", replayed.body);
+    assert_eq!(replayed.body, created.body);
+    assert_eq!(replayed.header("idempotent-replayed"), Some("true"));
+}

@@ -1,5 +1,6 @@
 //! The HTTP test suite: one binary, run against every store.
 
+mod idempotency;
 mod instances;
 mod lifecycle;
 mod live;
@@ -58,6 +59,13 @@ macro_rules! all_cases {
             live::ws_pings_and_drops_silent_clients,
             live::ws_client_data_is_ignored_and_large_frames_close_1009,
             live::ws_shutdown_closes_1001,
+            idempotency::idempotency_replays_the_same_bytes,
+            idempotency::idempotency_different_request_or_partner,
+            idempotency::idempotency_bad_keys_name_the_header,
+            idempotency::idempotency_errors_are_not_stored,
+            idempotency::idempotency_concurrent_requests_create_one,
+            idempotency::idempotency_keys_expire_after_the_ttl,
+            idempotency::without_a_key_nothing_is_deduplicated,
         );
     };
 }

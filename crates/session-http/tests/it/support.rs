@@ -13,10 +13,11 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
+use session_core::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
 use session_core::partner::{Partner, PartnerId, PartnerSpec};
 use session_core::ports::{
-    ConfiguredWallets, EventApplied, PartnerRegistry, Redemption, SessionStore, StoreError,
-    UpstreamError, WalletDirectory,
+    ConfiguredWallets, EventApplied, IdempotencyStore, KeyedInsert, PartnerRegistry, Redemption,
+    SessionStore, StoreError, UpstreamError, WalletDirectory,
 };
 use session_core::provider::ProviderKey;
 use session_core::random::Random;
@@ -98,6 +99,37 @@ impl<S: TestStore> SessionStore for FaultyStore<S> {
     }
     async fn status_events(&self, id: Uuid) -> Result<Vec<StatusChanged>, StoreError> {
         self.0.status_events(id).await
+    }
+}
+
+/// Keyed creations fail the same way as plain ones.
+#[async_trait]
+impl<S: TestStore> IdempotencyStore for FaultyStore<S> {
+    async fn idempotent_answer(
+        &self,
+        partner: &PartnerId,
+        key: &IdempotencyKey,
+        created_since: Timestamp,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        self.0.idempotent_answer(partner, key, created_since).await
+    }
+    async fn insert_keyed_session(
+        &self,
+        session: &Arc<Session>,
+        keyed: &KeyedAnswer,
+    ) -> Result<KeyedInsert, StoreError> {
+        match session.user.partner_user_id.as_str() {
+            "fail-unavailable" => Err(StoreError::Unavailable("connection refused (test)".into())),
+            "fail-db" => Err(StoreError::Failed("syntax error at or near (test)".into())),
+            _ => self.0.insert_keyed_session(session, keyed).await,
+        }
+    }
+    async fn reap_idempotency_keys(
+        &self,
+        created_before: Timestamp,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        self.0.reap_idempotency_keys(created_before, limit).await
     }
 }
 
@@ -225,6 +257,7 @@ impl TestServer {
             partners: store.clone(),
             wallets: Arc::new(ScriptedWallets),
             sessions: Arc::new(FaultyStore(store.clone())),
+            idempotency: Arc::new(FaultyStore(store.clone())),
             feed: store.clone(),
             clock: clock.clone(),
             random,
@@ -242,6 +275,7 @@ impl TestServer {
                         .map(|p| IpRange::parse(p).expect("trusted proxy range"))
                         .collect(),
                 ),
+                idempotency_ttl_seconds: session_core::service::DEFAULT_IDEMPOTENCY_TTL_SECONDS,
             },
         );
         let config = HttpConfig {

@@ -1,0 +1,306 @@
+//! `Idempotency-Key` on `POST /widget/session`: the key's syntax, the
+//! fingerprint that decides whether a retry is "the same request", and the
+//! answer a store keeps under a key.
+//!
+//! Two requests are the same when their decoded bodies hold the same members
+//! with the same values: key order, whitespace and JSON escapes do not matter
+//! (`"\u0041"` is `"A"`), a member's presence does (an absent `type` is not
+//! `"type": "buy"`, even when `buy` is the default, because a later change of
+//! the default would make them differ).
+
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Rejection;
+use crate::json::{Object, Value};
+use crate::time::Timestamp;
+
+/// The header's name, as messages show it.
+pub const HEADER: &str = "Idempotency-Key";
+
+/// The longest key, in characters, after unquoting.
+pub const MAX_KEY_LEN: usize = 255;
+
+/// A partner's idempotency key: 1 to 255 printable ASCII characters.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(Box<str>);
+
+impl IdempotencyKey {
+    /// Reads the header's values (every `Idempotency-Key` line of the
+    /// request). `None` when there is none; a `validation_error` naming the
+    /// header when there are several or the value is not a key.
+    ///
+    /// A value may be given bare (`abc`) or, as the IETF draft defines it, as
+    /// a Structured Fields string (`"abc"`, with `\"` and `\\` escapes); both
+    /// name the same key.
+    pub fn from_header(values: &[&[u8]]) -> Result<Option<Self>, Rejection> {
+        match values {
+            [] => Ok(None),
+            [value] => Self::parse(value)
+                .map(Some)
+                .map_err(|why| Rejection::invalid(HEADER, why)),
+            _ => Err(Rejection::invalid(HEADER, "must be given once")),
+        }
+    }
+
+    /// Parses one header value.
+    pub fn parse(value: &[u8]) -> Result<Self, &'static str> {
+        let key = match value {
+            [b'"', inner @ .., b'"'] => unquote(inner)?,
+            [b'"', ..] => return Err("a quoted key must end with a quote"),
+            bare => String::from_utf8(bare.to_vec()).map_err(|_| "must be printable ASCII")?,
+        };
+        if key.is_empty() {
+            return Err("must not be empty");
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err("must be at most 255 characters");
+        }
+        if !key.bytes().all(|b| (0x20..=0x7e).contains(&b)) {
+            return Err("must be printable ASCII");
+        }
+        Ok(Self(key.into_boxed_str()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The content of a Structured Fields string: `\"` and `\\` are the only
+/// escapes; a bare quote or any other backslash is malformed.
+fn unquote(inner: &[u8]) -> Result<String, &'static str> {
+    let mut out = String::with_capacity(inner.len());
+    let mut bytes = inner.iter();
+    while let Some(&byte) = bytes.next() {
+        let unescaped = match byte {
+            b'\\' => match bytes.next() {
+                Some(&escaped @ (b'"' | b'\\')) => escaped,
+                _ => return Err("a quoted key may only escape '\"' and '\\'"),
+            },
+            b'"' => return Err("a quoted key must escape its quotes"),
+            other => other,
+        };
+        if !(0x20..=0x7e).contains(&unescaped) {
+            return Err("must be printable ASCII");
+        }
+        out.push(char::from(unescaped));
+    }
+    Ok(out)
+}
+
+impl fmt::Debug for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keys are the partner's, not secrets, but they can be long: show a
+        // bounded prefix.
+        let shown: String = self.0.chars().take(32).collect();
+        write!(f, "IdempotencyKey({shown:?})")
+    }
+}
+
+/// SHA-256 over a canonical encoding of a decoded request body.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; 32]);
+
+impl Fingerprint {
+    /// The fingerprint of `object`'s members. The encoding sorts members by
+    /// name and frames every name and value with its length and kind, so two
+    /// different member sets can never encode alike.
+    pub fn of(object: &Object<'_>) -> Self {
+        let mut members: Vec<(&str, &Value<'_>)> = object.members().collect();
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut hash = Sha256::new();
+        hash.update(u64_bytes(members.len()));
+        for (name, value) in members {
+            hash.update(u64_bytes(name.len()));
+            hash.update(name.as_bytes());
+            match value {
+                Value::Str(text) => {
+                    hash.update([b's']);
+                    hash.update(u64_bytes(text.len()));
+                    hash.update(text.as_bytes());
+                }
+                Value::Null => hash.update([b'n']),
+                // A value of another type is refused by every field that reads
+                // it; only a field the partner's configuration ignores may hold
+                // one, and its content does not change the request.
+                Value::Other(kind) => {
+                    hash.update([b'o']);
+                    hash.update(u64_bytes(kind.len()));
+                    hash.update(kind.as_bytes());
+                }
+            }
+        }
+        Self(hash.finalize().into())
+    }
+
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+fn u64_bytes(n: usize) -> [u8; 8] {
+    u64::try_from(n).unwrap_or(u64::MAX).to_be_bytes()
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// An answer kept under a key: what a replay sends back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub fingerprint: Fingerprint,
+    /// The `200` body, byte for byte.
+    pub body: Arc<[u8]>,
+}
+
+/// What a store writes under a key together with the session it created.
+#[derive(Debug, Clone)]
+pub struct KeyedAnswer {
+    pub key: IdempotencyKey,
+    pub answer: StoredAnswer,
+    /// An answer already stored under the key and created before this is
+    /// expired: the new one replaces it.
+    pub replaces_before: Timestamp,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn key(value: &str) -> Result<String, &'static str> {
+        IdempotencyKey::parse(value.as_bytes()).map(|k| k.as_str().to_owned())
+    }
+
+    fn fingerprint(body: &str) -> Fingerprint {
+        Fingerprint::of(&Object::parse(body.as_bytes()).expect("object"))
+    }
+
+    #[test]
+    fn keys_are_bare_or_structured_field_strings() {
+        assert_eq!(key("retry-42").as_deref(), Ok("retry-42"));
+        assert_eq!(key("\"retry-42\"").as_deref(), Ok("retry-42"));
+        assert_eq!(key("\"a \\\"b\\\" \\\\c\"").as_deref(), Ok("a \"b\" \\c"));
+        assert_eq!(key("with space").as_deref(), Ok("with space"));
+        assert_eq!(key(&"k".repeat(255)).map(|k| k.len()), Ok(255));
+        assert_eq!(
+            key(&format!("\"{}\"", "k".repeat(255))).map(|k| k.len()),
+            Ok(255),
+            "the limit applies to the key, not its quotes"
+        );
+    }
+
+    #[test]
+    fn malformed_keys_are_refused() {
+        for bad in [
+            "",
+            "\"\"",
+            "\"open",
+            "\"a\"b\"",
+            "\"a\\nb\"",
+            "tab\there",
+            "caf\u{e9}",
+            "\u{7f}",
+        ] {
+            assert!(key(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(key(&"k".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn the_header_is_optional_but_never_repeated() {
+        assert_eq!(IdempotencyKey::from_header(&[]), Ok(None));
+        let refusal = IdempotencyKey::from_header(&[b"a", b"b"]).expect_err("twice");
+        assert!(refusal.message().starts_with("Idempotency-Key"));
+        let refusal = IdempotencyKey::from_header(&[b""]).expect_err("empty");
+        assert_eq!(refusal.kind(), crate::ErrorKind::ValidationError);
+        assert!(refusal.message().starts_with("Idempotency-Key"));
+    }
+
+    #[test]
+    fn order_whitespace_and_escapes_do_not_change_the_fingerprint() {
+        let a = fingerprint(r#"{"amount":"100","currency":"USDT"}"#);
+        assert_eq!(
+            a,
+            fingerprint(r#"{ "currency" : "USDT",  "amount":"100" }"#)
+        );
+        assert_eq!(
+            a,
+            fingerprint(r#"{"amount":"1\u0030\u0030","currency":"USDT"}"#)
+        );
+    }
+
+    #[test]
+    fn values_names_and_presence_change_the_fingerprint() {
+        let a = fingerprint(r#"{"amount":"100","currency":"USDT"}"#);
+        for other in [
+            r#"{"amount":"100.0","currency":"USDT"}"#,
+            r#"{"amount":"100","currency":"USDC"}"#,
+            r#"{"amount":"100","currency":"USDT","type":"buy"}"#,
+            r#"{"amount":"100","currency":"USDT","type":null}"#,
+            r#"{"amount":"100"}"#,
+            r#"{"amount":"100","currenc":"USDT"}"#,
+            // The framing keeps a name's end apart from its value's start.
+            r#"{"amount":"100","currencyU":"SDT"}"#,
+        ] {
+            assert_ne!(a, fingerprint(other), "{other}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn member_order_never_matters(
+            members in proptest::collection::btree_map("[a-z]{1,8}", "[ -~]{0,12}", 0..8),
+            seed in any::<u64>(),
+        ) {
+            let mut listed: Vec<(String, String)> = members.into_iter().collect();
+            let encode = |list: &[(String, String)]| {
+                let map: Vec<String> = list
+                    .iter()
+                    .map(|(k, v)| format!("{}:{}", serde_json::to_string(k).expect("k"), serde_json::to_string(v).expect("v")))
+                    .collect();
+                format!("{{{}}}", map.join(","))
+            };
+            let forward = fingerprint(&encode(&listed));
+            // A deterministic shuffle from the seed.
+            let len = listed.len();
+            let mut state = seed;
+            for i in (1..len).rev() {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                let j = usize::try_from(state >> 33).unwrap_or(0) % (i + 1);
+                listed.swap(i, j);
+            }
+            prop_assert_eq!(forward, fingerprint(&encode(&listed)));
+        }
+
+        #[test]
+        fn different_string_values_differ(
+            name in "[a-z]{1,8}",
+            a in "[ -~]{0,16}",
+            b in "[ -~]{0,16}",
+        ) {
+            prop_assume!(a != b);
+            let body = |v: &str| format!("{{{}:{}}}", serde_json::to_string(&name).expect("n"), serde_json::to_string(v).expect("v"));
+            prop_assert_ne!(fingerprint(&body(&a)), fingerprint(&body(&b)));
+        }
+
+        #[test]
+        fn parsing_never_panics_and_accepted_keys_are_printable(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(key) = IdempotencyKey::parse(&bytes) {
+                prop_assert!((1..=MAX_KEY_LEN).contains(&key.as_str().len()));
+                prop_assert!(key.as_str().bytes().all(|b| (0x20..=0x7e).contains(&b)));
+            }
+        }
+    }
+}
