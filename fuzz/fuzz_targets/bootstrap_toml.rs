@@ -101,7 +101,10 @@ fn render(partners: &[Partner]) -> String {
             out += "webhook_url = \"https://hooks.example/x\"\n";
             if let Some(s) = secret {
                 // `wh-0` or `wh-1`, base64 after the prefix as Standard Webhooks wants.
-                out += &format!("webhook_secret = \"whsec_d2gtM{}==\"\n", ["A", "Q"][usize::from(s % 2)]);
+                out += &format!(
+                    "webhook_secret = \"whsec_d2gtM{}==\"\n",
+                    ["A", "Q"][usize::from(s % 2)]
+                );
             }
         }
         out += "[partner.widget]\nwidget_id = \"fb359d09-fff6-4b1f-906c-b9062b135065\"\n";

@@ -9,7 +9,8 @@
 //! created earlier in the same input, or anything),
 //! peer address, `Authorization` (each issued token, revoked/expired ones, or
 //! raw bytes), `Content-Type`, `Origin`, `X-Forwarded-For`, `X-Request-Id`,
-//! `X-Signature`, extra headers, and a body (the seed session request or an
+//! `X-Signature`, `Idempotency-Key` (a few shared keys, one of them also
+//! quoted, or raw bytes), extra headers, and a body (the seed session request or an
 //! init/event body for an earlier session, with field edits, or raw bytes).
 //!
 //! Structured inputs start with one known-good session (the seed request as
@@ -24,11 +25,14 @@
 //! (or followed over a WebSocket, 101) only by the partner that created it; `/widget/init` answers 200 only when
 //! the body presents exactly the created session's fields and signature, at
 //! most once per session; a provider event is applied only with a valid
-//! signature. Afterwards each session the input created still redeems (once)
+//! signature. A session answer marked `Idempotent-Replayed` repeats, byte for
+//! byte, the earlier answer its partner got under that key; a key creates
+//! at most one session per partner, and `idempotency_key_reused` names only
+//! keys that hold an answer. Afterwards each session the input created still redeems (once)
 //! with its exact fields, and a fresh connection still gets answers.
 #![no_main]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -36,6 +40,7 @@ use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request};
 use http_body_util::Full;
 use libfuzzer_sys::fuzz_target;
+use session_core::idempotency::IdempotencyKey;
 use session_fuzz::world::{Answer, ITERATION_BUDGET, World, check_error_body, runtime};
 use uuid::Uuid;
 
@@ -115,8 +120,18 @@ struct Req {
     xff: Option<String>,
     request_id: Option<Vec<u8>>,
     signature: Option<Signature>,
+    idempotency_key: Option<KeyChoice>,
     extra: Option<(String, Vec<u8>)>,
     body: Body,
+}
+
+/// Shared keys, so requests of one input meet each other's answers.
+const KEYS: [&[u8]; 3] = [b"k1", b"k2", b"\"k1\""];
+
+#[derive(Arbitrary, Debug)]
+enum KeyChoice {
+    Pool(u8),
+    Raw(Vec<u8>),
 }
 
 #[derive(Arbitrary, Debug)]
@@ -253,6 +268,8 @@ fn escape(text: &str) -> String {
 struct Iteration<'a> {
     world: &'a World,
     created: Vec<Created>,
+    /// The answer each (partner, idempotency key) got, byte for byte.
+    keyed: HashMap<(usize, String), Bytes>,
 }
 
 impl Iteration<'_> {
@@ -311,6 +328,7 @@ impl Iteration<'_> {
             path: path.clone(),
             query: None,
             method: method.clone(),
+            idempotency_key: None,
         };
         let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
         let mut header = |name: &str, value: &[u8]| {
@@ -374,6 +392,14 @@ impl Iteration<'_> {
             header("x-request-id", id);
             sent.presented_request_id = Some(id.clone());
         }
+        if let Some(choice) = &req.idempotency_key {
+            let value = match choice {
+                KeyChoice::Pool(i) => KEYS[usize::from(*i) % KEYS.len()].to_vec(),
+                KeyChoice::Raw(bytes) => bytes.clone(),
+            };
+            header("idempotency-key", &value);
+            sent.idempotency_key = Some(value);
+        }
         if let Some((name, value)) = &req.extra {
             let lower = name.to_ascii_lowercase();
             let framing = [
@@ -383,6 +409,8 @@ impl Iteration<'_> {
                 "expect",
                 "te",
                 "host",
+                // Sent (and tracked) as its own field.
+                "idempotency-key",
             ];
             if !framing.contains(&lower.as_str()) {
                 header(name, value);
@@ -454,6 +482,8 @@ struct Sent {
     path: String,
     query: Option<String>,
     method: http::Method,
+    /// The `Idempotency-Key` header's value, when one was sent.
+    idempotency_key: Option<Vec<u8>>,
 }
 
 fn init_body(created: &serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
@@ -529,13 +559,19 @@ fn check_structured(it: &mut Iteration<'_>, sent: &Sent, answer: &Answer) {
     if answer.status == 101 {
         // A WebSocket only for the partner that owns the transaction, with an
         // active token.
-        let partner = sent.partner.expect("a WebSocket opened without an active token");
+        let partner = sent
+            .partner
+            .expect("a WebSocket opened without an active token");
         let id = sent
             .query
             .as_deref()
             .and_then(|query| query.strip_prefix("tx_id="))
             .and_then(|id| Uuid::try_parse(id).ok());
-        let owner = it.created.iter().find(|c| Some(c.id) == id).map(|c| c.partner);
+        let owner = it
+            .created
+            .iter()
+            .find(|c| Some(c.id) == id)
+            .map(|c| c.partner);
         assert_eq!(
             (sent.method.as_str(), sent.path.as_str(), owner),
             ("GET", "/ws", Some(partner)),
@@ -546,7 +582,41 @@ fn check_structured(it: &mut Iteration<'_>, sent: &Sent, answer: &Answer) {
         );
         return;
     }
+    // The partner and key an answer may be kept under.
+    let slot = sent.partner.zip(
+        sent.idempotency_key
+            .as_deref()
+            .and_then(|raw| IdempotencyKey::parse(raw).ok())
+            .map(|key| key.as_str().to_owned()),
+    );
+    if answer.status == 409 && answer.json()["code"] == "idempotency_key_reused" {
+        let slot = slot.expect("idempotency_key_reused without a valid key and token");
+        assert!(
+            it.keyed.contains_key(&slot),
+            "idempotency_key_reused for a key that holds no answer"
+        );
+    }
     if answer.status != 200 {
+        return;
+    }
+    let replayed = answer.header("idempotent-replayed") == Some("true");
+    if replayed || slot.is_some() {
+        assert_eq!(
+            (sent.method.as_str(), sent.path.as_str()),
+            ("POST", "/widget/session"),
+            "only session creation is idempotent"
+        );
+    }
+    if replayed {
+        let slot = slot.expect("a replay without a valid key and token");
+        let earlier = it
+            .keyed
+            .get(&slot)
+            .expect("a replay of an answer never given");
+        assert_eq!(
+            &answer.body, earlier,
+            "a replay differs from the answer it repeats"
+        );
         return;
     }
     let json = answer.json();
@@ -555,6 +625,10 @@ fn check_structured(it: &mut Iteration<'_>, sent: &Sent, answer: &Answer) {
             let partner = sent
                 .partner
                 .expect("a session was created without an active token");
+            if let Some(slot) = slot {
+                let first = it.keyed.insert(slot, answer.body.clone());
+                assert!(first.is_none(), "a key created a second session");
+            }
             let id = json["merchant_transaction_id"]
                 .as_str()
                 .and_then(|s| Uuid::try_parse(s).ok());
@@ -700,6 +774,7 @@ fuzz_target!(|data: &[u8]| {
             let mut it = Iteration {
                 world: &world,
                 created: Vec::new(),
+                keyed: HashMap::new(),
             };
             if mode & 1 == 1 {
                 let peer: SocketAddr = PEERS[0].parse().expect("peer");
@@ -731,6 +806,7 @@ fuzz_target!(|data: &[u8]| {
                     path: "/widget/session".into(),
                     query: None,
                     method: http::Method::POST,
+                    idempotency_key: None,
                 };
                 check_structured(&mut it, &sent, answer);
                 // One connection per request, so each can come from its own

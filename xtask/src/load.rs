@@ -9,6 +9,7 @@
 
 mod files;
 mod http;
+mod idempotency;
 mod idle;
 mod machine;
 mod pgbench;
@@ -87,6 +88,11 @@ pub struct LoadArgs {
     /// sockets (docs/performance-websocket.md)
     #[arg(long, conflicts_with = "webhooks")]
     pub ws: bool,
+    /// Measure what an `Idempotency-Key` costs session creation on PostgreSQL
+    /// (unique keys against no key, same server, alternating rounds;
+    /// docs/performance-idempotency.md)
+    #[arg(long, conflicts_with_all = ["webhooks", "ws"])]
+    pub idempotency: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -123,6 +129,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.ws {
         return ws::run(&plan);
+    }
+    if plan.idempotency {
+        return idempotency::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -466,6 +475,7 @@ struct Plan {
     pgbench_only: bool,
     webhooks: bool,
     ws: bool,
+    idempotency: bool,
     before: Option<String>,
 }
 
@@ -485,6 +495,7 @@ impl Plan {
             && !args.pgbench_only
             && !args.webhooks
             && !args.ws
+            && !args.idempotency
         {
             return Err(Error::failed(
                 "--database-url is only used with --store postgres",
@@ -508,6 +519,7 @@ impl Plan {
             pgbench_only: args.pgbench_only,
             webhooks: args.webhooks,
             ws: args.ws,
+            idempotency: args.idempotency,
             before: args.before.clone(),
         })
     }
@@ -517,6 +529,8 @@ impl Plan {
         let mut line = String::from("cargo xtask load");
         if self.ws {
             line.push_str(" --ws");
+        } else if self.idempotency {
+            line.push_str(" --idempotency");
         } else if self.webhooks {
             line.push_str(" --webhooks");
             if let Some(rev) = &self.before {

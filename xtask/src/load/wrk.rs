@@ -187,6 +187,10 @@ pub enum Bodies {
     /// The seed request with a `partner_user_id` of its own per request
     /// (`load-<thread>-<n>`), as many different users would send it.
     DistinctUsers,
+    /// The seed request with header `header` set to a value of its own per
+    /// request (`<tag>-<thread>-<n>`): an `Idempotency-Key`, or a header the
+    /// server ignores for the comparison run, so both cost the client alike.
+    SeedKeyed { header: &'static str, tag: u32 },
 }
 
 /// The Lua script: the request, and a `done()` that prints one result line.
@@ -211,6 +215,25 @@ function request()
 end
 "#,
             lua_string(&files::SEED_BODY.replace("\"user-123\"", "\"load-%d-%d\""))
+        ),
+        Bodies::SeedKeyed { header, tag } => format!(
+            r#"wrk.body = {}
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+function request()
+  n = n + 1
+  wrk.headers[{}] = string.format("{tag}-%d-%d", tid, n)
+  return wrk.format()
+end
+"#,
+            lua_string(files::SEED_BODY),
+            lua_string(header)
         ),
     };
     format!(
