@@ -50,6 +50,7 @@ impl IdempotencyKey {
         let key = match value {
             [b'"', inner @ .., b'"'] => unquote(inner)?,
             [b'"', ..] => return Err("a quoted key must end with a quote"),
+            [b' ', ..] | [.., b' '] => return Err("must not begin or end with a space"),
             bare => String::from_utf8(bare.to_vec()).map_err(|_| "must be printable ASCII")?,
         };
         if key.is_empty() {
@@ -212,6 +213,8 @@ mod tests {
             "tab\there",
             "caf\u{e9}",
             "\u{7f}",
+            " lead",
+            "trail ",
         ] {
             assert!(key(bad).is_err(), "{bad:?} accepted");
         }
