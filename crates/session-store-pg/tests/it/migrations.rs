@@ -32,7 +32,8 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "webhook_deliveries",
             "webhook_previous_secrets",
             "outbox_blocked",
-            "outbox_record_final"
+            "outbox_record_final",
+            "partner_rate_limit"
         ],
         "one row per migration, in order"
     );
