@@ -2,6 +2,7 @@
 
 mod instances;
 mod lifecycle;
+mod limits;
 mod live;
 mod openapi;
 mod server;
@@ -58,6 +59,11 @@ macro_rules! all_cases {
             live::ws_pings_and_drops_silent_clients,
             live::ws_client_data_is_ignored_and_large_frames_close_1009,
             live::ws_shutdown_closes_1001,
+            limits::rate_limit_admits_the_budget_and_refuses_the_rest,
+            limits::reads_and_websocket_upgrades_count,
+            limits::other_partners_are_unaffected,
+            limits::a_default_of_zero_leaves_only_partners_own_budgets,
+            limits::rate_limit_check_order,
         );
     };
 }
