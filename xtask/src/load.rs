@@ -10,6 +10,7 @@
 mod files;
 mod http;
 mod idle;
+mod limits;
 mod machine;
 mod pgbench;
 mod procfs;
@@ -87,6 +88,12 @@ pub struct LoadArgs {
     /// sockets (docs/performance-websocket.md)
     #[arg(long, conflicts_with = "webhooks")]
     pub ws: bool,
+    /// Measure per-partner rate limits instead: session-create throughput on the
+    /// in-memory store with limits off against a budget that never refuses, and the
+    /// limiter's memory for 100,000 partners that went idle
+    /// (docs/performance-rate-limits.md)
+    #[arg(long, conflicts_with_all = ["webhooks", "ws"])]
+    pub limits: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -123,6 +130,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.ws {
         return ws::run(&plan);
+    }
+    if plan.limits {
+        return limits::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -466,6 +476,7 @@ struct Plan {
     pgbench_only: bool,
     webhooks: bool,
     ws: bool,
+    limits: bool,
     before: Option<String>,
 }
 
@@ -508,6 +519,7 @@ impl Plan {
             pgbench_only: args.pgbench_only,
             webhooks: args.webhooks,
             ws: args.ws,
+            limits: args.limits,
             before: args.before.clone(),
         })
     }
@@ -517,6 +529,8 @@ impl Plan {
         let mut line = String::from("cargo xtask load");
         if self.ws {
             line.push_str(" --ws");
+        } else if self.limits {
+            line.push_str(" --limits");
         } else if self.webhooks {
             line.push_str(" --webhooks");
             if let Some(rev) = &self.before {
