@@ -3,6 +3,7 @@
 mod idempotency;
 mod instances;
 mod lifecycle;
+mod limits;
 mod live;
 mod openapi;
 mod server;
@@ -66,6 +67,11 @@ macro_rules! all_cases {
             idempotency::idempotency_concurrent_requests_create_one,
             idempotency::idempotency_keys_expire_after_the_ttl,
             idempotency::without_a_key_nothing_is_deduplicated,
+            limits::rate_limit_admits_the_budget_and_refuses_the_rest,
+            limits::reads_and_websocket_upgrades_count,
+            limits::other_partners_are_unaffected,
+            limits::a_default_of_zero_leaves_only_partners_own_budgets,
+            limits::rate_limit_check_order,
         );
     };
 }

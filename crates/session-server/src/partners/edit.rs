@@ -3,15 +3,15 @@
 //! validates the result with `PartnerSpec::build` and writes it.
 
 use session_core::partner::{
-    PartnerSpec, PreviousWebhookSecret, SigningKeySpec, WalletSpec, WidgetSpec, next_kid,
-    webhook_secret,
+    PartnerSpec, PreviousWebhookSecret, RateLimit, SigningKeySpec, WalletSpec, WidgetSpec,
+    next_kid, webhook_secret,
 };
 use session_core::secret::Secret;
 use session_core::time::Timestamp;
 use session_core::value::{IpRange, Origin};
 
 use super::args::{
-    CreateArgs, CurrencyDecimals, GracePeriod, SetArgs, WalletAddArgs, WalletSelector,
+    CreateArgs, CurrencyDecimals, GracePeriod, RateArg, SetArgs, WalletAddArgs, WalletSelector,
     WidgetSetArgs,
 };
 
@@ -33,8 +33,34 @@ pub struct Generated {
 /// Draws a fresh secret: 32 random bytes as 64 hex digits.
 pub type SecretSource<'a> = &'a mut dyn FnMut() -> String;
 
+/// The budget `--rate-limit R|default` and `--burst B` name: `None` for the
+/// server's default; without `--burst`, twice the rate.
+pub fn rate_limit(rate: RateArg, burst: Option<u32>) -> Result<Option<RateLimit>, String> {
+    let per_second = match (rate, burst) {
+        (RateArg::Default, None) => return Ok(None),
+        (RateArg::Default, Some(_)) => {
+            return Err("--burst needs a number of requests per second in --rate-limit".into());
+        }
+        (RateArg::PerSecond(per_second), _) => per_second,
+    };
+    let limit = match burst {
+        Some(burst) => RateLimit::new(per_second, burst),
+        None => RateLimit::with_default_burst(per_second),
+    };
+    limit
+        .map(Some)
+        .map_err(|why| format!("--rate-limit/--burst: {why}"))
+}
+
 /// The spec `partners create` writes, and the secrets it generated.
-pub fn new_partner(args: &CreateArgs, fresh: SecretSource<'_>) -> (PartnerSpec, Generated) {
+pub fn new_partner(
+    args: &CreateArgs,
+    fresh: SecretSource<'_>,
+) -> Result<(PartnerSpec, Generated), String> {
+    let rate_limit = match args.rate_limit {
+        Some(rate) => rate_limit(rate, args.burst)?,
+        None => None,
+    };
     let mut generated = Generated::default();
     let signing_secret = args.signing_secret.clone().unwrap_or_else(|| {
         let secret = fresh();
@@ -78,8 +104,9 @@ pub fn new_partner(args: &CreateArgs, fresh: SecretSource<'_>) -> (PartnerSpec, 
             decimals: decimals(&args.decimals),
         },
         wallets: vec![],
+        rate_limit,
     };
-    (spec, generated)
+    Ok((spec, generated))
 }
 
 /// Applies `partners set`. A webhook set for the first time gets a generated
@@ -140,6 +167,13 @@ pub fn apply_set(
             "signature_scheme",
             &mut spec.signature_scheme,
             scheme.as_str().to_owned(),
+        );
+    }
+    if let Some(rate) = args.rate_limit {
+        fields.set(
+            "rate_limit",
+            &mut spec.rate_limit,
+            rate_limit(rate, args.burst)?,
         );
     }
     Ok((fields.finish()?, generated))

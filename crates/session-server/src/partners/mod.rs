@@ -292,7 +292,7 @@ impl Ops<'_> {
                 args.id
             ));
         }
-        let (spec, generated) = edit::new_partner(args, &mut || self.secret());
+        let (spec, generated) = edit::new_partner(args, &mut || self.secret())?;
         self.put(&spec).await?;
         let change = Change::Changed(format!("partner created ({})", spec.name));
         self.edited(&args.id, change, &generated)

@@ -27,6 +27,8 @@ pub struct PartnerView {
     pub redirect_hosts: Vec<String>,
     pub widget: WidgetView,
     pub wallets: Vec<WalletView>,
+    /// `null`: the server's `--default-rate-limit` applies.
+    pub rate_limit: Option<RateLimitView>,
     pub token_counts: TokenCounts,
     /// Only in `show`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +70,14 @@ pub struct WalletView {
     pub network: String,
     pub address: String,
     pub active: bool,
+}
+
+/// A partner's own request budget, as in the bootstrap file;
+/// `per_second: 0` is unlimited.
+#[derive(Debug, Serialize)]
+pub struct RateLimitView {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Serialize)]
@@ -145,6 +155,10 @@ impl PartnerView {
                     active: w.active,
                 })
                 .collect(),
+            rate_limit: spec.rate_limit.map(|limit| RateLimitView {
+                per_second: limit.per_second(),
+                burst: limit.burst(),
+            }),
             token_counts: TokenCounts::of(tokens, now),
             tokens: with_tokens.then(|| token_views(tokens, now)),
         }
@@ -187,6 +201,7 @@ impl PartnerView {
         rows.one("redirect url", w.redirect_url.as_deref().unwrap_or("none"));
         rows.one("decimals", &self.decimals_text());
         rows.many("wallets", self.wallet_lines(), "none");
+        rows.one("rate limit", &self.rate_limit_text());
         rows.one("tokens", &self.counts_text());
         if let Some(tokens) = &self.tokens {
             let table = tokens
@@ -248,6 +263,7 @@ impl PartnerView {
                 None => "none".to_owned(),
             },
         );
+        rows.one("rate limit", &self.rate_limit_text());
         format!("{}  {}\n{}", self.id, self.name, rows.render("  "))
     }
 
@@ -283,6 +299,14 @@ impl PartnerView {
             })
             .collect::<Vec<_>>();
         columns(&table)
+    }
+
+    fn rate_limit_text(&self) -> String {
+        match &self.rate_limit {
+            None => "server default (--default-rate-limit)".to_owned(),
+            Some(limit) if limit.per_second == 0 => "unlimited".to_owned(),
+            Some(limit) => format!("{}/s, burst {}", limit.per_second, limit.burst),
+        }
     }
 
     fn counts_text(&self) -> String {
