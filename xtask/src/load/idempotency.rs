@@ -22,11 +22,11 @@ use crate::{interrupt, process};
 const DOC: &str = "performance-idempotency.md";
 
 /// Why the key lives on its transaction: what this measurement gave for the
-/// designs tried before (same command, same machine, 5 rounds each).
+/// designs tried before (same command, same machine, 3 to 5 rounds).
 const EARLIER_DESIGNS: &str = "\
 ## Designs measured before this one
 
-The same measurement, on earlier designs of the store (medians of 5 rounds):
+The same measurement, on earlier designs of the store (medians of 3 to 5 rounds):
 
 | design | keyed / plain |
 |---|---|
