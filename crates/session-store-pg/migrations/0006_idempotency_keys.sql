@@ -15,15 +15,19 @@
 -- writes nothing. The reaper clears keys older than --idempotency-ttl,
 -- oldest first through the second index, which holds only rows that still
 -- have a key.
+--
+-- The checks are NOT VALID: every existing row has neither column, and
+-- validating would scan the whole table under an exclusive lock. New and
+-- updated rows are checked all the same.
 ALTER TABLE transactions
     ADD COLUMN idempotency_key text,
     ADD COLUMN idempotency_fingerprint bytea,
     ADD CONSTRAINT transactions_idempotency_pair
-        CHECK ((idempotency_key IS NULL) = (idempotency_fingerprint IS NULL)),
+        CHECK ((idempotency_key IS NULL) = (idempotency_fingerprint IS NULL)) NOT VALID,
     ADD CONSTRAINT transactions_idempotency_key_length
-        CHECK (length(idempotency_key) BETWEEN 1 AND 255),
+        CHECK (length(idempotency_key) BETWEEN 1 AND 255) NOT VALID,
     ADD CONSTRAINT transactions_idempotency_fingerprint_length
-        CHECK (length(idempotency_fingerprint) = 32);
+        CHECK (length(idempotency_fingerprint) = 32) NOT VALID;
 
 CREATE UNIQUE INDEX transactions_idempotency_key
     ON transactions (partner_id, idempotency_key)

@@ -13,7 +13,7 @@
 //! connection (say one duplicate id), its rows are retried one by one so the
 //! bad row fails alone.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -26,7 +26,7 @@ use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
 use crate::db::{Client, Db};
-use crate::error::Fault;
+use crate::error::{Fault, is_unique_violation_of};
 use crate::rows::{PgTime, text_array_literal};
 
 /// Counters of the group commit, for the tests that prove batching.
@@ -198,6 +198,13 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
             // batch may even have committed just before the connection broke.
             // Either way the answer is "unavailable", as for a single insert.
             Err(error @ StoreError::Unavailable(_)) => vec![Err(error); rows.len()],
+            // A key someone holds (retries of an answered request, typically
+            // many at once): settle those rows and write the rest as a batch
+            // again, rather than every row one by one.
+            Err(error) if is_unique_violation_of(&error, KEY_INDEX) => {
+                counters.split_batches.fetch_add(1, Ordering::Relaxed);
+                settle_held_keys(db, &rows, counters).await
+            }
             Err(error) => {
                 tracing::debug!(rows = rows.len(), %error, "group commit failed; writing rows one by one");
                 counters.split_batches.fetch_add(1, Ordering::Relaxed);
@@ -356,6 +363,105 @@ async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<(), Fault
     Ok(())
 }
 
+/// The keys of `rows` that a stored session holds, with that session's
+/// creation time.
+const HELD_KEYS: &str = "\
+SELECT t.partner_id, t.idempotency_key, t.created_at
+FROM transactions t
+JOIN unnest($1::text[], $2::text[]) AS k (partner_id, idempotency_key)
+  ON t.partner_id = k.partner_id AND t.idempotency_key = k.idempotency_key";
+
+/// After a batch failed on a held key: one look-up finds the rows whose key
+/// is held by a live session (`KeyTaken` at once), rows whose holder expired
+/// go one by one (the holder gives the key up), and the others are written
+/// as a batch again; should that fail too, row by row.
+async fn settle_held_keys(
+    db: &Db,
+    rows: &[&Pending],
+    counters: &Counters,
+) -> Vec<Result<KeyedInsert, StoreError>> {
+    let keyed: Vec<(&str, &str)> = rows.iter().filter_map(|row| row.slot()).collect();
+    let partners: Vec<&str> = keyed.iter().map(|(partner, _)| *partner).collect();
+    let keys: Vec<&str> = keyed.iter().map(|(_, key)| *key).collect();
+    let held = db
+        .run(async |client| {
+            let statement = client.prepare_cached(HELD_KEYS).await?;
+            let found = client.query(&statement, &[&partners, &keys]).await?;
+            found
+                .iter()
+                .map(|row| {
+                    let at: PgTime = row.try_get(2)?;
+                    Ok(((row.try_get(0)?, row.try_get(1)?), at.0))
+                })
+                .collect::<Result<HashMap<(String, String), _>, Fault>>()
+        })
+        .await;
+    let held = match held {
+        Ok(held) => held,
+        Err(error) => return vec![Err(error); rows.len()],
+    };
+    let holder = |row: &Pending| {
+        row.keyed.as_ref().and_then(|keyed| {
+            let slot = (
+                row.session.partner_id.as_str().to_owned(),
+                keyed.key.as_str().to_owned(),
+            );
+            held.get(&slot).map(|at| *at >= keyed.replaces_before)
+        })
+    };
+    let free: Vec<&Pending> = rows
+        .iter()
+        .copied()
+        .filter(|row| holder(row).is_none())
+        .collect();
+    let written = if free.is_empty() {
+        Ok(())
+    } else {
+        db.run(async |client| insert_rows(client, &free).await)
+            .await
+    };
+    let mut free_answers = match written {
+        Ok(()) => {
+            if !free.is_empty() {
+                count(counters, free.len());
+            }
+            vec![Ok(KeyedInsert::Inserted); free.len()]
+        }
+        Err(_) => {
+            let mut answers = Vec::with_capacity(free.len());
+            for row in &free {
+                let one = db.run(async |client| insert_one(client, row).await).await;
+                if one == Ok(KeyedInsert::Inserted) {
+                    count(counters, 1);
+                }
+                answers.push(one);
+            }
+            answers
+        }
+    }
+    .into_iter();
+    let mut answers = Vec::with_capacity(rows.len());
+    for row in rows {
+        let answer = match holder(row) {
+            None => free_answers.next().unwrap_or_else(|| {
+                Err(StoreError::Failed(
+                    "group commit lost a row's answer".into(),
+                ))
+            }),
+            Some(true) => Ok(KeyedInsert::KeyTaken),
+            Some(false) => {
+                let one = db.run(async |client| insert_one(client, row).await).await;
+                if one == Ok(KeyedInsert::Inserted) {
+                    count(counters, 1);
+                }
+                one
+            }
+        };
+        answers.push(answer);
+    }
+    answers
+}
+
 /// Writes one row; a unique violation on its idempotency key is `KeyTaken`,
 /// unless the session holding the key expired, which then gives it up.
 async fn insert_one(client: &mut Client, row: &Pending) -> Result<KeyedInsert, Fault> {
@@ -364,7 +470,7 @@ async fn insert_one(client: &mut Client, row: &Pending) -> Result<KeyedInsert, F
             Ok(()) => return Ok(KeyedInsert::Inserted),
             Err(error) => error,
         };
-        let (Some(keyed), true) = (&row.keyed, error.is_unique_violation_of(KEY_INDEX)) else {
+        let (Some(keyed), true) = (&row.keyed, is_unique_violation_of(&error.0, KEY_INDEX)) else {
             return Err(error);
         };
         if attempt > 0 {

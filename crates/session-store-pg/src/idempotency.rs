@@ -74,15 +74,17 @@ impl IdempotencyStore for PgStore {
             .run(async |client| {
                 // Oldest first through the partial index on created_at, which
                 // holds only rows that still have a key; the LIMIT keeps each
-                // batch a short transaction.
+                // batch a short transaction, and SKIP LOCKED keeps instances
+                // reaping at once (and provider events) from waiting on each
+                // other.
                 let statement = client
                     .prepare_cached(
                         "UPDATE transactions \
                          SET idempotency_key = NULL, idempotency_fingerprint = NULL \
-                         WHERE merchant_transaction_id IN ( \
+                         WHERE idempotency_key IS NOT NULL AND merchant_transaction_id IN ( \
                              SELECT merchant_transaction_id FROM transactions \
                              WHERE idempotency_key IS NOT NULL AND created_at < $1 \
-                             ORDER BY created_at LIMIT $2)",
+                             ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)",
                     )
                     .await?;
                 let deleted = client

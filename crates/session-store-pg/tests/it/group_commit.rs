@@ -126,3 +126,86 @@ async fn a_bad_row_fails_alone() {
     assert_eq!(count, 1 + 3 * 30);
     println!("group commit: {:?}", store.group_commit_stats());
 }
+
+/// Retries of an answered request (its key held) arriving with fresh
+/// sessions: the retries are told the key is taken, every fresh session is
+/// written, and a duplicate id with a key stays an error, not `KeyTaken`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn held_keys_fail_alone_and_fresh_rows_still_land() {
+    use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer};
+    use session_core::ports::{IdempotencyStore, KeyedInsert};
+    use session_store_contract::at;
+
+    let Some(db) = database().await else { return };
+    let store = Arc::new(connect(db.url()).await);
+    let acme = partner(&*store, "acme").await;
+    let keyed = |key: &str| KeyedAnswer {
+        key: IdempotencyKey::parse(key.as_bytes()).expect("key"),
+        fingerprint: Fingerprint::from_bytes([3; 32]),
+        replaces_before: at(0),
+    };
+    let first = sample_session(&acme, "u1", "u1@example.com", 1);
+    let written = store
+        .insert_keyed_session(&first, &keyed("held"))
+        .await
+        .expect("first");
+    assert_eq!(written, KeyedInsert::Inserted);
+
+    for round in 0..3 {
+        let retries = (0..10).map(|n| {
+            let store = Arc::clone(&store);
+            let session = sample_session(&acme, "u2", "u2@example.com", 100 + n);
+            let answer = keyed("held");
+            tokio::spawn(async move { store.insert_keyed_session(&session, &answer).await })
+        });
+        let fresh: Vec<_> = (0..30)
+            .map(|n| {
+                let store = Arc::clone(&store);
+                let session = sample_session(&acme, "u3", "u3@example.com", 200 + n);
+                let answer = keyed(&format!("fresh-{round}-{n}"));
+                tokio::spawn(async move {
+                    if n % 2 == 0 {
+                        store
+                            .insert_session(&session)
+                            .await
+                            .map(|()| KeyedInsert::Inserted)
+                    } else {
+                        store.insert_keyed_session(&session, &answer).await
+                    }
+                })
+            })
+            .collect();
+        let duplicate = {
+            let store = Arc::clone(&store);
+            let first = Arc::clone(&first);
+            let answer = keyed(&format!("dup-{round}"));
+            tokio::spawn(async move { store.insert_keyed_session(&first, &answer).await })
+        };
+        for retry in retries.collect::<Vec<_>>() {
+            assert_eq!(
+                retry.await.expect("task"),
+                Ok(KeyedInsert::KeyTaken),
+                "round {round}"
+            );
+        }
+        for task in fresh {
+            assert_eq!(
+                task.await.expect("task"),
+                Ok(KeyedInsert::Inserted),
+                "round {round}"
+            );
+        }
+        let duplicate = duplicate.await.expect("task");
+        assert!(
+            matches!(duplicate, Err(StoreError::Conflict(_))),
+            "a duplicate id is a conflict, not a taken key: {duplicate:?}"
+        );
+    }
+    let count: i64 = raw(db.url())
+        .await
+        .query_one("SELECT count(*) FROM transactions", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1 + 3 * 30);
+}
