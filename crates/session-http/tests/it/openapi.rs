@@ -34,7 +34,11 @@ const ADMIN_ROUTES: &[(&str, &[&str])] = &[("/healthz", &["get"]), ("/readyz", &
 
 /// Rows of the error table that no route produces yet; the document must not
 /// list them as responses, and must say so in `info.description`.
-const NOT_SERVED: [ErrorKind; 2] = [ErrorKind::RateLimitExceeded, ErrorKind::TokenError];
+const NOT_SERVED: [ErrorKind; 3] = [
+    ErrorKind::RateLimitExceeded,
+    ErrorKind::TokenError,
+    ErrorKind::Conflict,
+];
 
 /// Component responses no operation references, with the status they stand for.
 const UNREFERENCED_RESPONSES: &[(&str, u16)] = &[("MethodNotAllowed", 405)];
