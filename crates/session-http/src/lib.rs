@@ -10,6 +10,7 @@
 //! a rejection as the envelope.
 
 mod admin;
+mod admin_api;
 mod app;
 mod body;
 mod config;
@@ -23,6 +24,7 @@ mod server;
 mod wire;
 
 pub use admin::Admin;
+pub use admin_api::{AdminApi, AdminPorts};
 pub use app::App;
 pub use config::{HttpConfig, WidgetOrigins, defaults};
 pub use live::{LiveConfig, LiveSockets, MAX_CLIENT_FRAME};
