@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (the default). With nothing configured it runs the
     /// in-memory dev mode and prints a demo partner's token.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage partners, client tokens, origins, IP ranges, wallets and widget
     /// configuration in the store.
     Partners(crate::partners::PartnersArgs),
@@ -32,7 +32,7 @@ pub enum Command {
 
 impl Default for Command {
     fn default() -> Self {
-        Self::Serve(ServeArgs::default())
+        Self::Serve(Box::default())
     }
 }
 
@@ -249,7 +249,7 @@ impl Default for ServeArgs {
     fn default() -> Self {
         // Exactly what `session-server serve` with no flags and no environment means.
         match Cli::parse_from(["session-server", "serve"]).command {
-            Some(Command::Serve(args)) => args,
+            Some(Command::Serve(args)) => *args,
             Some(Command::Partners(_) | Command::Webhooks(_)) | None => {
                 unreachable!("the serve subcommand always parses")
             }

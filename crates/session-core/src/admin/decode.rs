@@ -241,8 +241,10 @@ pub fn replay(body: &[u8]) -> Result<(PartnerId, Timestamp), Rejection> {
     top.check(&["partner", "since"], &[])?;
     let partner = PartnerId::parse(&top.req_str("partner")?)
         .map_err(|why| Rejection::invalid("partner", why))?;
-    let since = Timestamp::parse_rfc3339(&top.req_str("since")?)
-        .ok_or_else(|| Rejection::invalid("since", "must be an RFC 3339 time"))?;
+    let since = Some(top.req_str("since")?)
+        .filter(|text| text.ends_with('Z'))
+        .and_then(|text| Timestamp::parse_rfc3339(&text))
+        .ok_or_else(|| Rejection::invalid("since", "must be an RFC 3339 time in UTC (Z)"))?;
     Ok((partner, since))
 }
 
