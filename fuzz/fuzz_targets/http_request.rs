@@ -590,9 +590,11 @@ fn check_structured(it: &mut Iteration<'_>, sent: &Sent, answer: &Answer) {
             .map(|key| key.as_str().to_owned()),
     );
     if answer.status == 409 && answer.json()["code"] == "idempotency_key_reused" {
-        let slot = slot.expect("idempotency_key_reused without a valid key and token");
+        let slot = slot
+            .as_ref()
+            .expect("idempotency_key_reused without a valid key and token");
         assert!(
-            it.keyed.contains_key(&slot),
+            it.keyed.contains_key(slot),
             "idempotency_key_reused for a key that holds no answer"
         );
     }

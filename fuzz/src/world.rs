@@ -158,6 +158,8 @@ impl World {
                 Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),
             live: session_http::LiveConfig::default(),
+            // Budgets are off: a fuzzer's pace would turn most inputs into 429s.
+            default_rate_limit: session_core::partner::RateLimit::UNLIMITED,
         };
         Self {
             app: Arc::new(App::new(service, config, 1)),

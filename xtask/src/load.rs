@@ -11,6 +11,7 @@ mod files;
 mod http;
 mod idempotency;
 mod idle;
+mod limits;
 mod machine;
 mod pgbench;
 mod procfs;
@@ -91,8 +92,14 @@ pub struct LoadArgs {
     /// Measure what an `Idempotency-Key` costs session creation on PostgreSQL
     /// (unique keys against no key, same server, alternating rounds;
     /// docs/performance-idempotency.md)
-    #[arg(long, conflicts_with_all = ["webhooks", "ws"])]
+    #[arg(long, conflicts_with_all = ["webhooks", "ws", "limits"])]
     pub idempotency: bool,
+    /// Measure per-partner rate limits instead: session-create throughput on the
+    /// in-memory store with limits off against a budget that never refuses, and the
+    /// limiter's memory for 100,000 partners that went idle
+    /// (docs/performance-rate-limits.md)
+    #[arg(long, conflicts_with_all = ["webhooks", "ws"])]
+    pub limits: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -132,6 +139,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.idempotency {
         return idempotency::run(&plan);
+    }
+    if plan.limits {
+        return limits::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -476,6 +486,7 @@ struct Plan {
     webhooks: bool,
     ws: bool,
     idempotency: bool,
+    limits: bool,
     before: Option<String>,
 }
 
@@ -520,6 +531,7 @@ impl Plan {
             webhooks: args.webhooks,
             ws: args.ws,
             idempotency: args.idempotency,
+            limits: args.limits,
             before: args.before.clone(),
         })
     }
@@ -531,6 +543,8 @@ impl Plan {
             line.push_str(" --ws");
         } else if self.idempotency {
             line.push_str(" --idempotency");
+        } else if self.limits {
+            line.push_str(" --limits");
         } else if self.webhooks {
             line.push_str(" --webhooks");
             if let Some(rev) = &self.before {

@@ -373,7 +373,8 @@ include-tag = "admin"
 # A well-formed change can still be refused by what is stored: an unknown
 # partner, token or delivery (404), a taken id or a token already rotated
 # (409), or a partner configuration that does not build (400: a currency code
-# the document cannot spell out, a wallet address of the wrong network).
+# the document cannot spell out, a wallet address of the wrong network, a
+# rate_limit burst of 0 with a rate above 0).
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409"]
 "#
     )

@@ -28,7 +28,8 @@ pub const SEED_BODY: &str = r#"{
 /// The seed page's partner under id `id`: on-ramp only, origin
 /// `https://app.<id>.example`, no IP gate, hmac-sha512 with signing secret
 /// `<id>-signing-secret` (key `k1`), USDT on TRC20 and ERC20 with an active
-/// TRC20 wallet only, EUR/USD fiat, redirect `https://app.<id>.example/done`.
+/// TRC20 wallet only, EUR/USD fiat, redirect `https://app.<id>.example/done`,
+/// the server's default request budget.
 pub fn partner(id: &str) -> PartnerSpec {
     PartnerSpec {
         id: id.into(),
@@ -60,6 +61,7 @@ pub fn partner(id: &str) -> PartnerSpec {
             decimals: vec![],
         },
         wallets: vec![wallet("USDT", "TRC20", TRON_WALLET)],
+        rate_limit: None,
     }
 }
 

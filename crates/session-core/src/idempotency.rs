@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Rejection;
 use crate::json::{Object, Value};
+use crate::session::Session;
 use crate::time::Timestamp;
 
 /// The header's name, as messages show it.
@@ -156,21 +157,22 @@ impl fmt::Debug for Fingerprint {
     }
 }
 
-/// An answer kept under a key: what a replay sends back.
+/// What is kept under a key: the request's fingerprint and the session it
+/// created. The answer is the session's, rendered again with its init token
+/// reminted (`TokenKeys::remint`), so no live token is kept beside it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredAnswer {
     pub fingerprint: Fingerprint,
-    /// The `200` body, byte for byte.
-    pub body: Arc<[u8]>,
+    pub session: Arc<Session>,
 }
 
 /// What a store writes under a key together with the session it created.
 #[derive(Debug, Clone)]
 pub struct KeyedAnswer {
     pub key: IdempotencyKey,
-    pub answer: StoredAnswer,
-    /// An answer already stored under the key and created before this is
-    /// expired: the new one replaces it.
+    pub fingerprint: Fingerprint,
+    /// A session already holding the key and created before this is
+    /// expired: the key passes to the new one.
     pub replaces_before: Timestamp,
 }
 

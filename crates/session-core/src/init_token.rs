@@ -138,13 +138,43 @@ impl TokenKeys {
         let jti = B64.encode(jti_bytes);
         let iat = now.unix_seconds();
         let exp = iat.saturating_add(ttl_seconds);
+        MintedToken {
+            token: self.assemble(&jti, sub, aud, iat, exp),
+            jti,
+            expires_at: Timestamp::from_unix_seconds(exp),
+        }
+    }
+
+    /// The token [`Self::mint`] gave a session minted at `issued_at` with
+    /// `jti`, expiring at `expires_at`: the same bytes while the current key
+    /// is the one that minted it (tokens are deterministic in their claims).
+    /// An idempotent replay uses it to repeat an answer without keeping a
+    /// live token at rest.
+    pub fn remint(
+        &self,
+        sub: &str,
+        aud: &str,
+        issued_at: Timestamp,
+        expires_at: Timestamp,
+        jti: &str,
+    ) -> String {
+        self.assemble(
+            jti,
+            sub,
+            aud,
+            issued_at.unix_seconds(),
+            expires_at.unix_seconds(),
+        )
+    }
+
+    fn assemble(&self, jti: &str, sub: &str, aud: &str, iat: i64, exp: i64) -> String {
         // `sub` and `aud` are UUIDs and `jti` is base64url: nothing to escape.
         // Built by hand: this runs once per session, and `format!` costs more
         // than the rest of the assembly.
         let mut claims = String::with_capacity(160);
         for part in [
             r#"{"jti":""#,
-            &jti,
+            jti,
             r#"","sub":""#,
             sub,
             r#"","aud":""#,
@@ -166,11 +196,7 @@ impl TokenKeys {
         mac.update(token.as_bytes());
         token.push('.');
         B64.encode_string(mac.finalize().into_bytes(), &mut token);
-        MintedToken {
-            token,
-            jti,
-            expires_at: Timestamp::from_unix_seconds(exp),
-        }
+        token
     }
 
     /// Verifies authenticity, then that the token is for session `sub` and widget
@@ -423,5 +449,22 @@ mod tests {
         assert!(TokenKey::new("k", &Secret::new("short")).is_none());
         assert!(TokenKey::new("bad kid\"", &Secret::new(secret32('a'))).is_none());
         assert!(TokenKey::new("", &Secret::new(secret32('a'))).is_none());
+    }
+
+    #[test]
+    fn a_reminted_token_is_the_minted_one() {
+        let keys = keys("t1", &secret32('r'));
+        let now = Timestamp::from_unix_micros(1_795_509_330_654_321);
+        let minted = keys.mint(SUB, AUD, now, 3_600, [9; JTI_BYTES]);
+        let again = keys.remint(SUB, AUD, now, minted.expires_at, &minted.jti);
+        assert_eq!(again, minted.token);
+        let other = keys.remint(
+            SUB,
+            AUD,
+            now.plus_seconds(1),
+            minted.expires_at,
+            &minted.jti,
+        );
+        assert_ne!(other, minted.token, "iat is part of the token");
     }
 }

@@ -90,6 +90,71 @@ pub struct WebhookTarget {
     pub keys: WebhookKeys,
 }
 
+/// A partner's request budget on the partner API (SPEC.md §2 "Rate limits"):
+/// `per_second` requests a second on average, up to `burst` at once. A
+/// `per_second` of 0 means unlimited (and the burst is then 0 too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RateLimit {
+    per_second: u32,
+    burst: u32,
+}
+
+impl RateLimit {
+    /// The highest rate a budget may name. Above it the interval between two
+    /// requests would be shorter than a microsecond: no limit at all in practice.
+    pub const MAX_PER_SECOND: u32 = 1_000_000;
+
+    /// A budget of `per_second` with room for `burst` requests at once. With
+    /// `per_second` 0 (unlimited) the burst is ignored.
+    pub fn new(per_second: u32, burst: u32) -> Result<Self, &'static str> {
+        if per_second == 0 {
+            return Ok(Self::UNLIMITED);
+        }
+        if per_second > Self::MAX_PER_SECOND {
+            return Err("per_second must be at most 1000000 (0: unlimited)");
+        }
+        if burst == 0 {
+            return Err("burst must be at least 1 when per_second is not 0");
+        }
+        Ok(Self { per_second, burst })
+    }
+
+    /// `per_second` with a burst of twice the rate: the budget a bare rate
+    /// means (the server's `--default-rate-limit`, a bootstrap entry or a CLI
+    /// call without a burst).
+    pub fn with_default_burst(per_second: u32) -> Result<Self, &'static str> {
+        Self::new(per_second, per_second.saturating_mul(2))
+    }
+
+    /// No limit.
+    pub const UNLIMITED: Self = Self {
+        per_second: 0,
+        burst: 0,
+    };
+
+    pub const fn per_second(self) -> u32 {
+        self.per_second
+    }
+
+    pub const fn burst(self) -> u32 {
+        self.burst
+    }
+
+    pub const fn is_unlimited(self) -> bool {
+        self.per_second == 0
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_unlimited() {
+            f.write_str("unlimited")
+        } else {
+            write!(f, "{}/s, burst {}", self.per_second, self.burst)
+        }
+    }
+}
+
 /// A partner, ready for requests.
 #[derive(Debug, Clone)]
 pub struct Partner {
@@ -106,6 +171,8 @@ pub struct Partner {
     pub signing: SigningKeys,
     pub widget: WidgetConfig,
     pub wallets: Vec<Wallet>,
+    /// `None`: the server's default budget applies.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Partner {
@@ -179,6 +246,8 @@ pub struct PartnerSpec {
     pub signing_keys: Vec<SigningKeySpec>,
     pub widget: WidgetSpec,
     pub wallets: Vec<WalletSpec>,
+    /// The partner's own request budget; `None`: the server's default.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -298,6 +367,7 @@ impl PartnerSpec {
             signing,
             widget,
             wallets,
+            rate_limit: self.rate_limit,
         })
     }
 }
@@ -511,6 +581,33 @@ pub(crate) mod tests {
         assert!(spec.build().is_err());
         spec.wallets[0].address = "acct12345678".into();
         assert!(spec.build().is_ok());
+    }
+
+    #[test]
+    fn rate_limits_are_checked_when_made() {
+        let limit = RateLimit::new(5, 10).expect("valid");
+        assert_eq!((limit.per_second(), limit.burst()), (5, 10));
+        assert!(!limit.is_unlimited());
+        assert_eq!(limit.to_string(), "5/s, burst 10");
+        assert_eq!(
+            RateLimit::new(0, 7),
+            Ok(RateLimit::UNLIMITED),
+            "0 per second is unlimited, whatever the burst"
+        );
+        assert_eq!(RateLimit::UNLIMITED.to_string(), "unlimited");
+        assert!(RateLimit::new(5, 0).is_err_and(|why| why.contains("burst")));
+        assert!(RateLimit::new(RateLimit::MAX_PER_SECOND + 1, 1).is_err());
+        let default = RateLimit::with_default_burst(100).expect("valid");
+        assert_eq!((default.per_second(), default.burst()), (100, 200));
+        assert_eq!(RateLimit::with_default_burst(0), Ok(RateLimit::UNLIMITED));
+    }
+
+    #[test]
+    fn the_rate_limit_reaches_the_built_partner() {
+        let mut spec = acme();
+        assert_eq!(spec.build().expect("valid").rate_limit, None);
+        spec.rate_limit = Some(RateLimit::new(5, 10).expect("valid"));
+        assert_eq!(spec.build().expect("valid").rate_limit, spec.rate_limit);
     }
 
     #[test]

@@ -185,7 +185,8 @@ pub enum KeyedInsert {
     KeyTaken,
 }
 
-/// The answers kept under partners' `Idempotency-Key`s.
+/// What is kept under partners' `Idempotency-Key`s: each key's request
+/// fingerprint and the session it created.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
@@ -210,8 +211,8 @@ pub trait IdempotencyStore: Send + Sync {
         keyed: &KeyedAnswer,
     ) -> Result<KeyedInsert, StoreError>;
 
-    /// Deletes at most `limit` answers created before `created_before`;
-    /// returns how many went.
+    /// Forgets at most `limit` keys whose sessions were created before
+    /// `created_before` (the sessions stay); returns how many went.
     async fn reap_idempotency_keys(
         &self,
         created_before: Timestamp,

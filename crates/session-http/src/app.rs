@@ -18,6 +18,7 @@ use session_core::{ErrorKind, Rejection, SessionAnswer, SessionService};
 use crate::body;
 use crate::config::HttpConfig;
 use crate::cors;
+use crate::limits::{RateLimits, Verdict};
 use crate::live::{self, LiveSockets};
 use crate::request_id::RequestIds;
 use crate::response::{HttpResponse, error, json, json_bytes, method_not_allowed};
@@ -38,16 +39,38 @@ pub struct App {
     config: HttpConfig,
     request_ids: RequestIds,
     live: Arc<LiveSockets>,
+    limits: Arc<RateLimits>,
+}
+
+/// What a route decided before it could fail, for the headers of whatever
+/// the answer turns out to be.
+#[derive(Debug, Default)]
+struct Decorations {
+    /// CORS: `Some(origin)` on a route whose every answer carries CORS headers
+    /// (`None` inside when the origin is not an allowed one).
+    expose_to: Option<Option<HeaderValue>>,
+    /// The partner's rate limit verdict: every answer after the check carries
+    /// its headers, the `429` and the errors of later checks included.
+    budget: Option<Verdict>,
 }
 
 impl App {
+    /// Starts the rate limiters' sweep on the current tokio runtime, if any.
     pub fn new(service: SessionService, config: HttpConfig, request_id_prefix: u64) -> Self {
+        let limits = Arc::new(RateLimits::new(config.default_rate_limit));
+        RateLimits::sweep_in_background(&limits);
         Self {
             live: Arc::new(LiveSockets::new(config.live)),
             service,
             config,
             request_ids: RequestIds::new(request_id_prefix),
+            limits,
         }
+    }
+
+    /// The partners' request budgets on this instance.
+    pub fn rate_limits(&self) -> Arc<RateLimits> {
+        Arc::clone(&self.limits)
     }
 
     /// The open WebSockets, which shutdown closes (`LiveSockets::close_all`).
@@ -55,15 +78,14 @@ impl App {
         Arc::clone(&self.live)
     }
 
-    /// Answers one request. A route whose every answer (errors included) carries
-    /// CORS headers says so in `expose_to` before it can fail: `Some(origin)`, the
-    /// origin to expose to (`None` when it is not an allowed one).
+    /// Answers one request. What decides headers of every answer of the route
+    /// (errors included) is put in `decorations` before it can fail.
     async fn dispatch(
         &self,
         request: Request<Incoming>,
         peer: SocketAddr,
         request_id: &HeaderValue,
-        expose_to: &mut Option<Option<HeaderValue>>,
+        decorations: &mut Decorations,
     ) -> Result<HttpResponse, Rejection> {
         let (mut parts, body) = request.into_parts();
         let route = match router::route(&parts.method, parts.uri.path()) {
@@ -73,7 +95,7 @@ impl App {
         };
         match route {
             Route::CreateSession => {
-                let partner = self.partner_gate(&parts, peer).await?;
+                let partner = self.partner_gate(&parts, peer, decorations).await?;
                 let bytes = self.json_body(&parts, body).await?;
                 let keys: Vec<&[u8]> = parts
                     .headers
@@ -98,12 +120,12 @@ impl App {
                 })
             }
             Route::Transaction(id) => {
-                let partner = self.partner_gate(&parts, peer).await?;
+                let partner = self.partner_gate(&parts, peer, decorations).await?;
                 let stored = self.service.transaction(&partner, id).await?;
                 Ok(json(StatusCode::OK, &wire::transaction(&stored)))
             }
             Route::KycStatus(raw_user) => {
-                let partner = self.partner_gate(&parts, peer).await?;
+                let partner = self.partner_gate(&parts, peer, decorations).await?;
                 let user = router::decode_segment(raw_user)
                     .ok_or_else(|| Rejection::of(ErrorKind::NotFound))?;
                 let (user, status) = self.service.kyc_status(&partner, &user).await?;
@@ -113,7 +135,7 @@ impl App {
                 // The widget must be able to read errors too, so CORS headers go
                 // on every answer to an allowed origin.
                 let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
-                *expose_to = Some(origin.as_ref().ok().cloned().flatten());
+                decorations.expose_to = Some(origin.as_ref().ok().cloned().flatten());
                 origin?;
                 let bytes = self.json_body(&parts, body).await?;
                 let stored = self.service.redeem_init_token(&bytes).await?;
@@ -137,7 +159,7 @@ impl App {
                 Ok(json(StatusCode::OK, &wire::event_report(&report)))
             }
             Route::Live => {
-                let partner = self.partner_gate(&parts, peer).await?;
+                let partner = self.partner_gate(&parts, peer, decorations).await?;
                 let accept = live::accept_key(&parts.headers)?;
                 let tx_id = live::tx_id(parts.uri.query())?;
                 let following = self.service.follow(&partner, tx_id.as_deref()).await?;
@@ -152,12 +174,14 @@ impl App {
         }
     }
 
-    /// The partner gate: authentication (401), then origin and IP (403). The
-    /// headers go to the core as bytes; what they mean is decided there.
+    /// The partner gate: authentication (401), then origin and IP (403), then
+    /// the partner's request budget (429). The headers go to the core as
+    /// bytes; what they mean is decided there.
     async fn partner_gate(
         &self,
         parts: &Parts,
         peer: SocketAddr,
+        decorations: &mut Decorations,
     ) -> Result<Arc<Partner>, Rejection> {
         let headers = &parts.headers;
         let forwarded_for: Vec<&[u8]> = headers
@@ -171,7 +195,16 @@ impl App {
             forwarded_for: &forwarded_for,
             peer: peer.ip(),
         };
-        self.service.admit_partner(&gate).await
+        let partner = self.service.admit_partner(&gate).await?;
+        if let Some(verdict) = self.limits.check(&partner) {
+            let admitted = verdict.admitted();
+            decorations.budget = Some(verdict);
+            if !admitted {
+                tracing::debug!(partner = %partner.id, "request budget exceeded");
+                return Err(Rejection::of(ErrorKind::RateLimitExceeded));
+            }
+        }
+        Ok(partner)
     }
 
     /// Media type (415), then size (413) and read timeout (408).
@@ -233,10 +266,10 @@ impl Handler for App {
         let request_id = self
             .request_ids
             .for_request(request.headers().get(&X_REQUEST_ID));
-        let mut expose_to = None;
+        let mut decorations = Decorations::default();
         let dispatched = AssertUnwindSafe(tokio::time::timeout(
             self.config.request_deadline,
-            self.dispatch(request, peer, &request_id, &mut expose_to),
+            self.dispatch(request, peer, &request_id, &mut decorations),
         ))
         .catch_unwind()
         .await;
@@ -249,8 +282,11 @@ impl Handler for App {
             Err(_panic) => Err(Rejection::of(ErrorKind::Internal).with_detail("handler panicked")),
         };
         answer(request_id, outcome, |response| {
-            if let Some(origin) = expose_to {
+            if let Some(origin) = decorations.expose_to {
                 cors::expose(response, origin);
+            }
+            if let Some(verdict) = &decorations.budget {
+                verdict.write_headers(response.headers_mut());
             }
         })
     }

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use session_core::partner::RateLimit;
 use session_core::value::Origin;
 
 /// Defaults the binary offers when nothing is configured.
@@ -26,6 +27,9 @@ pub mod defaults {
     pub const MAX_HEAD_BYTES: usize = 16 * 1024;
     /// SPEC.md §1: a request with more headers answers 431.
     pub const MAX_HEADERS: usize = 100;
+    /// SPEC.md §2: partner API requests per second of a partner without a
+    /// budget of its own, on each instance; the burst is twice as many.
+    pub const RATE_LIMIT_PER_SECOND: u32 = 100;
 }
 
 /// Which browser origins may call the widget API.
@@ -53,4 +57,7 @@ pub struct HttpConfig {
     pub request_deadline: Duration,
     pub widget_origins: WidgetOrigins,
     pub live: crate::live::LiveConfig,
+    /// The request budget of partners without one of their own;
+    /// [`RateLimit::UNLIMITED`] leaves them unlimited.
+    pub default_rate_limit: RateLimit,
 }

@@ -2,12 +2,13 @@
 //! calls and domain answers into responses.
 //!
 //! It owns the response wire format (`wire.rs`: domain values to JSON), the
-//! check order of SPEC.md §1 (route, gate, media type and size, then the use
-//! case), request ids, CORS for the widget route, body limits, timeouts,
-//! graceful draining, and the live status WebSocket (`live.rs`). Request bodies and the gate's headers are handed to
-//! `session-core` as bytes: what they mean, and the error matrix itself
-//! (`ErrorKind::triple`), are decided there; `response::error` only renders
-//! a rejection as the envelope.
+//! check order of SPEC.md §1 (route, gate, rate limit, media type and size,
+//! then the use case), request ids, CORS for the widget route, per-partner
+//! rate limits (`limits.rs`), body limits, timeouts, graceful draining, and
+//! the live status WebSocket (`live.rs`). Request bodies and the gate's
+//! headers are handed to `session-core` as bytes: what they mean, and the
+//! error matrix itself (`ErrorKind::triple`), are decided there;
+//! `response::error` only renders a rejection as the envelope.
 
 mod admin;
 mod admin_api;
@@ -16,6 +17,7 @@ mod body;
 mod config;
 mod cors;
 mod json_out;
+mod limits;
 mod live;
 mod request_id;
 mod response;
@@ -27,5 +29,6 @@ pub use admin::Admin;
 pub use admin_api::{AdminApi, AdminPorts};
 pub use app::App;
 pub use config::{HttpConfig, WidgetOrigins, defaults};
+pub use limits::{RateLimits, SWEEP_INTERVAL, Verdict};
 pub use live::{LiveConfig, LiveSockets, MAX_CLIENT_FRAME};
 pub use server::{Handler, Lifecycle, ServeOptions, serve};

@@ -13,7 +13,8 @@ use std::path::Path;
 use serde::Deserialize;
 use session_core::client_token::{self, TokenDigest};
 use session_core::partner::{
-    PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec, next_kid, webhook_secret,
+    PartnerId, PartnerSpec, RateLimit, SigningKeySpec, WalletSpec, WidgetSpec, next_kid,
+    webhook_secret,
 };
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
 use session_core::random::{Random, hex_secret};
@@ -50,9 +51,19 @@ struct PartnerEntry {
     webhook_secret: Option<String>,
     signing_secret: Option<String>,
     signature_scheme: Option<String>,
+    rate_limit: Option<RateLimitEntry>,
     widget: WidgetEntry,
     #[serde(default)]
     wallet: Vec<WalletEntry>,
+}
+
+/// `rate_limit = { per_second = R, burst = B }`; the burst defaults to twice
+/// the rate, and `per_second = 0` makes the partner unlimited.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitEntry {
+    per_second: u32,
+    burst: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -360,6 +371,14 @@ fn plan(
                 .unwrap_or_else(|| Secret::new(webhook_secret(&hex_secret(random)))),
         ),
     };
+    let rate_limit = entry
+        .rate_limit
+        .map(|limit| match limit.burst {
+            Some(burst) => RateLimit::new(limit.per_second, burst),
+            None => RateLimit::with_default_burst(limit.per_second),
+        })
+        .transpose()
+        .map_err(|why| fail(format!("rate_limit: {why}")))?;
     let widget = entry.widget;
     let spec = PartnerSpec {
         id: entry.id.clone(),
@@ -403,6 +422,7 @@ fn plan(
                 active: w.active,
             })
             .collect(),
+        rate_limit,
     };
     spec.build().map_err(|e| e.to_string())?;
     let mut tokens = Vec::new();
@@ -452,6 +472,7 @@ accept_client_address = false
 redirect_hosts = ["app.acme.example"]
 webhook_url = "https://hooks.acme.example/proof"
 signature_scheme = "hmac-sha512"
+rate_limit = {{ per_second = 100, burst = 200 }}
 
 [partner.widget]
 widget_id = "fb359d09-fff6-4b1f-906c-b9062b135065"
@@ -501,6 +522,7 @@ active = true
             spec.webhook_secret.is_some(),
             "generated because webhook_url is set"
         );
+        assert_eq!(spec.rate_limit, RateLimit::new(100, 200).ok());
         let grant = store
             .find_by_token(&TokenDigest::of(TOKEN))
             .await
@@ -709,7 +731,7 @@ active = true
                     "theme = \"light\"",
                     &format!("decimals = {{ USDT = \"{SECRET}\" }}"),
                 ),
-                "line 23",
+                "line 24",
                 "partner[0].widget.decimals",
             ),
         ];
@@ -722,7 +744,7 @@ active = true
         .await
         .expect_err("missing key");
         assert!(
-            missing.contains("line 15")
+            missing.contains("line 16")
                 && missing.contains("partner[0].widget: missing key `currencies`"),
             "{missing}"
         );
@@ -738,6 +760,59 @@ active = true
             assert!(!error.contains(SECRET), "{why}: {error}");
             assert!(error.contains(position), "{why}: {position} in {error}");
             assert!(error.contains(key), "{why}: {key} in {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn rate_limits_default_their_burst_and_are_checked() {
+        let line = "rate_limit = { per_second = 100, burst = 200 }";
+        let cases = [
+            (
+                "rate_limit = { per_second = 5 }",
+                RateLimit::new(5, 10).ok(),
+            ),
+            (
+                "rate_limit = { per_second = 0 }",
+                Some(RateLimit::UNLIMITED),
+            ),
+            ("", None),
+        ];
+        for (replacement, expected) in cases {
+            let store = MemStore::new();
+            load(
+                &spec_example().replace(line, replacement),
+                &store,
+                &clock(),
+                &CountingRandom::default(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{replacement}: {e}"));
+            let spec = store
+                .partner(&PartnerId::parse("acme").expect("id"))
+                .await
+                .expect("read")
+                .expect("stored");
+            assert_eq!(spec.rate_limit, expected, "{replacement}");
+        }
+        for (replacement, named) in [
+            ("rate_limit = { per_second = 5, burst = 0 }", "rate_limit"),
+            ("rate_limit = { per_second = -1 }", "partner[0].rate_limit"),
+            (
+                "rate_limit = { per_second = 5, window = 2 }",
+                "partner[0].rate_limit",
+            ),
+        ] {
+            let store = MemStore::new();
+            let error = load(
+                &spec_example().replace(line, replacement),
+                &store,
+                &clock(),
+                &CountingRandom::default(),
+            )
+            .await
+            .expect_err(replacement);
+            assert!(error.contains(named), "{replacement}: {error}");
+            assert_eq!(store.partners().await.expect("list"), vec![]);
         }
     }
 

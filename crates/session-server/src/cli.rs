@@ -174,6 +174,12 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_MAX_CONNECTIONS", default_value_t = defaults::MAX_CONNECTIONS)]
     pub max_connections: usize,
 
+    /// Partner API requests per second, on each instance, of a partner
+    /// without a rate_limit of its own; the burst is twice as many. 0: those
+    /// partners are not limited (a partner's own rate_limit still applies).
+    #[arg(long, env = "SESSION_DEFAULT_RATE_LIMIT", value_name = "R", default_value_t = defaults::RATE_LIMIT_PER_SECOND)]
+    pub default_rate_limit: u32,
+
     /// Worker threads of the runtime (default: one per core).
     #[arg(long, env = "SESSION_WORKERS")]
     pub workers: Option<usize>,

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use session_core::partner::RateLimit;
 use session_core::secret::Secret;
 use session_core::value::{IpRange, Origin};
 use session_core::webhook::RetryPolicy;
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub webhooks: DispatcherConfig,
     pub webhook_allow: Vec<IpRange>,
     pub live: LiveConfig,
+    /// The budget of partners without one of their own (unlimited: off).
+    pub default_rate_limit: RateLimit,
 }
 
 fn micros(duration: Duration) -> i64 {
@@ -169,6 +172,8 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     }
     let (webhook_config, webhook_allow) =
         webhooks(&args.webhooks, Duration::from_secs(args.drain_timeout))?;
+    let default_rate_limit = RateLimit::with_default_burst(args.default_rate_limit)
+        .map_err(|why| format!("--default-rate-limit: {why}"))?;
     Ok(ServeConfig {
         listen: args.listen,
         admin_listen: args.admin_listen,
@@ -199,6 +204,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         webhooks: webhook_config,
         webhook_allow,
         live: live(&args.live)?,
+        default_rate_limit,
     })
 }
 
@@ -266,6 +272,23 @@ mod tests {
         assert_eq!(config.admin_listen.to_string(), "127.0.0.1:9090");
         assert_eq!(config.init_token_ttl_seconds, 3_600);
         assert_eq!(config.max_connections, 25_000);
+        assert_eq!(
+            config.default_rate_limit,
+            RateLimit::new(100, 200).expect("valid")
+        );
+    }
+
+    #[test]
+    fn the_default_rate_limit_has_twice_its_rate_as_burst_and_0_is_off() {
+        let config = resolve_args(&["--default-rate-limit", "5"]).expect("resolves");
+        assert_eq!(
+            config.default_rate_limit,
+            RateLimit::new(5, 10).expect("valid")
+        );
+        let off = resolve_args(&["--default-rate-limit", "0"]).expect("resolves");
+        assert!(off.default_rate_limit.is_unlimited());
+        assert!(resolve_args(&["--default-rate-limit", "2000000"]).is_err());
+        assert!(resolve_args(&["--default-rate-limit", "-1"]).is_err());
     }
 
     #[test]

@@ -177,6 +177,7 @@ async fn run_listeners(
         request_deadline: defaults::REQUEST_DEADLINE,
         widget_origins: config.widget_origins.clone(),
         live: config.live,
+        default_rate_limit: config.default_rate_limit,
     };
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,

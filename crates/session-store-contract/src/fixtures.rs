@@ -6,7 +6,7 @@ use std::sync::Arc;
 use session_core::client_token::TokenDigest;
 use session_core::example;
 use session_core::partner::{
-    Partner, PartnerId, PartnerSpec, PreviousWebhookSecret, SigningKeySpec,
+    Partner, PartnerId, PartnerSpec, PreviousWebhookSecret, RateLimit, SigningKeySpec,
 };
 use session_core::ports::{ClientTokenRecord, PartnerRegistry};
 use session_core::secret::Secret;
@@ -27,7 +27,8 @@ pub fn at(seconds: i64) -> Timestamp {
 /// The example partner with every optional field set: an IP gate, a second
 /// origin, redirect hosts, a webhook with a rotated-out secret, a rotated-out
 /// signing key, a second
-/// currency with decimals, an inactive second wallet.
+/// currency with decimals, an inactive second wallet, a request budget of its
+/// own.
 pub fn partner_spec(id: &str) -> PartnerSpec {
     let mut spec = example::partner(id);
     spec.name = format!("Partner {id}");
@@ -62,6 +63,7 @@ pub fn partner_spec(id: &str) -> PartnerSpec {
     let mut erc20 = example::wallet("USDT", "ERC20", example::ETHEREUM_WALLET);
     erc20.active = false;
     spec.wallets.push(erc20);
+    spec.rate_limit = RateLimit::new(5, 10).ok();
     spec
 }
 

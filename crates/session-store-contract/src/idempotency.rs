@@ -15,19 +15,19 @@ fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text.as_bytes()).unwrap_or_else(|why| panic!("{why}"))
 }
 
-/// The answer `session` would get: its own id as the body, `fingerprint`
-/// standing for the request.
-fn answer_for(session: &Session, fingerprint: u8) -> StoredAnswer {
+/// What is kept for `session` under a key: `fingerprint` stands for the
+/// request, and the session comes back unchanged.
+fn answer_for(session: &Arc<Session>, fingerprint: u8) -> StoredAnswer {
     StoredAnswer {
         fingerprint: Fingerprint::from_bytes([fingerprint; 32]),
-        body: Arc::from(session.id_text().as_bytes()),
+        session: Arc::clone(session),
     }
 }
 
-fn keyed(session: &Session, text: &str, replaces_before: Timestamp) -> KeyedAnswer {
+fn keyed(text: &str, replaces_before: Timestamp) -> KeyedAnswer {
     KeyedAnswer {
         key: key(text),
-        answer: answer_for(session, 1),
+        fingerprint: Fingerprint::from_bytes([1; 32]),
         replaces_before,
     }
 }
@@ -56,7 +56,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
 
     let first = sample_session(&acme, "u1", "u1@example.com", 10);
     let written = store
-        .insert_keyed_session(&first, &keyed(&first, "k", at(0)))
+        .insert_keyed_session(&first, &keyed("k", at(0)))
         .await
         .expect("insert");
     assert_eq!(written, KeyedInsert::Inserted);
@@ -77,7 +77,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
 
     let second = sample_session(&acme, "u1", "changed@example.com", 20);
     let taken = store
-        .insert_keyed_session(&second, &keyed(&second, "k", at(0)))
+        .insert_keyed_session(&second, &keyed("k", at(0)))
         .await
         .expect("insert");
     assert_eq!(taken, KeyedInsert::KeyTaken);
@@ -92,7 +92,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
 
     let theirs = sample_session(&beta, "u1", "u1@example.com", 20);
     let written = store
-        .insert_keyed_session(&theirs, &keyed(&theirs, "k", at(0)))
+        .insert_keyed_session(&theirs, &keyed("k", at(0)))
         .await
         .expect("insert");
     assert_eq!(written, KeyedInsert::Inserted, "keys are per partner");
@@ -104,7 +104,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
     // Past the TTL the key is free again, and the new answer replaces the old.
     let third = sample_session(&acme, "u1", "u1@example.com", 30);
     let written = store
-        .insert_keyed_session(&third, &keyed(&third, "k", at(15)))
+        .insert_keyed_session(&third, &keyed("k", at(15)))
         .await
         .expect("insert");
     assert_eq!(written, KeyedInsert::Inserted);
@@ -140,7 +140,7 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
             .map(|i| sample_session(&acme, "p", "p@example.com", round * 100 + 50 + i))
             .collect();
         let keyed_writes = sessions.iter().enumerate().map(|(i, session)| {
-            let answer = keyed(session, &text, at(0));
+            let answer = keyed(&text, at(0));
             async move {
                 let store: &dyn Store = if i % 2 == 0 { here } else { there };
                 store.insert_keyed_session(session, &answer).await
@@ -183,14 +183,14 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
     }
 }
 
-/// The reaper deletes answers created before the cut-off, oldest first, at
-/// most `limit` per call; later answers stay.
+/// The reaper deletes answers created before the cut-off, at most `limit`
+/// per call; later answers stay.
 pub async fn expired_answers_are_reaped_in_bounded_batches(store: impl Store) {
     let acme = partner(&store, "acme").await;
     for n in 1..=5u32 {
         let session = sample_session(&acme, "u1", "u1@example.com", n);
         let written = store
-            .insert_keyed_session(&session, &keyed(&session, &format!("k{n}"), at(0)))
+            .insert_keyed_session(&session, &keyed(&format!("k{n}"), at(0)))
             .await
             .expect("insert");
         assert_eq!(written, KeyedInsert::Inserted);

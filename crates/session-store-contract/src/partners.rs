@@ -1,7 +1,7 @@
 //! Contract cases for the partner directory and registry.
 
 use session_core::client_token::TokenDigest;
-use session_core::partner::PartnerId;
+use session_core::partner::{PartnerId, RateLimit};
 use session_core::ports::ClientTokenRecord;
 
 use crate::Store;
@@ -24,6 +24,7 @@ pub async fn registry_round_trips_partner_specs(store: impl Store) {
     zeta.widget.redirect_url = None;
     zeta.widget.decimals.clear();
     zeta.signature_scheme = "sha512-concat".into();
+    zeta.rate_limit = None;
     store.put_partner(&zeta).await.expect("put zeta");
     store.put_partner(&acme).await.expect("put acme");
     assert_eq!(store.partner(&id("acme")).await, Ok(Some(acme.clone())));
@@ -36,8 +37,14 @@ pub async fn registry_round_trips_partner_specs(store: impl Store) {
     changed.wallets[0].active = false;
     changed.widget.networks = vec!["ERC20".into()];
     changed.signing_keys.truncate(1);
+    changed.rate_limit = Some(RateLimit::UNLIMITED);
     store.put_partner(&changed).await.expect("replace acme");
-    assert_eq!(store.partner(&id("acme")).await, Ok(Some(changed)));
+    assert_eq!(store.partner(&id("acme")).await, Ok(Some(changed.clone())));
+
+    let mut largest = changed;
+    largest.rate_limit = RateLimit::new(RateLimit::MAX_PER_SECOND, u32::MAX).ok();
+    store.put_partner(&largest).await.expect("replace acme");
+    assert_eq!(store.partner(&id("acme")).await, Ok(Some(largest)));
 }
 
 /// A configuration change is what the next authenticated request sees.
@@ -52,8 +59,10 @@ pub async fn configuration_changes_reach_the_directory(store: impl Store) {
         .expect("lookup")
         .expect("granted");
     assert!(grant.partner.offramp_enabled);
+    assert_eq!(grant.partner.rate_limit, spec.rate_limit);
     spec.offramp_enabled = false;
     spec.name = "Renamed".into();
+    spec.rate_limit = RateLimit::new(1, 3).ok();
     store.put_partner(&spec).await.expect("update");
     let grant = store
         .find_by_token(&record.digest)
@@ -62,6 +71,11 @@ pub async fn configuration_changes_reach_the_directory(store: impl Store) {
         .expect("granted");
     assert!(!grant.partner.offramp_enabled);
     assert_eq!(grant.partner.name, "Renamed");
+    assert_eq!(
+        grant.partner.rate_limit,
+        RateLimit::new(1, 3).ok(),
+        "a changed budget reaches the limiter with the partner"
+    );
 }
 
 /// Tokens: add once, look up by digest, rotate into a grace period, revoke.

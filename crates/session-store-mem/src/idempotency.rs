@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use session_core::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
+use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
 use session_core::partner::PartnerId;
 use session_core::ports::{IdempotencyStore, KeyedInsert, StoreError};
 use session_core::session::Session;
@@ -18,8 +18,9 @@ type Slot = (PartnerId, IdempotencyKey);
 
 #[derive(Debug)]
 struct Kept {
-    answer: StoredAnswer,
-    created_at: Timestamp,
+    fingerprint: Fingerprint,
+    /// The session the key created; kept here even if the store evicts it.
+    session: Arc<Session>,
 }
 
 /// The answers, and the order they were written in, so the oldest go first
@@ -41,7 +42,7 @@ impl Answers {
     /// Removes the answer in `slot` if it is still the one written at `at`.
     fn forget(&self, slot: &Slot, at: Timestamp) -> bool {
         self.kept
-            .remove_if(slot, |_, kept| kept.created_at == at)
+            .remove_if(slot, |_, kept| kept.session.created_at == at)
             .is_some()
     }
 }
@@ -58,8 +59,11 @@ impl IdempotencyStore for MemStore {
             .answers
             .kept
             .get(&(partner.clone(), key.clone()))
-            .filter(|kept| kept.created_at >= created_since)
-            .map(|kept| kept.answer.clone()))
+            .filter(|kept| kept.session.created_at >= created_since)
+            .map(|kept| StoredAnswer {
+                fingerprint: kept.fingerprint,
+                session: Arc::clone(&kept.session),
+            }))
     }
 
     async fn insert_keyed_session(
@@ -73,14 +77,14 @@ impl IdempotencyStore for MemStore {
         // both in: a concurrent request with the key waits here, then finds
         // the answer.
         match self.answers.kept.entry(slot.clone()) {
-            Entry::Occupied(live) if live.get().created_at >= keyed.replaces_before => {
+            Entry::Occupied(live) if live.get().session.created_at >= keyed.replaces_before => {
                 return Ok(KeyedInsert::KeyTaken);
             }
             entry => {
                 self.insert_session_now(session)?;
                 entry.insert(Kept {
-                    answer: keyed.answer.clone(),
-                    created_at,
+                    fingerprint: keyed.fingerprint,
+                    session: Arc::clone(session),
                 });
             }
         }

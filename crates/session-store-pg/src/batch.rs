@@ -177,48 +177,48 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
         .filter(|(_, duplicate)| !**duplicate)
         .map(|(pending, _)| pending)
         .collect();
-    let outcome = db
-        .run(async |client| insert_rows(client, &rows).await)
-        .await;
-    let answers: Vec<Result<KeyedInsert, StoreError>> = match outcome {
-        Ok(written) => {
-            count(
-                counters,
-                written
-                    .iter()
-                    .filter(|w| **w == KeyedInsert::Inserted)
-                    .count(),
-            );
-            written.into_iter().map(Ok).collect()
-        }
-        // Unreachable database: each row would fail the same way, and the
-        // batch may even have committed just before the connection broke.
-        // Either way the answer is "unavailable", as for a single insert.
-        Err(error @ StoreError::Unavailable(_)) => vec![Err(error); rows.len()],
-        Err(error) if rows.len() == 1 => vec![Err(error)],
-        Err(error) => {
-            tracing::debug!(rows = rows.len(), %error, "group commit failed; writing rows one by one");
-            counters.split_batches.fetch_add(1, Ordering::Relaxed);
-            let mut answers = Vec::with_capacity(rows.len());
-            for row in &rows {
-                // Once the database is gone, the rest fail the same way at once
-                // rather than each waiting out its own timeout.
-                if let Some(Err(lost @ StoreError::Unavailable(_))) = answers.last() {
-                    let lost = Err(lost.clone());
-                    answers.push(lost);
-                    continue;
-                }
-                let one = db
-                    .run(async |client| insert_rows(client, &[row]).await)
-                    .await
-                    .map(|written| written.into_iter().next().unwrap_or(KeyedInsert::KeyTaken));
-                if one == Ok(KeyedInsert::Inserted) {
-                    count(counters, 1);
-                }
-                answers.push(one);
+    let answers: Vec<Result<KeyedInsert, StoreError>> = match rows.as_slice() {
+        [] => Vec::new(),
+        [row] => {
+            let one = db.run(async |client| insert_one(client, row).await).await;
+            if one == Ok(KeyedInsert::Inserted) {
+                count(counters, 1);
             }
-            answers
+            vec![one]
         }
+        _ => match db
+            .run(async |client| insert_rows(client, &rows).await)
+            .await
+        {
+            Ok(()) => {
+                count(counters, rows.len());
+                vec![Ok(KeyedInsert::Inserted); rows.len()]
+            }
+            // Unreachable database: each row would fail the same way, and the
+            // batch may even have committed just before the connection broke.
+            // Either way the answer is "unavailable", as for a single insert.
+            Err(error @ StoreError::Unavailable(_)) => vec![Err(error); rows.len()],
+            Err(error) => {
+                tracing::debug!(rows = rows.len(), %error, "group commit failed; writing rows one by one");
+                counters.split_batches.fetch_add(1, Ordering::Relaxed);
+                let mut answers = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    // Once the database is gone, the rest fail the same way at
+                    // once rather than each waiting out its own timeout.
+                    if let Some(Err(lost @ StoreError::Unavailable(_))) = answers.last() {
+                        let lost = Err(lost.clone());
+                        answers.push(lost);
+                        continue;
+                    }
+                    let one = db.run(async |client| insert_one(client, row).await).await;
+                    if one == Ok(KeyedInsert::Inserted) {
+                        count(counters, 1);
+                    }
+                    answers.push(one);
+                }
+                answers
+            }
+        },
     };
     let mut answers = answers.into_iter();
     for (pending, duplicate) in batch.drain(..).zip(duplicate) {
@@ -246,7 +246,7 @@ fn count(counters: &Counters, rows: usize) {
 /// The columns a session writes into `transactions`, in parameter order:
 /// name, the array type its parameter arrives as, and whether the value is a
 /// text array literal to cast back (see [`text_array_literal`]).
-const TRANSACTION_COLUMNS: [(&str, &str, bool); 29] = [
+const TRANSACTION_COLUMNS: [(&str, &str, bool); 31] = [
     ("merchant_transaction_id", "uuid", false),
     ("partner_id", "text", false),
     ("partner_user_id", "text", false),
@@ -276,53 +276,35 @@ const TRANSACTION_COLUMNS: [(&str, &str, bool); 29] = [
     ("fiat_currency", "text", false),
     ("payment_method", "text", false),
     ("updated_at", "timestamptz", false),
+    ("idempotency_key", "text", false),
+    ("idempotency_fingerprint", "bytea", false),
 ];
 
-/// The end users' upsert, over a `batch_users (partner_id, partner_user_id,
-/// email, created_at)` with one row per user.
+/// The unique index that holds idempotency keys (migration 0006).
+const KEY_INDEX: &str = "transactions_idempotency_key";
+
+/// The group-commit statement. Parameters are parallel arrays, one element
+/// per distinct end user ($1..$4) and per session ($5..).
 ///
 /// `new_users` inserts the end users not seen before (`ON CONFLICT DO
 /// NOTHING`); `changed_emails` updates the users that existed before the
 /// statement, and only those whose email changed (`IS DISTINCT FROM`), so an
 /// unchanged user is never locked. Both see the snapshot taken before the
-/// statement, so a user is either inserted or updated, never both. The
-/// final INSERT writes the transactions; its foreign key to end_users is
-/// checked at the end of the statement, when the CTEs' rows exist.
-const UPSERT_USERS: &str = "\
-new_users AS (
-    INSERT INTO end_users (partner_id, partner_user_id, email, created_at)
-    SELECT partner_id, partner_user_id, email, created_at FROM batch_users
-    ON CONFLICT (partner_id, partner_user_id) DO NOTHING
-), changed_emails AS (
-    UPDATE end_users SET email = b.email
-    FROM batch_users b
-    WHERE end_users.partner_id = b.partner_id
-      AND end_users.partner_user_id = b.partner_user_id
-      AND end_users.email IS DISTINCT FROM b.email
-)";
-
-/// `unnest($first::t1[], ...) AS alias (columns...)` over the transaction
-/// columns, with `extra` after the column list (e.g. `WITH ORDINALITY`).
-fn unnest_transactions(first: usize, alias: &str, ordinality: bool) -> String {
+/// statement, so a user is either inserted or updated, never both. The main
+/// INSERT writes the transactions; its foreign key to end_users is checked at
+/// the end of the statement, when the CTEs' rows exist. List columns arrive
+/// as text array literals and are cast back with `::text[]`.
+///
+/// A session's idempotency key (NULL without one) goes in with its row; a
+/// key another session holds fails the whole statement with a unique
+/// violation (after waiting for that session's transaction to end), and
+/// write_batch then writes the rows one by one, so only the loser fails.
+static INSERT_SESSIONS: LazyLock<String> = LazyLock::new(|| {
     let arrays: Vec<String> = TRANSACTION_COLUMNS
         .iter()
         .enumerate()
-        .map(|(i, (_, ty, _))| format!("${}::{ty}[]", first + i))
+        .map(|(i, (_, ty, _))| format!("${}::{ty}[]", i + 5))
         .collect();
-    let mut names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, ..)| *name).collect();
-    if ordinality {
-        names.push("ord");
-    }
-    format!(
-        "unnest({}){} AS {alias} ({})",
-        arrays.join(", "),
-        if ordinality { " WITH ORDINALITY" } else { "" },
-        names.join(", ")
-    )
-}
-
-/// `INSERT INTO transactions (...) SELECT ... FROM <source>`.
-fn insert_transactions(source: &str) -> String {
     let names: Vec<&str> = TRANSACTION_COLUMNS.iter().map(|(name, ..)| *name).collect();
     let values: Vec<String> = TRANSACTION_COLUMNS
         .iter()
@@ -335,139 +317,78 @@ fn insert_transactions(source: &str) -> String {
         })
         .collect();
     format!(
-        "INSERT INTO transactions ({}) SELECT {} FROM {source}",
-        names.join(", "),
-        values.join(", ")
-    )
-}
-
-/// The group-commit statement for sessions without idempotency keys.
-/// Parameters are parallel arrays: one element per distinct end user
-/// ($1..$4) and one per session ($5..).
-static INSERT_SESSIONS: LazyLock<String> = LazyLock::new(|| {
-    format!(
         "WITH batch_users AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
         AS u (partner_id, partner_user_id, email, created_at)
-), {UPSERT_USERS}
-{}",
-        insert_transactions(&unnest_transactions(5, "r", false))
+), new_users AS (
+    INSERT INTO end_users (partner_id, partner_user_id, email, created_at)
+    SELECT partner_id, partner_user_id, email, created_at FROM batch_users
+    ON CONFLICT (partner_id, partner_user_id) DO NOTHING
+), changed_emails AS (
+    UPDATE end_users SET email = b.email
+    FROM batch_users b
+    WHERE end_users.partner_id = b.partner_id
+      AND end_users.partner_user_id = b.partner_user_id
+      AND end_users.email IS DISTINCT FROM b.email
+)
+INSERT INTO transactions ({names})
+SELECT {values} FROM unnest({arrays}) AS r ({names})",
+        names = names.join(", "),
+        values = values.join(", "),
+        arrays = arrays.join(", "),
     )
 });
 
-/// The group-commit statement when some sessions carry an idempotency key.
-/// $1..$6: one element per keyed session (partner, key, fingerprint,
-/// session id, answer, time); $7: answers created before it are expired;
-/// $8..: one element per session.
-///
-/// `claimed` writes each key's answer unless a live one holds the key (an
-/// expired one is replaced); a key another transaction is writing makes the
-/// statement wait for it to end, so a lost key is always a committed one.
-/// Only sessions without a key or whose key was claimed are written, and
-/// their end users are taken from them (the latest session of a user gives
-/// the email), so a session that lost its key leaves no trace. The statement
-/// returns the ids of the sessions written.
-static INSERT_KEYED_SESSIONS: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH claimed AS (
-    INSERT INTO idempotency_keys AS k (partner_id, idempotency_key, fingerprint,
-        merchant_transaction_id, response_body, created_at)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::uuid[], $5::bytea[],
-        $6::timestamptz[])
-    ON CONFLICT (partner_id, idempotency_key) DO UPDATE SET
-        fingerprint = excluded.fingerprint,
-        merchant_transaction_id = excluded.merchant_transaction_id,
-        response_body = excluded.response_body,
-        created_at = excluded.created_at
-    WHERE k.created_at < $7
-    RETURNING merchant_transaction_id
-), written AS (
-    SELECT * FROM {}
-    WHERE b.merchant_transaction_id <> ALL ($4::uuid[])
-       OR b.merchant_transaction_id IN (SELECT merchant_transaction_id FROM claimed)
-), batch_users AS (
-    SELECT DISTINCT ON (partner_id, partner_user_id)
-        partner_id, partner_user_id, user_email AS email, created_at
-    FROM written ORDER BY partner_id, partner_user_id, ord DESC
-), {UPSERT_USERS}
-{}
-RETURNING merchant_transaction_id",
-        unnest_transactions(8, "b", true),
-        insert_transactions("written")
-    )
-});
+/// Clears a key whose session expired, so the key can pass to a new one.
+const RELEASE_EXPIRED_KEY: &str = "\
+UPDATE transactions SET idempotency_key = NULL, idempotency_fingerprint = NULL
+WHERE partner_id = $1 AND idempotency_key = $2 AND created_at < $3";
 
-/// Writes `rows` with one statement (one implicit transaction); for each
-/// row, whether its session was written or its key was taken.
-async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<Vec<KeyedInsert>, Fault> {
+/// Writes `rows` with one statement (one implicit transaction).
+async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<(), Fault> {
     let sessions: Vec<&Session> = rows.iter().map(|p| p.session.as_ref()).collect();
-    let columns = SessionColumns::of(&sessions);
-    if rows.iter().all(|row| row.keyed.is_none()) {
-        let users = BatchUsers::of(&sessions);
-        let statement = client.prepare_cached(&INSERT_SESSIONS).await?;
-        let mut params = users.params();
-        params.extend(columns.params());
-        client.execute(&statement, &params).await?;
-        return Ok(vec![KeyedInsert::Inserted; rows.len()]);
-    }
-
-    let keyed: Vec<(&Session, &KeyedAnswer)> = rows
-        .iter()
-        .filter_map(|row| {
-            row.keyed
-                .as_ref()
-                .map(|keyed| (row.session.as_ref(), keyed))
-        })
-        .collect();
-    let key_partners: Vec<&str> = keyed.iter().map(|(s, _)| s.partner_id.as_str()).collect();
-    let keys: Vec<&str> = keyed.iter().map(|(_, k)| k.key.as_str()).collect();
-    let fingerprints: Vec<&[u8]> = keyed
-        .iter()
-        .map(|(_, k)| k.answer.fingerprint.as_bytes().as_slice())
-        .collect();
-    let key_sessions: Vec<Uuid> = keyed
-        .iter()
-        .map(|(s, _)| s.merchant_transaction_id)
-        .collect();
-    let bodies: Vec<&[u8]> = keyed.iter().map(|(_, k)| &*k.answer.body).collect();
-    let key_created: Vec<PgTime> = keyed.iter().map(|(s, _)| PgTime(s.created_at)).collect();
-    // Every keyed session of a statement shares the cut-off (one clock, one
-    // TTL); the latest is the strictest about what counts as expired.
-    let expired_before = keyed
-        .iter()
-        .map(|(_, k)| k.replaces_before)
-        .min()
-        .map(PgTime);
-    let statement = client.prepare_cached(&INSERT_KEYED_SESSIONS).await?;
-    let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-        &key_partners,
-        &keys,
-        &fingerprints,
-        &key_sessions,
-        &bodies,
-        &key_created,
-        &expired_before,
-    ];
+    let users = BatchUsers::of(&sessions);
+    let columns = SessionColumns::of(rows);
+    let statement = client.prepare_cached(&INSERT_SESSIONS).await?;
+    let mut params = users.params();
     params.extend(columns.params());
-    let written: HashSet<Uuid> = client
-        .query(&statement, &params)
-        .await?
-        .iter()
-        .map(|row| row.try_get::<_, Uuid>(0))
-        .collect::<Result<_, _>>()?;
-    Ok(sessions
-        .iter()
-        .map(|s| {
-            if written.contains(&s.merchant_transaction_id) {
-                KeyedInsert::Inserted
-            } else {
-                KeyedInsert::KeyTaken
-            }
-        })
-        .collect())
+    client.execute(&statement, &params).await?;
+    Ok(())
 }
 
-/// One row per end user of a batch without keys. With several rows for one
+/// Writes one row; a unique violation on its idempotency key is `KeyTaken`,
+/// unless the session holding the key expired, which then gives it up.
+async fn insert_one(client: &mut Client, row: &Pending) -> Result<KeyedInsert, Fault> {
+    for attempt in 0..2 {
+        let error = match insert_rows(client, &[row]).await {
+            Ok(()) => return Ok(KeyedInsert::Inserted),
+            Err(error) => error,
+        };
+        let (Some(keyed), true) = (&row.keyed, error.is_unique_violation_of(KEY_INDEX)) else {
+            return Err(error);
+        };
+        if attempt > 0 {
+            return Ok(KeyedInsert::KeyTaken);
+        }
+        let statement = client.prepare_cached(RELEASE_EXPIRED_KEY).await?;
+        let released = client
+            .execute(
+                &statement,
+                &[
+                    &row.session.partner_id.as_str(),
+                    &keyed.key.as_str(),
+                    &PgTime(keyed.replaces_before),
+                ],
+            )
+            .await?;
+        if released == 0 {
+            return Ok(KeyedInsert::KeyTaken);
+        }
+    }
+    Ok(KeyedInsert::KeyTaken)
+}
+
+/// One row per end user of a batch. With several rows for one
 /// user, the UPDATE ... FROM would take the email of an arbitrary one of them
 /// (and the INSERT the first): the last session of a user in the batch gives
 /// the email ("latest wins"). The BTreeMap's key order is the order the
@@ -535,10 +456,13 @@ struct SessionColumns<'a> {
     fiat_currencies: Vec<String>,
     payment_methods: Vec<Option<String>>,
     updated: Vec<PgTime>,
+    keys: Vec<Option<&'a str>>,
+    fingerprints: Vec<Option<&'a [u8]>>,
 }
 
 impl<'a> SessionColumns<'a> {
-    fn of(sessions: &[&'a Session]) -> Self {
+    fn of(rows: &[&'a Pending]) -> Self {
+        let sessions: Vec<&'a Session> = rows.iter().map(|p| p.session.as_ref()).collect();
         let column = |f: fn(&'a Session) -> &'a str| sessions.iter().map(|s| f(s)).collect();
         let lists = |f: fn(&Session) -> String| sessions.iter().map(|s| f(s)).collect();
         let states: Vec<_> = sessions.iter().map(|s| s.initial_state()).collect();
@@ -590,6 +514,18 @@ impl<'a> SessionColumns<'a> {
                 .collect(),
             payment_methods: states.iter().map(|t| t.payment_method.clone()).collect(),
             updated: states.iter().map(|t| PgTime(t.updated_at)).collect(),
+            keys: rows
+                .iter()
+                .map(|p| p.keyed.as_ref().map(|k| k.key.as_str()))
+                .collect(),
+            fingerprints: rows
+                .iter()
+                .map(|p| {
+                    p.keyed
+                        .as_ref()
+                        .map(|k| k.fingerprint.as_bytes().as_slice())
+                })
+                .collect(),
         }
     }
 
@@ -625,6 +561,8 @@ impl<'a> SessionColumns<'a> {
             &self.fiat_currencies,
             &self.payment_methods,
             &self.updated,
+            &self.keys,
+            &self.fingerprints,
         ]
     }
 }

@@ -25,6 +25,17 @@ impl From<StoreError> for Fault {
     }
 }
 
+impl Fault {
+    /// Whether this is a unique violation of `constraint` (an index name for
+    /// a unique index). Read from the translated detail, which names the
+    /// constraint (see [`translate`]).
+    pub(crate) fn is_unique_violation_of(&self, constraint: &str) -> bool {
+        matches!(&self.0, StoreError::Conflict(detail)
+            if detail.starts_with("23505:")
+                && detail.ends_with(&format!("(constraint {constraint})")))
+    }
+}
+
 /// A fault for stored data that does not parse back into a domain value.
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> Fault {
     Fault(StoreError::Failed(format!(

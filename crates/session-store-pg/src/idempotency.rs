@@ -1,6 +1,7 @@
-//! `IdempotencyStore` on PostgreSQL: the answer is written by group commit
-//! in the statement that writes its session (see `batch.rs`); look-ups and
-//! the reaper are single statements keyed by partner.
+//! `IdempotencyStore` on PostgreSQL. A key is kept on the transaction it
+//! created (migration 0006) and written by group commit in the statement
+//! that writes the session (see `batch.rs`); look-ups and the reaper are
+//! single statements keyed by partner.
 
 use std::sync::Arc;
 
@@ -13,7 +14,7 @@ use session_core::time::Timestamp;
 
 use crate::PgStore;
 use crate::error::corrupt;
-use crate::rows::PgTime;
+use crate::rows::{self, PgTime, session_columns};
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
@@ -26,10 +27,12 @@ impl IdempotencyStore for PgStore {
         self.db
             .run(async |client| {
                 let statement = client
-                    .prepare_cached(
-                        "SELECT fingerprint, response_body FROM idempotency_keys \
-                         WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3",
-                    )
+                    .prepare_cached(concat!(
+                        "SELECT ",
+                        session_columns!(),
+                        ", idempotency_fingerprint FROM transactions \
+                         WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3"
+                    ))
                     .await?;
                 let Some(row) = client
                     .query_opt(
@@ -40,14 +43,14 @@ impl IdempotencyStore for PgStore {
                 else {
                     return Ok(None);
                 };
-                let fingerprint: &[u8] = row.try_get("fingerprint")?;
+                let fingerprint: &[u8] = row.try_get("idempotency_fingerprint")?;
                 let fingerprint: [u8; 32] = fingerprint
                     .try_into()
                     .map_err(|_| corrupt("an idempotency fingerprint is not 32 bytes"))?;
-                let body: &[u8] = row.try_get("response_body")?;
+                let stored = rows::stored_session(&row)?;
                 Ok(Some(StoredAnswer {
                     fingerprint: Fingerprint::from_bytes(fingerprint),
-                    body: Arc::from(body),
+                    session: stored.session,
                 }))
             })
             .await
@@ -69,13 +72,17 @@ impl IdempotencyStore for PgStore {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.db
             .run(async |client| {
-                // Oldest first through the index, so each batch is a short
-                // range scan and a short transaction.
+                // Oldest first through the partial index on created_at, which
+                // holds only rows that still have a key; the LIMIT keeps each
+                // batch a short transaction.
                 let statement = client
                     .prepare_cached(
-                        "DELETE FROM idempotency_keys WHERE (partner_id, idempotency_key) IN ( \
-                             SELECT partner_id, idempotency_key FROM idempotency_keys \
-                             WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
+                        "UPDATE transactions \
+                         SET idempotency_key = NULL, idempotency_fingerprint = NULL \
+                         WHERE merchant_transaction_id IN ( \
+                             SELECT merchant_transaction_id FROM transactions \
+                             WHERE idempotency_key IS NOT NULL AND created_at < $1 \
+                             ORDER BY created_at LIMIT $2)",
                     )
                     .await?;
                 let deleted = client

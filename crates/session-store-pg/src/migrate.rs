@@ -56,6 +56,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "idempotency_keys",
         sql: include_str!("../migrations/0006_idempotency_keys.sql"),
     },
+    Migration {
+        version: 7,
+        name: "partner_rate_limit",
+        sql: include_str!("../migrations/0007_partner_rate_limit.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

@@ -12,11 +12,25 @@ use std::time::Duration;
 /// The largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
-/// A response: status and body.
+/// A response: status, head and body.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
+    /// The status line and the headers, as received.
+    pub head: String,
     pub body: Vec<u8>,
+}
+
+impl Response {
+    /// The value of the first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head.split("\r\n").skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then_some(value.trim())
+        })
+    }
 }
 
 /// `GET path` with keep-alive.
@@ -83,6 +97,7 @@ pub fn read_response(reader: &mut impl Read) -> io::Result<Response> {
     let head = std::str::from_utf8(&buffer[..head_end])
         .map_err(|_| invalid("response head is not UTF-8"))?;
     let (status, length) = parse_head(head)?;
+    let head = head.trim_end().to_owned();
     let mut body = buffer.split_off(head_end);
     while body.len() < length {
         let read = reader.read(&mut chunk)?;
@@ -95,7 +110,7 @@ pub fn read_response(reader: &mut impl Read) -> io::Result<Response> {
         body.extend_from_slice(&chunk[..read]);
     }
     body.truncate(length);
-    Ok(Response { status, body })
+    Ok(Response { status, head, body })
 }
 
 /// The status and `content-length` of a response head.
@@ -166,13 +181,13 @@ mod tests {
             let mut reader = Trickle { bytes: OK, step };
             let response = read_response(&mut reader).expect("parses");
             assert_eq!(
-                response,
-                Response {
-                    status: 200,
-                    body: b"{\"a\":\"bcd\"}".to_vec()
-                },
+                (response.status, response.body.as_slice()),
+                (200, b"{\"a\":\"bcd\"}".as_slice()),
                 "read {step} bytes at a time"
             );
+            assert_eq!(response.header("content-type"), Some("application/json"));
+            assert_eq!(response.header("CONTENT-LENGTH"), Some("11"));
+            assert_eq!(response.header("ratelimit"), None);
         }
     }
 

@@ -35,6 +35,9 @@ const RUST_LOG: &str = "warn,session_server=info";
 /// read timeout also closes idle keep-alive connections.
 const HEADER_READ_TIMEOUT_SECS: &str = "600";
 
+/// session-server's flag for the budget of partners without their own.
+pub const DEFAULT_RATE_LIMIT: &str = "--default-rate-limit";
+
 /// Which store a session-server runs on.
 #[derive(Debug, Clone, Copy)]
 pub enum Store<'a> {
@@ -129,8 +132,15 @@ impl Server {
                 "--header-read-timeout",
                 HEADER_READ_TIMEOUT_SECS,
             ])
-            .args(extra)
-            .env("RUST_LOG", RUST_LOG);
+            .args(extra);
+        // The load partner is unlimited unless the run says otherwise: these runs
+        // measure the service, and its default budget (100/s) would turn a point
+        // into a count of 429s. `--limits` measures what budgets cost. A binary
+        // from before rate limits (`--webhooks --before`) has no such flag.
+        if !extra.contains(&DEFAULT_RATE_LIMIT) && knows_flag(binary, DEFAULT_RATE_LIMIT) {
+            command.args([DEFAULT_RATE_LIMIT, "0"]);
+        }
+        command.env("RUST_LOG", RUST_LOG);
         let shown = format!("{shown_env} {}", process::display(&command));
         // `spawn` waits for /readyz on the admin port the server reports.
         Self::spawn(name, command, shown, Output::JsonLog)
@@ -334,6 +344,16 @@ impl Drop for Server {
 }
 
 /// The variables set on `command` before `env_clear`, which forgets them.
+/// Whether `binary serve --help` lists `flag`.
+fn knows_flag(binary: &Path, flag: &str) -> bool {
+    Command::new(binary)
+        .args(["serve", "--help"])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .is_ok_and(|output| String::from_utf8_lossy(&output.stdout).contains(flag))
+}
+
 fn saved_env(command: &Command) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
     command
         .get_envs()

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::client_token::TokenEnv;
 use crate::error::{ErrorKind, Rejection};
 use crate::json::Object;
-use crate::partner::{PartnerId, PartnerSpec, SigningKeySpec, WalletSpec, WidgetSpec};
+use crate::partner::{PartnerId, PartnerSpec, RateLimit, SigningKeySpec, WalletSpec, WidgetSpec};
 use crate::secret::Secret;
 use crate::time::Timestamp;
 
@@ -37,6 +37,7 @@ pub fn new_partner(body: &[u8]) -> Result<PartnerSpec, Rejection> {
             "signing_secret",
             "signature_scheme",
             "wallets",
+            "rate_limit",
         ],
     )?;
     let id = top.req_str("id")?;
@@ -101,11 +102,13 @@ pub fn new_partner(body: &[u8]) -> Result<PartnerSpec, Rejection> {
         signing_keys,
         widget,
         wallets: top.wallets("wallets")?.unwrap_or_default(),
+        rate_limit: top.rate_limit("rate_limit")?.flatten(),
     })
 }
 
 /// `PATCH /admin/partners/{id}`: any of the bootstrap entry's settings;
-/// `null` removes `webhook_url` and `widget.redirect_url`.
+/// `null` removes `webhook_url` and `widget.redirect_url`, and gives
+/// `rate_limit` back to the server's default.
 pub fn patch(body: &[u8]) -> Result<PartnerPatch, Rejection> {
     let root = parse(body)?;
     let top = Members::root(&root);
@@ -122,6 +125,7 @@ pub fn patch(body: &[u8]) -> Result<PartnerPatch, Rejection> {
             "webhook_secret",
             "signature_scheme",
             "wallets",
+            "rate_limit",
             "widget",
         ],
     )?;
@@ -136,6 +140,7 @@ pub fn patch(body: &[u8]) -> Result<PartnerPatch, Rejection> {
         allowed_origins: top.strings("allowed_origins")?,
         allowed_ips: top.strings("allowed_ips")?,
         wallets: top.wallets("wallets")?,
+        rate_limit: top.rate_limit("rate_limit")?,
         widget: WidgetPatch::default(),
     };
     if let Some(widget) = top.object("widget")? {
@@ -290,6 +295,10 @@ impl<'v> Members<'v> {
         Rejection::invalid(&self.name(field), why)
     }
 
+    fn missing(&self, field: &str) -> Rejection {
+        Rejection::missing(&self.name(field))
+    }
+
     /// The first required field absent or `null` is `missing_param`, then the
     /// first unknown one is `validation_error`.
     fn check(&self, required: &[&str], optional: &[&str]) -> Result<(), Rejection> {
@@ -442,6 +451,49 @@ impl<'v> Members<'v> {
         }
     }
 
+    /// A request budget as in the bootstrap file, `{"per_second": R,
+    /// "burst": B}` (`burst` defaults to twice the rate; `per_second` 0 is
+    /// unlimited); `null`: the server's default. Absent `None`, `null`
+    /// `Some(None)`.
+    fn rate_limit(&self, field: &str) -> Result<Option<Option<RateLimit>>, Rejection> {
+        let members = match self.map.get(field) {
+            None => return Ok(None),
+            Some(Value::Null) => return Ok(Some(None)),
+            Some(Value::Object(map)) => Members {
+                at: format!("{}{field}.", self.at),
+                map,
+            },
+            Some(_) => {
+                return Err(self.invalid(
+                    field,
+                    "must be an object {\"per_second\", \"burst\"} or null",
+                ));
+            }
+        };
+        members.check(&["per_second"], &["burst"])?;
+        let count = |name: &str, why: &str| match members.map.get(name) {
+            None => Ok(None),
+            Some(value) => value
+                .as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .map(Some)
+                .ok_or_else(|| members.invalid(name, why)),
+        };
+        let per_second = count(
+            "per_second",
+            "must be a whole number from 0 (unlimited) to 1000000",
+        )?
+        .ok_or_else(|| members.missing("per_second"))?;
+        let burst = count("burst", "must be a whole number from 1 to 4294967295")?;
+        let limit = match burst {
+            Some(burst) => RateLimit::new(per_second, burst),
+            None => RateLimit::with_default_burst(per_second),
+        };
+        limit
+            .map(|limit| Some(Some(limit)))
+            .map_err(|why| self.invalid(field, why))
+    }
+
     /// `90s`, `15m`, `24h`, `7d` or `0`, or a number of seconds.
     fn grace(&self, field: &str) -> Result<Option<GracePeriod>, Rejection> {
         let why = "must be a duration like 90s, 15m, 24h, 7d or 0 (at most 365d), or whole seconds";
@@ -564,6 +616,84 @@ mod tests {
         assert_eq!(refused.kind(), ErrorKind::ValidationError);
         let refused = super::patch(br#"{"widget": {"decimals": {"USDT": 19}}}"#).expect_err("19");
         assert!(refused.message().contains("widget.decimals"), "{refused}");
+    }
+
+    #[test]
+    fn rate_limits_are_budgets_or_null() {
+        let limit = |body: &str| patch(body.as_bytes()).map(|p| p.rate_limit);
+        assert_eq!(limit("{\"name\": \"x\"}"), Ok(None), "absent: unchanged");
+        assert_eq!(
+            limit(r#"{"rate_limit": null}"#),
+            Ok(Some(None)),
+            "the default"
+        );
+        assert_eq!(
+            limit(r#"{"rate_limit": {"per_second": 5, "burst": 10}}"#),
+            Ok(Some(RateLimit::new(5, 10).ok()))
+        );
+        assert_eq!(
+            limit(r#"{"rate_limit": {"per_second": 5}}"#),
+            Ok(Some(RateLimit::new(5, 10).ok())),
+            "the burst defaults to twice the rate"
+        );
+        assert_eq!(
+            limit(r#"{"rate_limit": {"per_second": 0}}"#),
+            Ok(Some(Some(RateLimit::UNLIMITED)))
+        );
+        for (bad, kind, field) in [
+            (
+                r#"{"rate_limit": 5}"#,
+                ErrorKind::ValidationError,
+                "rate_limit",
+            ),
+            (
+                r#"{"rate_limit": {}}"#,
+                ErrorKind::MissingParam,
+                "rate_limit.per_second",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": 5, "window": 2}}"#,
+                ErrorKind::ValidationError,
+                "rate_limit.window",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": -1}}"#,
+                ErrorKind::ValidationError,
+                "rate_limit.per_second",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": 1.5}}"#,
+                ErrorKind::ValidationError,
+                "rate_limit.per_second",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": 5, "burst": 0}}"#,
+                ErrorKind::ValidationError,
+                "burst",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": 2000000}}"#,
+                ErrorKind::ValidationError,
+                "at most 1000000",
+            ),
+            (
+                r#"{"rate_limit": {"per_second": 5, "burst": 4294967296}}"#,
+                ErrorKind::ValidationError,
+                "rate_limit.burst",
+            ),
+        ] {
+            let refused = limit(bad).expect_err(bad);
+            assert_eq!(refused.kind(), kind, "{bad}: {refused}");
+            assert!(refused.message().contains(field), "{bad}: {refused}");
+        }
+        let body = format!(
+            r#"{{"id": "acme", "name": "x", "rate_limit": {{"per_second": 7}}, {WIDGET}}}"#
+        );
+        let spec = new_partner(body.as_bytes()).expect("decodes");
+        assert_eq!(spec.rate_limit, RateLimit::new(7, 14).ok());
+        let body = format!(r#"{{"id": "acme", "name": "x", "rate_limit": null, {WIDGET}}}"#);
+        let spec = new_partner(body.as_bytes()).expect("decodes");
+        assert_eq!(spec.rate_limit, None);
     }
 
     #[test]

@@ -5,7 +5,8 @@
 
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::{
-    PartnerSpec, PreviousWebhookSecret, SigningKeySpec, WalletSpec, next_kid, webhook_secret,
+    PartnerSpec, PreviousWebhookSecret, RateLimit, SigningKeySpec, WalletSpec, next_kid,
+    webhook_secret,
 };
 use crate::secret::Secret;
 use crate::time::Timestamp;
@@ -60,6 +61,9 @@ pub struct PartnerPatch {
     pub allowed_origins: Option<Vec<String>>,
     pub allowed_ips: Option<Vec<String>>,
     pub wallets: Option<Vec<WalletSpec>>,
+    /// The partner's request budget; `Some(None)`: back to the server's
+    /// default (`--default-rate-limit`).
+    pub rate_limit: Option<Option<RateLimit>>,
     pub widget: WidgetPatch,
 }
 
@@ -184,6 +188,9 @@ pub fn apply_patch(
     }
     if let Some(wallets) = &patch.wallets {
         fields.set("wallets", &mut spec.wallets, wallets.clone());
+    }
+    if let Some(limit) = patch.rate_limit {
+        fields.set("rate_limit", &mut spec.rate_limit, limit);
     }
     let mut widget_fields = Fields::default();
     apply_widget(&mut widget_fields, &mut spec.widget, &patch.widget);

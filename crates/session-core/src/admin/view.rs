@@ -27,6 +27,8 @@ pub struct PartnerView {
     pub redirect_hosts: Vec<String>,
     pub widget: WidgetView,
     pub wallets: Vec<WalletView>,
+    /// `null`: the server's `--default-rate-limit` applies.
+    pub rate_limit: Option<RateLimitView>,
     pub token_counts: TokenCounts,
     /// Only for one partner, not in lists.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,6 +70,14 @@ pub struct WalletView {
     pub network: String,
     pub address: String,
     pub active: bool,
+}
+
+/// A partner's own request budget, as in the bootstrap file;
+/// `per_second: 0` is unlimited.
+#[derive(Debug, Clone, Serialize)]
+pub struct RateLimitView {
+    pub per_second: u32,
+    pub burst: u32,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -145,6 +155,10 @@ impl PartnerView {
                     active: w.active,
                 })
                 .collect(),
+            rate_limit: spec.rate_limit.map(|limit| RateLimitView {
+                per_second: limit.per_second(),
+                burst: limit.burst(),
+            }),
             token_counts: TokenCounts::of(tokens, now),
             tokens: with_tokens.then(|| token_views(tokens, now)),
         }

@@ -34,7 +34,7 @@ pub enum SessionAnswer {
     Created(Vec<u8>),
     /// The answer an earlier request with the same `Idempotency-Key` and the
     /// same body got, byte for byte. Nothing was created.
-    Replayed(Arc<[u8]>),
+    Replayed(Vec<u8>),
 }
 
 impl SessionService {
@@ -60,10 +60,10 @@ impl SessionService {
     /// (`key_header`, empty without one). Without a key this is
     /// [`Self::create_session`]. With one, after the body and the key are
     /// validated: an answer stored under the key for the same request is
-    /// replayed, one for a different request is `idempotency_key_reused`;
-    /// otherwise the session is created and its answer (`render`ed) stored
-    /// with it in one write. A concurrent request with the key that wins the
-    /// write makes this one replay its answer.
+    /// replayed, one for a different request is `idempotency_key_reused`,
+    /// whatever the partner rules would say; otherwise the session is created
+    /// and its answer (`render`ed) stored with it in one write, which fails
+    /// for every request with the key but one, on any instance.
     pub async fn open_session(
         &self,
         partner: &Partner,
@@ -88,18 +88,23 @@ impl SessionService {
             .clock
             .now()
             .plus_seconds(-self.settings.idempotency_ttl_seconds);
-        if let Some(stored) = self.stored_answer(partner, &key, created_since).await? {
-            return replay(stored, fingerprint);
-        }
-
-        let created = self.prepare_session(partner, request).await?;
-        let body = render(&created);
+        // The key's check comes before the partner rules (SPEC.md §1), but
+        // the store is asked only when its answer can change the outcome:
+        // when a rule refuses, or when the write finds the key taken. The
+        // outcome is the one a look-up first would give, and a first request
+        // (nearly every request) costs no extra round trip.
+        let created = match self.prepare_session(partner, request).await {
+            Ok(created) => created,
+            Err(refusal) => {
+                return match self.stored_answer(partner, &key, created_since).await? {
+                    Some(stored) => self.replay(stored, fingerprint, render),
+                    None => Err(refusal),
+                };
+            }
+        };
         let keyed = KeyedAnswer {
             key,
-            answer: StoredAnswer {
-                fingerprint,
-                body: Arc::from(body.as_slice()),
-            },
+            fingerprint,
             replaces_before: created_since,
         };
         let written = self
@@ -109,19 +114,47 @@ impl SessionService {
             .await
             .map_err(store_rejection)?;
         match written {
-            KeyedInsert::Inserted => Ok(SessionAnswer::Created(body)),
+            KeyedInsert::Inserted => Ok(SessionAnswer::Created(render(&created))),
+            // The session prepared for this request is dropped unseen: only
+            // the stored answer (or a refusal) goes out.
             KeyedInsert::KeyTaken => {
                 match self
                     .stored_answer(partner, &keyed.key, created_since)
                     .await?
                 {
-                    Some(stored) => replay(stored, fingerprint),
+                    Some(stored) => self.replay(stored, fingerprint, render),
                     // The winner wrote nothing after all (it failed), or its
                     // answer expired this very instant: a retry will settle it.
                     None => Err(Rejection::of(ErrorKind::IdempotencyKeyInUse)),
                 }
             }
         }
+    }
+
+    /// The kept answer again when the request is the same one (the session
+    /// rendered with its init token reminted, the bytes it was first sent
+    /// as); otherwise the key was reused for a different request.
+    fn replay(
+        &self,
+        stored: StoredAnswer,
+        fingerprint: Fingerprint,
+        render: RenderAnswer<'_>,
+    ) -> Result<SessionAnswer, Rejection> {
+        if stored.fingerprint != fingerprint {
+            return Err(Rejection::of(ErrorKind::IdempotencyKeyReused));
+        }
+        let session = stored.session;
+        let init_token = self.tokens.remint(
+            &session.id_text(),
+            &session.widget.widget_id.to_string(),
+            session.created_at,
+            session.init_token_expires_at,
+            session.init_token_jti.as_str(),
+        );
+        Ok(SessionAnswer::Replayed(render(&CreatedSession {
+            session,
+            init_token,
+        })))
     }
 
     async fn stored_answer(
@@ -221,16 +254,6 @@ impl SessionService {
             session: Arc::new(session),
             init_token: minted.token,
         })
-    }
-}
-
-/// The stored answer again when the request is the same one; otherwise the
-/// key was reused for a different request.
-fn replay(stored: StoredAnswer, fingerprint: Fingerprint) -> Result<SessionAnswer, Rejection> {
-    if stored.fingerprint == fingerprint {
-        Ok(SessionAnswer::Replayed(stored.body))
-    } else {
-        Err(Rejection::of(ErrorKind::IdempotencyKeyReused))
     }
 }
 
@@ -449,23 +472,24 @@ mod tests {
         use crate::json::Object;
         use crate::ports::KeyedInsert;
         use crate::service::SessionAnswer;
-        use crate::service::fixtures::IDEMPOTENCY_TTL_SECONDS;
+        use crate::service::fixtures::{IDEMPOTENCY_TTL_SECONDS, created_session};
 
         const KEY: &[&[u8]] = &[b"retry-7"];
 
-        /// The answer body: the session's id, so a test can tell whose it is.
+        /// The answer body: the session's id and its init token, so a test
+        /// can tell whose answer it is and that the token is the same.
         fn render(created: &CreatedSession) -> Vec<u8> {
-            created.session.id_text().into_bytes()
+            format!("{}|{}", created.session.id_text(), created.init_token).into_bytes()
         }
 
         fn seed_fingerprint() -> Fingerprint {
             Fingerprint::of(&Object::parse(SEED.as_bytes()).expect("seed"))
         }
 
-        fn stored(fingerprint: Fingerprint, body: &[u8]) -> StoredAnswer {
+        fn stored(fingerprint: Fingerprint, session: &Arc<Session>) -> StoredAnswer {
             StoredAnswer {
                 fingerprint,
-                body: Arc::from(body),
+                session: Arc::clone(session),
             }
         }
 
@@ -477,36 +501,13 @@ mod tests {
             )
         }
 
-        #[test]
-        fn without_a_key_nothing_is_looked_up_or_kept() {
-            let mut mocks = Mocks::new();
-            let written = capturing_store(&mut mocks);
-            mocks.idempotency.expect_idempotent_answer().never();
-            mocks.idempotency.expect_insert_keyed_session().never();
-            let answer = open(mocks, SEED, &[]).expect("created");
-            let session = written.lock().expect("lock")[0].clone();
-            assert_eq!(
-                answer,
-                SessionAnswer::Created(session.id_text().into_bytes())
-            );
-        }
-
-        #[test]
-        fn a_new_key_is_written_with_its_session_and_answer() {
+        /// Opens the seed session with `KEY` on a store that accepts the
+        /// write; returns the answer and what was written.
+        fn first_request() -> (Vec<u8>, Arc<Session>, KeyedAnswer) {
             let mut mocks = Mocks::new();
             mocks.sessions.expect_insert_session().never();
-            let asked_since = Arc::new(Mutex::new(None));
-            let asked = asked_since.clone();
-            mocks
-                .idempotency
-                .expect_idempotent_answer()
-                .times(1)
-                .returning(move |partner, key, since| {
-                    assert_eq!(partner.as_str(), "acme");
-                    assert_eq!(key.as_str(), "retry-7");
-                    *asked.lock().expect("lock") = Some(since);
-                    Ok(None)
-                });
+            // A first request costs no look-up.
+            mocks.idempotency.expect_idempotent_answer().never();
             let keyed: Captured<(Arc<Session>, KeyedAnswer)> = Arc::default();
             let sink = keyed.clone();
             mocks
@@ -519,56 +520,103 @@ mod tests {
                         .push((session.clone(), answer.clone()));
                     Ok(KeyedInsert::Inserted)
                 });
-            let answer = open(mocks, SEED, KEY).expect("created");
+            let SessionAnswer::Created(body) = open(mocks, SEED, KEY).expect("created") else {
+                panic!("a first request creates");
+            };
             let (session, written) = keyed.lock().expect("lock")[0].clone();
-            let body = session.id_text().into_bytes();
-            assert_eq!(answer, SessionAnswer::Created(body.clone()));
-            assert_eq!(written.key.as_str(), "retry-7");
-            assert_eq!(written.answer, stored(seed_fingerprint(), &body));
-            let cutoff =
-                Timestamp::from_unix_micros(NOW_MICROS).plus_seconds(-IDEMPOTENCY_TTL_SECONDS);
-            assert_eq!(written.replaces_before, cutoff);
-            assert_eq!(
-                *asked_since.lock().expect("lock"),
-                Some(cutoff),
-                "expired answers are not replayed"
-            );
+            (body, session, written)
         }
 
         #[test]
-        fn the_same_request_replays_without_creating_anything() {
+        fn without_a_key_nothing_is_looked_up_or_kept() {
             let mut mocks = Mocks::new();
-            let mut wallets = MockWalletDirectory::new();
-            wallets.expect_resolve().never();
-            mocks.wallets = Some(wallets);
-            mocks.sessions.expect_insert_session().never();
+            let written = capturing_store(&mut mocks);
+            mocks.idempotency.expect_idempotent_answer().never();
             mocks.idempotency.expect_insert_keyed_session().never();
+            let SessionAnswer::Created(body) = open(mocks, SEED, &[]).expect("created") else {
+                panic!("created");
+            };
+            let session = written.lock().expect("lock")[0].clone();
+            assert!(body.starts_with(session.id_text().as_bytes()));
+        }
+
+        #[test]
+        fn a_new_key_is_written_with_its_session() {
+            let (body, session, written) = first_request();
+            assert!(body.starts_with(session.id_text().as_bytes()));
+            assert_eq!(written.key.as_str(), "retry-7");
+            assert_eq!(written.fingerprint, seed_fingerprint());
+            let cutoff =
+                Timestamp::from_unix_micros(NOW_MICROS).plus_seconds(-IDEMPOTENCY_TTL_SECONDS);
+            assert_eq!(written.replaces_before, cutoff, "expired holders give way");
+        }
+
+        #[test]
+        fn the_same_request_replays_the_first_answer_byte_for_byte() {
+            let (first, session, _) = first_request();
+            let mut mocks = Mocks::new();
+            mocks.sessions.expect_insert_session().never();
+            mocks
+                .idempotency
+                .expect_insert_keyed_session()
+                .times(1)
+                .returning(|_, _| Ok(KeyedInsert::KeyTaken));
             mocks
                 .idempotency
                 .expect_idempotent_answer()
-                .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"first answer"))));
+                .withf(|partner, key, since| {
+                    partner.as_str() == "acme"
+                        && key.as_str() == "retry-7"
+                        && *since
+                            == Timestamp::from_unix_micros(NOW_MICROS)
+                                .plus_seconds(-IDEMPOTENCY_TTL_SECONDS)
+                })
+                .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &session))));
             // Key order and whitespace differ; the request is the same.
             let reordered = r#"{ "client_ip":"203.0.113.42", "type":"buy", "amount":"100", "currency":"USDT",
                 "network":"TRC20", "user_email":"user@example.com", "partner_user_id":"user-123" }"#;
             let answer = open(mocks, reordered, KEY).expect("replayed");
             assert_eq!(
                 answer,
-                SessionAnswer::Replayed(Arc::from(&b"first answer"[..]))
+                SessionAnswer::Replayed(first),
+                "token reminted identically"
             );
         }
 
         #[test]
         fn a_different_request_is_refused_before_the_partner_rules() {
+            let session = created_session();
             let mut mocks = Mocks::new();
             mocks.idempotency.expect_insert_keyed_session().never();
             mocks
                 .idempotency
                 .expect_idempotent_answer()
-                .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"first answer"))));
+                .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &session))));
             // This body would also fail the currency rule, which comes later.
             let body = SEED.replace("USDT", "BTC");
             let refusal = open(mocks, &body, KEY).expect_err("reused");
             assert_eq!(refusal.kind(), ErrorKind::IdempotencyKeyReused);
+        }
+
+        #[test]
+        fn a_replay_wins_over_a_rule_that_now_refuses() {
+            // The same request, after the partner lost its ERC20 wallet: the
+            // answer kept under the key still comes back.
+            let session = created_session();
+            let body = SEED.replace("TRC20", "ERC20");
+            let fingerprint = Fingerprint::of(&Object::parse(body.as_bytes()).expect("body"));
+            let mut mocks = Mocks::new();
+            mocks.idempotency.expect_insert_keyed_session().never();
+            let kept = Arc::clone(&session);
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .returning(move |_, _, _| Ok(Some(stored(fingerprint, &kept))));
+            let answer = open(mocks, &body, KEY).expect("replayed");
+            let SessionAnswer::Replayed(bytes) = answer else {
+                panic!("replayed");
+            };
+            assert!(bytes.starts_with(session.id_text().as_bytes()));
         }
 
         #[test]
@@ -609,48 +657,58 @@ mod tests {
 
         #[test]
         fn losing_the_write_to_a_concurrent_request_replays_or_refuses() {
+            let winner = created_session();
             let other = Fingerprint::from_bytes([7; 32]);
             let cases = [
+                (Some(stored(seed_fingerprint(), &winner)), Ok(())),
                 (
-                    Some(stored(seed_fingerprint(), b"winner")),
-                    Ok(SessionAnswer::Replayed(Arc::from(&b"winner"[..]))),
-                ),
-                (
-                    Some(stored(other, b"winner")),
+                    Some(stored(other, &winner)),
                     Err(ErrorKind::IdempotencyKeyReused),
                 ),
                 (None, Err(ErrorKind::IdempotencyKeyInUse)),
             ];
-            for (winner, expected) in cases {
+            for (kept, expected) in cases {
                 let mut mocks = Mocks::new();
-                let mut lookups = 0;
                 mocks
                     .idempotency
                     .expect_idempotent_answer()
-                    .times(2)
-                    .returning(move |_, _, _| {
-                        lookups += 1;
-                        Ok(if lookups == 1 { None } else { winner.clone() })
-                    });
+                    .times(1)
+                    .returning(move |_, _, _| Ok(kept.clone()));
                 mocks
                     .idempotency
                     .expect_insert_keyed_session()
                     .times(1)
                     .returning(|_, _| Ok(KeyedInsert::KeyTaken));
-                let answer = open(mocks, SEED, KEY).map_err(|refusal| refusal.kind());
-                assert_eq!(answer, expected);
+                let answer = open(mocks, SEED, KEY);
+                match (answer, expected) {
+                    (Ok(SessionAnswer::Replayed(bytes)), Ok(())) => {
+                        assert!(
+                            bytes.starts_with(winner.id_text().as_bytes()),
+                            "the winner's"
+                        );
+                    }
+                    (Err(refusal), Err(kind)) => assert_eq!(refusal.kind(), kind),
+                    (other, expected) => panic!("{other:?}, expected {expected:?}"),
+                }
             }
         }
 
         #[test]
         fn quoted_and_bare_keys_are_one_key() {
+            let session = created_session();
             for header in [&b"retry-7"[..], &b"\"retry-7\""[..]] {
                 let mut mocks = Mocks::new();
                 mocks
                     .idempotency
+                    .expect_insert_keyed_session()
+                    .withf(|_, keyed| keyed.key == IdempotencyKey::parse(b"retry-7").expect("key"))
+                    .returning(|_, _| Ok(KeyedInsert::KeyTaken));
+                let kept = Arc::clone(&session);
+                mocks
+                    .idempotency
                     .expect_idempotent_answer()
                     .withf(|_, key, _| *key == IdempotencyKey::parse(b"retry-7").expect("key"))
-                    .returning(|_, _, _| Ok(Some(stored(seed_fingerprint(), b"a"))));
+                    .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &kept))));
                 assert!(matches!(
                     open(mocks, SEED, &[header]),
                     Ok(SessionAnswer::Replayed(_))

@@ -1,7 +1,8 @@
 //! The admin API under `/admin/` (SPEC.md §6), on every store: off without a
 //! token, 401 without the right one, partners listed without secrets, a
 //! partner created, given a token and opening a session, a token rotated with
-//! no grace and revoked, and the error envelope on bad requests.
+//! no grace and revoked, a request budget set and cleared, and the error
+//! envelope on bad requests.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -457,6 +458,138 @@ pub async fn admin_edits_and_refusals<S: TestStore>(store: Arc<S>) {
     )
     .await;
     no_webhook.assert_error(409, "conflict", "conflict");
+    server.stop().await;
+}
+
+/// Sends `POST /widget/session` as `token` until an answer carries
+/// `policy` in `RateLimit-Policy` (the edit has reached the limiter), failing
+/// after [`WITHIN`].
+async fn budget_applies(server: &TestServer, token: &str, policy: &str) {
+    let started = Instant::now();
+    loop {
+        let answer = server.create_session(token, SEED_BODY).await;
+        if answer.header("ratelimit-policy") == Some(policy) {
+            return;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "no answer with {policy} after {WITHIN:?}: {} {:?}",
+            answer.status,
+            answer.header("ratelimit-policy")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A budget set through the admin API reaches the partner API (one request a
+/// second, burst 1: the second quick request is refused), `null` gives the
+/// server's default back, and the admin listener itself has no budget.
+pub async fn admin_sets_a_partners_rate_limit<S: TestStore>(store: Arc<S>) {
+    let server = TestServer::start(store, Options::with_admin()).await;
+    let path = "/admin/partners/acme";
+    let shown = server.admin_call(Method::GET, path, None).await;
+    assert_eq!(
+        shown.json()["rate_limit"],
+        Value::Null,
+        "the server default"
+    );
+
+    let tight = json!({"rate_limit": {"per_second": 1, "burst": 1}});
+    let patched = server.admin_call(Method::PATCH, path, Some(&tight)).await;
+    assert_eq!(
+        patched.json(),
+        json!({"partner_id": "acme", "changed": true, "summary": "rate_limit updated"})
+    );
+    let shown = server.admin_call(Method::GET, path, None).await;
+    assert_eq!(
+        shown.json()["rate_limit"],
+        json!({"per_second": 1, "burst": 1})
+    );
+    let token = server.tokens.acme.clone();
+    budget_applies(&server, &token, "\"default\";q=1;w=1").await;
+    // The budget's one request a second went to the answer above (or, on a
+    // slow machine, a second passed: then one more request spends it).
+    let mut refused = None;
+    for _ in 0..5 {
+        let answer = server.create_session(&token, SEED_BODY).await;
+        if answer.status == 429 {
+            refused = Some(answer);
+            break;
+        }
+    }
+    let refused = refused.expect("a quick request past the budget is refused");
+    refused.assert_error(429, "rate_limited", "rate_limit_exceeded");
+    assert_eq!(
+        refused.header("ratelimit-policy"),
+        Some("\"default\";q=1;w=1")
+    );
+
+    // The operator is not a partner: the admin API answers however fast it is
+    // called, with no budget headers, while acme's budget is spent.
+    for _ in 0..10 {
+        let answer = server.admin_call(Method::GET, path, None).await;
+        assert_eq!(answer.status, 200);
+        assert!(answer.header("ratelimit").is_none());
+        assert!(answer.header("ratelimit-policy").is_none());
+    }
+
+    let refusals = [
+        (
+            json!({"rate_limit": {"per_second": 1, "burst": 0}}),
+            "burst",
+        ),
+        (
+            json!({"rate_limit": {"per_second": 2_000_000}}),
+            "per_second",
+        ),
+        (json!({"rate_limit": {"burst": 3}}), "rate_limit.per_second"),
+        (json!({"rate_limit": "fast"}), "rate_limit"),
+    ];
+    for (body, field) in &refusals {
+        let answer = server.admin_call(Method::PATCH, path, Some(body)).await;
+        assert_eq!(answer.status, 400, "{body}: {:?}", answer.body);
+        assert!(
+            answer.json()["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(field)),
+            "{body}: {:?}",
+            answer.body
+        );
+    }
+
+    let cleared = server
+        .admin_call(Method::PATCH, path, Some(&json!({"rate_limit": null})))
+        .await;
+    assert_eq!(cleared.json()["summary"], "rate_limit updated");
+    let shown = server.admin_call(Method::GET, path, None).await;
+    assert_eq!(shown.json()["rate_limit"], Value::Null);
+    let started = Instant::now();
+    loop {
+        let answer = server.create_session(&token, SEED_BODY).await;
+        let policy = answer.header("ratelimit-policy").map(str::to_owned);
+        if answer.status == 200 && policy.as_deref() != Some("\"default\";q=1;w=1") {
+            assert!(policy.is_some(), "the default budget announces itself");
+            break;
+        }
+        assert!(
+            started.elapsed() < WITHIN,
+            "still {} {policy:?} after {WITHIN:?}",
+            answer.status
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let mut body = new_partner("newco");
+    body["rate_limit"] = json!({"per_second": 7});
+    let created = server
+        .admin_call(Method::POST, "/admin/partners", Some(&body))
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    assert_eq!(
+        created.json()["rate_limit"],
+        json!({"per_second": 7, "burst": 14}),
+        "the burst defaults to twice the rate"
+    );
     server.stop().await;
 }
 

@@ -105,7 +105,7 @@ async fn transaction(server: &TestServer) -> String {
 }
 
 /// An upgrade request made by hand, for the refusals (plain HTTP answers).
-fn upgrade(server: &TestServer, path: &str) -> crate::support::RequestBuilder {
+pub fn upgrade(server: &TestServer, path: &str) -> crate::support::RequestBuilder {
     upgrade_as(server, Method::GET, path)
 }
 

@@ -4,6 +4,7 @@ mod admin;
 mod idempotency;
 mod instances;
 mod lifecycle;
+mod limits;
 mod live;
 mod openapi;
 mod server;
@@ -74,7 +75,13 @@ macro_rules! all_cases {
             admin::admin_rotation_without_grace_ends_the_old_token,
             admin::admin_revocation_ends_a_token,
             admin::admin_edits_and_refusals,
+            admin::admin_sets_a_partners_rate_limit,
             admin::admin_webhook_deliveries,
+            limits::rate_limit_admits_the_budget_and_refuses_the_rest,
+            limits::reads_and_websocket_upgrades_count,
+            limits::other_partners_are_unaffected,
+            limits::a_default_of_zero_leaves_only_partners_own_budgets,
+            limits::rate_limit_check_order,
         );
     };
 }

@@ -14,7 +14,7 @@ use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
 use session_core::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
-use session_core::partner::{Partner, PartnerId, PartnerSpec};
+use session_core::partner::{Partner, PartnerId, PartnerSpec, RateLimit};
 use session_core::ports::{
     ConfiguredWallets, EventApplied, IdempotencyStore, KeyedInsert, PartnerRegistry, Redemption,
     SessionStore, StoreError, UpstreamError, WalletDirectory,
@@ -146,7 +146,15 @@ pub struct Tokens {
     pub gated: String,
     pub upstream: String,
     pub offramp: String,
+    /// A partner with a budget of its own: [`LIMITED_PER_SECOND`] and [`LIMITED_BURST`].
+    pub limited: String,
+    /// A partner whose own budget is unlimited.
+    pub unlimited: String,
 }
+
+/// The budget of the partner `limited`.
+pub const LIMITED_PER_SECOND: u32 = 5;
+pub const LIMITED_BURST: u32 = 10;
 
 /// The example partner under `id`, with the networks the upstream-fault
 /// cases need.
@@ -170,6 +178,8 @@ pub struct Options {
     pub live: LiveConfig,
     /// The admin API's token; `None`: the API is off.
     pub admin_token: Option<&'static str>,
+    /// The budget of partners without one of their own.
+    pub default_rate_limit: RateLimit,
 }
 
 impl Options {
@@ -183,6 +193,8 @@ impl Options {
             max_connections: defaults::MAX_CONNECTIONS,
             live: LiveConfig::default(),
             admin_token: None,
+            default_rate_limit: RateLimit::with_default_burst(defaults::RATE_LIMIT_PER_SECOND)
+                .expect("the default budget is valid"),
         }
     }
 
@@ -230,12 +242,19 @@ impl TestServer {
         gated.allowed_ips = vec!["10.0.0.0/8".into()];
         let mut offramp = partner_spec("offramp");
         offramp.offramp_enabled = true;
+        let mut limited = partner_spec("limited");
+        limited.rate_limit =
+            Some(RateLimit::new(LIMITED_PER_SECOND, LIMITED_BURST).expect("valid"));
+        let mut unlimited = partner_spec("unlimited");
+        unlimited.rate_limit = Some(RateLimit::UNLIMITED);
         for spec in [
             partner_spec("acme"),
             partner_spec("other"),
             gated,
             partner_spec("upstream"),
             offramp,
+            limited,
+            unlimited,
         ] {
             store.put_partner(&spec).await.expect("put partner");
         }
@@ -261,6 +280,12 @@ impl TestServer {
                 .await
                 .0,
             offramp: issue(store.as_ref(), random.as_ref(), "offramp", now)
+                .await
+                .0,
+            limited: issue(store.as_ref(), random.as_ref(), "limited", now)
+                .await
+                .0,
+            unlimited: issue(store.as_ref(), random.as_ref(), "unlimited", now)
                 .await
                 .0,
         };
@@ -306,6 +331,7 @@ impl TestServer {
                 Origin::parse(WIDGET_ORIGIN).expect("origin"),
             ]),
             live: options.live,
+            default_rate_limit: options.default_rate_limit,
         };
         let serve_options = ServeOptions {
             header_read_timeout: options.header_read_timeout,

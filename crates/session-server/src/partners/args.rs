@@ -158,6 +158,15 @@ pub struct CreateArgs {
     /// Host a session's redirect_url may point to. Repeatable; none means any.
     #[arg(long = "redirect-host", value_name = "HOST")]
     pub redirect_hosts: Vec<String>,
+
+    /// Partner API requests per second on each instance (0: unlimited)
+    /// [default: the server's --default-rate-limit].
+    #[arg(long, value_name = "R", value_parser = RateArg::parse)]
+    pub rate_limit: Option<RateArg>,
+
+    /// Requests the partner may send at once [default: twice --rate-limit].
+    #[arg(long, value_name = "B", requires = "rate_limit")]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Args)]
@@ -215,6 +224,15 @@ pub struct SetArgs {
     /// Which formula the partner's widget verifies.
     #[arg(long, value_enum)]
     pub signature_scheme: Option<SchemeArg>,
+
+    /// Partner API requests per second on each instance; 0: unlimited;
+    /// `default`: back to the server's --default-rate-limit.
+    #[arg(long, value_name = "R|default", value_parser = RateArg::parse)]
+    pub rate_limit: Option<RateArg>,
+
+    /// Requests the partner may send at once [default: twice --rate-limit].
+    #[arg(long, value_name = "B", requires = "rate_limit")]
+    pub burst: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -485,6 +503,25 @@ impl SchemeArg {
 pub enum TokenEnvArg {
     Live,
     Test,
+}
+
+/// The value of `--rate-limit`: requests per second, or `default` for the
+/// server's `--default-rate-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateArg {
+    Default,
+    PerSecond(u32),
+}
+
+impl RateArg {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text == "default" {
+            return Ok(Self::Default);
+        }
+        text.parse::<u32>().map(Self::PerSecond).map_err(|_| {
+            format!("{text:?} is not a number of requests per second (0: unlimited) or `default`")
+        })
+    }
 }
 
 /// `CODE=DIGITS`, as in `USDT=6`.

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use clap::Parser;
 use serde_json::Value;
 use session_core::client_token::TokenDigest;
-use session_core::partner::{PartnerId, PartnerSpec};
+use session_core::partner::{PartnerId, PartnerSpec, RateLimit};
 use session_core::ports::{
     ClientTokenRecord, PartnerDirectory, PartnerRegistry, StoreError, TokenGrant,
 };
@@ -282,6 +282,95 @@ async fn create_then_show_and_list_as_text_and_json() {
     assert!(
         partners[0].get("tokens").is_none(),
         "list counts tokens, show lists them"
+    );
+}
+
+/// `--rate-limit R --burst B` sets a budget, a bare rate gets twice its burst,
+/// 0 is unlimited and `default` goes back to the server's default; `show` and
+/// `list` say which applies.
+#[tokio::test]
+async fn rate_limits_are_set_shown_and_cleared() {
+    let env = Env::new();
+    env.acme().await;
+    assert_eq!(env.spec("acme").await.rate_limit, None);
+    let show = env.ok(&["show", "acme"]).await;
+    assert!(
+        show.lines()
+            .any(|l| l == "rate limit        server default (--default-rate-limit)"),
+        "{show}"
+    );
+    assert_eq!(env.json(&["show", "acme"]).await["rate_limit"], Value::Null);
+
+    let out = env
+        .ok(&["set", "acme", "--rate-limit", "5", "--burst", "10"])
+        .await;
+    assert_eq!(out, "acme: rate_limit updated\n");
+    assert_eq!(
+        env.spec("acme").await.rate_limit,
+        RateLimit::new(5, 10).ok()
+    );
+    let show = env.ok(&["show", "acme"]).await;
+    assert!(
+        show.lines().any(|l| l == "rate limit        5/s, burst 10"),
+        "{show}"
+    );
+    let list = env.ok(&["list"]).await;
+    assert!(list.contains("\n  rate limit    5/s, burst 10\n"), "{list}");
+    assert_eq!(
+        env.json(&["show", "acme"]).await["rate_limit"],
+        serde_json::json!({"per_second": 5, "burst": 10})
+    );
+    let out = env
+        .ok(&["set", "acme", "--rate-limit", "5", "--burst", "10"])
+        .await;
+    assert!(out.contains("already set"), "{out}");
+
+    env.ok(&["set", "acme", "--rate-limit", "50"]).await;
+    assert_eq!(
+        env.spec("acme").await.rate_limit,
+        RateLimit::new(50, 100).ok(),
+        "the burst defaults to twice the rate"
+    );
+    env.ok(&["set", "acme", "--rate-limit", "0"]).await;
+    assert_eq!(
+        env.spec("acme").await.rate_limit,
+        Some(RateLimit::UNLIMITED)
+    );
+    assert!(
+        env.ok(&["show", "acme"])
+            .await
+            .lines()
+            .any(|l| l == "rate limit        unlimited")
+    );
+    env.ok(&["set", "acme", "--rate-limit", "default"]).await;
+    assert_eq!(env.spec("acme").await.rate_limit, None);
+
+    for (line, why) in [
+        (
+            vec!["set", "acme", "--rate-limit", "5", "--burst", "0"],
+            "burst",
+        ),
+        (
+            vec!["set", "acme", "--rate-limit", "default", "--burst", "3"],
+            "--burst",
+        ),
+        (vec!["set", "acme", "--burst", "3"], "clap"),
+        (vec!["set", "acme", "--rate-limit", "fast"], "clap"),
+        (vec!["set", "acme", "--rate-limit", "-1"], "clap"),
+        (
+            vec!["set", "acme", "--rate-limit", "2000000"],
+            "at most 1000000",
+        ),
+    ] {
+        let e = env.err(&line).await;
+        assert!(e.contains(why), "{line:?}: {e}");
+    }
+    assert_eq!(env.spec("acme").await.rate_limit, None, "nothing written");
+
+    env.ok(&create_with("beta", &["--rate-limit", "7"])).await;
+    assert_eq!(
+        env.spec("beta").await.rate_limit,
+        RateLimit::new(7, 14).ok()
     );
 }
 

@@ -56,6 +56,7 @@ impl Text<'_> {
         rows.one("redirect url", w.redirect_url.as_deref().unwrap_or("none"));
         rows.one("decimals", &self.decimals_text());
         rows.many("wallets", self.wallet_lines(), "none");
+        rows.one("rate limit", &self.rate_limit_text());
         rows.one("tokens", &self.counts_text());
         if let Some(tokens) = &self.tokens {
             let table = tokens
@@ -117,6 +118,7 @@ impl Text<'_> {
                 None => "none".to_owned(),
             },
         );
+        rows.one("rate limit", &self.rate_limit_text());
         format!("{}  {}\n{}", self.id, self.name, rows.render("  "))
     }
 
@@ -152,6 +154,14 @@ impl Text<'_> {
             })
             .collect::<Vec<_>>();
         columns(&table)
+    }
+
+    fn rate_limit_text(&self) -> String {
+        match &self.rate_limit {
+            None => "server default (--default-rate-limit)".to_owned(),
+            Some(limit) if limit.per_second == 0 => "unlimited".to_owned(),
+            Some(limit) => format!("{}/s, burst {}", limit.per_second, limit.burst),
+        }
     }
 
     fn counts_text(&self) -> String {

@@ -145,6 +145,50 @@ async fn bootstrap_partners_authenticate() {
     assert_eq!(response.status, 200, "{}", response.body);
 }
 
+/// A bootstrap `rate_limit` and `--default-rate-limit` reach the running
+/// server: a budget of one a second with a burst of 2 admits two quick
+/// requests and refuses the next with 429 and `Retry-After`. (The behaviour
+/// itself is tested through the HTTP layer in `session-http`.)
+#[tokio::test]
+async fn the_bootstrap_rate_limit_reaches_the_server() {
+    let token = "ct_test_ratelimitratelimitratelimitratelimit01234567";
+    let bootstrap = Bootstrap::write_with(token, "rate_limit = { per_second = 1, burst = 2 }");
+    let path = bootstrap.path();
+    let args: Vec<&str> = [
+        "serve",
+        "--store",
+        "mem",
+        "--bootstrap",
+        &path,
+        "--default-rate-limit",
+        "0",
+    ]
+    .into_iter()
+    .chain(LOOPBACK)
+    .collect();
+    let server = start(&args).await;
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    let mut refused = None;
+    for _ in 0..3 {
+        let response = create_seed_session(server.public, token)
+            .await
+            .expect("request");
+        statuses.push(response.status);
+        if response.status == 429 {
+            refused = Some(response);
+        }
+    }
+    // A machine stalled for a whole second would have refilled one request.
+    if started.elapsed() < Duration::from_secs(1) {
+        assert_eq!(statuses, [200, 200, 429]);
+        let head = refused.expect("refused").head.to_ascii_lowercase();
+        for line in ["retry-after: 1", "ratelimit-policy: \"default\";q=2;w=2"] {
+            assert!(head.lines().any(|l| l == line), "{line} in {head}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let args: Vec<&str> = ["serve", "--dev"].into_iter().chain(LOOPBACK).collect();

@@ -18,6 +18,9 @@ use crate::support::{Bootstrap, LOOPBACK, Server, create_seed_session, request, 
 
 const TOKEN: &str = "ct_test_e2e-postgres-token-0123456789abcdefghijklmnop";
 
+/// A server on `database_url` with the partner of `bootstrap`, unlimited:
+/// these tests load it as hard as they can to see what three instances, a
+/// crash or an outage do (request budgets have tests of their own).
 async fn start_on(database_url: &str, bootstrap: &Bootstrap) -> Server {
     let path = bootstrap.path();
     let args: Vec<&str> = [
@@ -26,6 +29,8 @@ async fn start_on(database_url: &str, bootstrap: &Bootstrap) -> Server {
         database_url,
         "--bootstrap",
         &path,
+        "--default-rate-limit",
+        "0",
     ]
     .into_iter()
     .chain(LOOPBACK)

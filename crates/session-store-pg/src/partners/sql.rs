@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use deadpool_postgres::{GenericClient, Transaction};
 use session_core::client_token::TokenDigest;
 use session_core::partner::{
-    PartnerId, PartnerSpec, PreviousWebhookSecret, SigningKeySpec, WalletSpec, WidgetSpec,
+    PartnerId, PartnerSpec, PreviousWebhookSecret, RateLimit, SigningKeySpec, WalletSpec,
+    WidgetSpec,
 };
 use session_core::ports::{ClientTokenRecord, StoreError};
 use session_core::secret::Secret;
@@ -35,7 +36,8 @@ pub(crate) async fn load_specs(
                     webhook_url, webhook_secret, signature_scheme, widget_id, \
                     widget_currencies, widget_networks, widget_fiat_currency, \
                     widget_fiat_currencies, widget_default_type, widget_lang, widget_theme, \
-                    widget_redirect_url, widget_decimal_codes, widget_decimal_digits \
+                    widget_redirect_url, widget_decimal_codes, widget_decimal_digits, \
+                    rate_limit_per_second, rate_limit_burst \
              FROM partners WHERE $1::text IS NULL OR id = $1 ORDER BY id COLLATE \"C\"",
         )
         .await?;
@@ -129,6 +131,16 @@ fn partner_spec(row: &Row) -> Result<PartnerSpec, Fault> {
         .zip(digits)
         .map(|(code, digits)| Ok((code, parsed("widget_decimal_digits", u8::try_from(digits))?)))
         .collect::<Result<Vec<_>, Fault>>()?;
+    let per_second: Option<i64> = row.try_get("rate_limit_per_second")?;
+    let burst: Option<i64> = row.try_get("rate_limit_burst")?;
+    let rate_limit = match (per_second, burst) {
+        (Some(per_second), Some(burst)) => {
+            let per_second = parsed("rate_limit_per_second", u32::try_from(per_second))?;
+            let burst = parsed("rate_limit_burst", u32::try_from(burst))?;
+            Some(parsed("rate_limit", RateLimit::new(per_second, burst))?)
+        }
+        _ => None,
+    };
     Ok(PartnerSpec {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -157,6 +169,7 @@ fn partner_spec(row: &Row) -> Result<PartnerSpec, Fault> {
             decimals,
         },
         wallets: Vec::new(),
+        rate_limit,
     })
 }
 
@@ -241,13 +254,16 @@ pub(crate) async fn write_spec(
         .iter()
         .map(|(code, digits)| (code.as_str(), i16::from(*digits)))
         .unzip();
+    let rate_per_second = spec.rate_limit.map(|l| i64::from(l.per_second()));
+    let rate_burst = spec.rate_limit.map(|l| i64::from(l.burst()));
     tx.execute(
         "INSERT INTO partners (id, name, offramp_enabled, accept_client_address, redirect_hosts, \
              webhook_url, webhook_secret, signature_scheme, widget_id, widget_currencies, \
              widget_networks, widget_fiat_currency, widget_fiat_currencies, widget_default_type, \
              widget_lang, widget_theme, widget_redirect_url, widget_decimal_codes, \
-             widget_decimal_digits) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19) \
+             widget_decimal_digits, rate_limit_per_second, rate_limit_burst) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                 $20, $21) \
          ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, \
              offramp_enabled = EXCLUDED.offramp_enabled, \
              accept_client_address = EXCLUDED.accept_client_address, \
@@ -262,7 +278,9 @@ pub(crate) async fn write_spec(
              widget_lang = EXCLUDED.widget_lang, widget_theme = EXCLUDED.widget_theme, \
              widget_redirect_url = EXCLUDED.widget_redirect_url, \
              widget_decimal_codes = EXCLUDED.widget_decimal_codes, \
-             widget_decimal_digits = EXCLUDED.widget_decimal_digits, updated_at = now()",
+             widget_decimal_digits = EXCLUDED.widget_decimal_digits, \
+             rate_limit_per_second = EXCLUDED.rate_limit_per_second, \
+             rate_limit_burst = EXCLUDED.rate_limit_burst, updated_at = now()",
         &[
             &spec.id,
             &spec.name,
@@ -283,6 +301,8 @@ pub(crate) async fn write_spec(
             &widget.redirect_url,
             &decimal_codes,
             &decimal_digits,
+            &rate_per_second,
+            &rate_burst,
         ],
     )
     .await?;

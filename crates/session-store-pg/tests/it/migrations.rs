@@ -33,7 +33,8 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "webhook_previous_secrets",
             "outbox_blocked",
             "outbox_record_final",
-            "idempotency_keys"
+            "idempotency_keys",
+            "partner_rate_limit"
         ],
         "one row per migration, in order"
     );
