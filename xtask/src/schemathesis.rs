@@ -3,10 +3,12 @@
 //!
 //! It keeps a Python virtual environment with a pinned schemathesis under the
 //! target directory (made once, reused while the pin holds), starts
-//! `session-server serve --dev` on free loopback ports, reads the demo client
-//! token from its banner, and runs every check schemathesis has, bounded in
-//! examples and time, first against the public listener and then against the
-//! admin one. Any failure fails the task. `cargo xtask ci` runs it when python3
+//! `session-server serve --dev` on free loopback ports with an admin token of
+//! this run in `SESSION_ADMIN_TOKEN` (so the admin API under `/admin/` is on),
+//! reads the demo client token from its banner, and runs every check
+//! schemathesis has, bounded in examples and time, first against the public
+//! listener with the client token and then against the admin one with the
+//! admin token. Any failure fails the task. `cargo xtask ci` runs it when python3
 //! is available.
 
 use std::fs::{self, File};
@@ -93,7 +95,8 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
         .join("session-server");
 
     let log = state.join("server.log");
-    let mut server = DevServer::start(&binary, &log)?;
+    let admin_token = admin_token();
+    let mut server = DevServer::start(&binary, &log, &admin_token)?;
     println!(
         "==> dev server: public {}, admin {} (log: {})",
         server.banner.public,
@@ -105,6 +108,9 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
     let config = work.path().join("schemathesis.toml");
     fs::write(&config, config_toml(&server.banner.token))
         .map_err(|e| Error::failed(format!("cannot write {}: {e}", config.display())))?;
+    let admin_config = work.path().join("schemathesis-admin.toml");
+    fs::write(&admin_config, admin_config_toml(&admin_token))
+        .map_err(|e| Error::failed(format!("cannot write {}: {e}", admin_config.display())))?;
     let document = root.join("docs").join("openapi.yaml");
 
     let admin_time = (args.max_time / 10).max(10);
@@ -113,6 +119,7 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
         Pass {
             name: "public listener",
             base: &public,
+            config: &config,
             filter: ["--exclude-tag", "admin"],
             phases: "examples,coverage,fuzzing,stateful",
             max_time: args.max_time,
@@ -120,6 +127,7 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
         Pass {
             name: "admin listener",
             base: &admin,
+            config: &admin_config,
             filter: ["--include-tag", "admin"],
             phases: "examples,coverage,fuzzing",
             max_time: admin_time,
@@ -133,7 +141,7 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
             .current_dir(work.path())
             .arg("--no-color")
             .arg("--config-file")
-            .arg(&config)
+            .arg(pass.config)
             .arg("run")
             .arg(&document)
             .args(["--url", &format!("http://{}", pass.base)])
@@ -196,6 +204,8 @@ pub fn run_with(python: &Path, args: &SchemathesisArgs) -> Result<()> {
 struct Pass<'a> {
     name: &'static str,
     base: &'a str,
+    /// The configuration: which token, and what each operation may answer.
+    config: &'a Path,
     filter: [&'static str; 2],
     /// The stateful phase follows links, and only the public listener has any.
     phases: &'static str,
@@ -335,6 +345,41 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
     )
 }
 
+/// A token for this run's admin API: unguessable enough for a server that
+/// lives for one run on a loopback port.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a throwaway token for one local run; no clock port in xtask"
+)]
+fn admin_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("xtask-admin-{nanos:x}-{:x}", std::process::id())
+}
+
+/// The admin pass's configuration: the admin token on every request, and what
+/// an operator's request may be refused with although it fits the document.
+fn admin_config_toml(token: &str) -> String {
+    format!(
+        r#"# Written by `cargo xtask schemathesis` for the admin pass of one run.
+
+# The admin API's token of this run (SESSION_ADMIN_TOKEN of the dev server).
+[headers]
+Authorization = "Bearer {token}"
+
+[[operations]]
+include-tag = "admin"
+# A well-formed change can still be refused by what is stored: an unknown
+# partner, token or delivery (404), a taken id or a token already rotated
+# (409), or a partner configuration that does not build (400: a currency code
+# the document cannot spell out, a wallet address of the wrong network, a
+# rate_limit burst of 0 with a rate above 0).
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "404", "409"]
+"#
+    )
+}
+
 /// What dev mode's banner says.
 #[derive(Debug, PartialEq, Eq)]
 struct Banner {
@@ -384,7 +429,7 @@ struct DevServer {
 }
 
 impl DevServer {
-    fn start(binary: &Path, log: &Path) -> Result<Self> {
+    fn start(binary: &Path, log: &Path, admin_token: &str) -> Result<Self> {
         let log_file = File::create(log)
             .map_err(|e| Error::failed(format!("cannot create {}: {e}", log.display())))?;
         let mut child = Command::new(binary)
@@ -396,6 +441,7 @@ impl DevServer {
                 "--admin-listen",
                 "127.0.0.1:0",
             ])
+            .env("SESSION_ADMIN_TOKEN", admin_token)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -515,6 +561,14 @@ session-server is running in dev mode (in-memory store: nothing is kept after ex
             nothing.cases, None,
             "only the line after `Test cases:` counts"
         );
+    }
+
+    #[test]
+    fn the_admin_config_carries_the_admin_token() {
+        let config = admin_config_toml("xtask-admin-1");
+        assert!(config.contains("Authorization = \"Bearer xtask-admin-1\""));
+        assert!(config.contains("include-tag = \"admin\""));
+        assert_ne!(admin_token(), "", "a token is made");
     }
 
     #[test]

@@ -61,6 +61,10 @@ error_matrix! {
     IdempotencyKeyReused => (409, "conflict", "idempotency_key_reused", "Idempotency-Key was used with a different body"),
     /// Sent with `Retry-After: 1`.
     IdempotencyKeyInUse => (409, "conflict", "idempotency_key_in_use", "a request with this Idempotency-Key is still running; retry in a second"),
+    /// Admin API: the change contradicts what is stored (a partner id taken, a
+    /// token already rotated or revoked). Not in the spec's matrix, which has
+    /// no row for it.
+    Conflict => (409, "conflict", "conflict", "the change conflicts with the current state"),
     SessionExpired => (410, "gone", "session_expired", "init_token has expired"),
     PayloadTooLarge => (413, "invalid_request", "payload_too_large", "request body is too large"),
     UnsupportedMediaType => (415, "invalid_request", "unsupported_media_type", "Content-Type must be application/json"),

@@ -8,6 +8,7 @@
 //! inputs ([`time::Clock`], [`random::Random`]).
 
 pub mod access;
+pub mod admin;
 pub mod client_token;
 pub mod error;
 pub mod example;

@@ -1,4 +1,5 @@
-//! The admin listener: liveness and readiness for orchestrators.
+//! The admin listener: liveness and readiness for orchestrators, and the
+//! operator API under `/admin/` (`admin_api.rs`) when it is configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use session_core::ports::Health;
 use session_core::{ErrorKind, Rejection};
 
+use crate::admin_api::AdminApi;
 use crate::app::{X_REQUEST_ID, answer};
 use crate::request_id::RequestIds;
 use crate::response::{HttpResponse, json, method_not_allowed};
@@ -22,6 +24,8 @@ pub struct Admin {
     health: Arc<dyn Health>,
     lifecycle: Arc<Lifecycle>,
     request_ids: RequestIds,
+    /// `None`: the admin API is off and `/admin/` answers 404.
+    api: Option<AdminApi>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -43,7 +47,14 @@ impl Admin {
             health,
             lifecycle,
             request_ids: RequestIds::new(request_id_prefix),
+            api: None,
         }
+    }
+
+    /// Serves the operator API under `/admin/` too.
+    pub fn with_api(mut self, api: AdminApi) -> Self {
+        self.api = Some(api);
+        self
     }
 
     async fn dispatch(&self, method: &Method, path: &str) -> Result<HttpResponse, Rejection> {
@@ -77,7 +88,12 @@ impl Handler for Admin {
         let request_id = self
             .request_ids
             .for_request(request.headers().get(&X_REQUEST_ID));
-        let outcome = self.dispatch(request.method(), request.uri().path()).await;
+        let outcome = match &self.api {
+            Some(api) if request.uri().path().starts_with("/admin/") => {
+                api.handle(request, &request_id).await
+            }
+            _ => self.dispatch(request.method(), request.uri().path()).await,
+        };
         answer(request_id, outcome, |_| {})
     }
 }

@@ -11,6 +11,7 @@
 //! `response::error` only renders a rejection as the envelope.
 
 mod admin;
+mod admin_api;
 mod app;
 mod body;
 mod config;
@@ -25,6 +26,7 @@ mod server;
 mod wire;
 
 pub use admin::Admin;
+pub use admin_api::{AdminApi, AdminPorts};
 pub use app::App;
 pub use config::{HttpConfig, WidgetOrigins, defaults};
 pub use limits::{RateLimits, SWEEP_INTERVAL, Verdict};

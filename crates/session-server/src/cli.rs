@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the service (the default). With nothing configured it runs the
     /// in-memory dev mode and prints a demo partner's token.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage partners, client tokens, origins, IP ranges, wallets and widget
     /// configuration in the store.
     Partners(crate::partners::PartnersArgs),
@@ -32,7 +32,7 @@ pub enum Command {
 
 impl Default for Command {
     fn default() -> Self {
-        Self::Serve(ServeArgs::default())
+        Self::Serve(Box::default())
     }
 }
 
@@ -74,7 +74,7 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Admin address (/healthz, /readyz).
+    /// Admin address (/healthz, /readyz, and /admin/ with an admin token).
     #[arg(long, env = "SESSION_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
 
@@ -129,6 +129,17 @@ pub struct ServeArgs {
         conflicts_with = "provider_secret"
     )]
     pub provider_secret_file: Option<PathBuf>,
+
+    /// Bearer token of the admin API under /admin/ on the admin listener; the
+    /// API is off (404) without it. Prefer the variable or
+    /// --admin-token-file: a flag value is visible in the process list.
+    #[arg(long, env = "SESSION_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
+    /// Read the admin API's token from this file (one trailing newline is
+    /// ignored).
+    #[arg(long, env = "SESSION_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Secret (at least 32 bytes) that signs init tokens. Instances behind one
     /// load balancer must share it; with PostgreSQL it is kept in the database
@@ -244,7 +255,7 @@ impl Default for ServeArgs {
     fn default() -> Self {
         // Exactly what `session-server serve` with no flags and no environment means.
         match Cli::parse_from(["session-server", "serve"]).command {
-            Some(Command::Serve(args)) => args,
+            Some(Command::Serve(args)) => *args,
             Some(Command::Partners(_) | Command::Webhooks(_)) | None => {
                 unreachable!("the serve subcommand always parses")
             }

@@ -34,6 +34,8 @@ pub struct ServeConfig {
     pub widget_origins: WidgetOrigins,
     pub provider_secret: Option<Secret>,
     pub token_secret: Option<Secret>,
+    /// The admin API's bearer token; `None`: the API is off.
+    pub admin_token: Option<Secret>,
     pub body_limit: usize,
     pub header_read_timeout: Duration,
     pub drain_timeout: Duration,
@@ -190,6 +192,10 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
             None => non_empty(&args.provider_secret, "--provider-secret")?,
         },
         token_secret,
+        admin_token: match &args.admin_token_file {
+            Some(path) => Some(Secret::new(read_secret_file("--admin-token-file", path)?)),
+            None => non_empty(&args.admin_token, "--admin-token")?,
+        },
         body_limit: args.body_limit,
         header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
         drain_timeout: Duration::from_secs(args.drain_timeout),

@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     let outcome = match command {
-        Command::Serve(args) => runtime.block_on(run::serve(args)),
+        Command::Serve(args) => runtime.block_on(run::serve(*args)),
         Command::Partners(args) => runtime.block_on(run_partners(args)),
         Command::Webhooks(args) => runtime.block_on(run_webhooks(args)),
     };

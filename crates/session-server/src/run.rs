@@ -5,14 +5,17 @@ use std::sync::Arc;
 
 use futures_util::FutureExt;
 use session_core::access::TrustedProxies;
+use session_core::admin::AdminToken;
 use session_core::init_token::{TokenKey, TokenKeys};
-use session_core::ports::{ConfiguredWallets, Health};
+use session_core::ports::{ConfiguredWallets, Store};
 use session_core::provider::ProviderKey;
 use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
 use session_core::time::Clock;
 use session_core::{Ports, SessionService, Settings};
-use session_http::{Admin, App, HttpConfig, Lifecycle, ServeOptions, defaults};
+use session_http::{
+    Admin, AdminApi, AdminPorts, App, HttpConfig, Lifecycle, ServeOptions, defaults,
+};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
@@ -119,7 +122,22 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     // In dev mode both are set: the banner shows the demo token and the secret.
     let banner = demo.as_ref().zip(provider_secret.as_ref());
-    run_listeners(&config, service, store, dispatcher, random.as_ref(), banner).await
+    let admin_ports = AdminPorts {
+        registry: store.clone(),
+        outbox: store.clone(),
+        clock,
+        random: random.clone(),
+    };
+    run_listeners(
+        &config,
+        service,
+        store,
+        admin_ports,
+        dispatcher,
+        random.as_ref(),
+        banner,
+    )
+    .await
 }
 
 /// The init-token key, identified by a digest of the secret so every instance
@@ -137,7 +155,8 @@ fn token_keys(secret: &Secret) -> Result<TokenKeys, String> {
 async fn run_listeners(
     config: &ServeConfig,
     service: SessionService,
-    health: Arc<dyn Health>,
+    store: Arc<dyn Store>,
+    admin_ports: AdminPorts,
     dispatcher: Dispatcher,
     random: &dyn Random,
     banner: Option<(&dev::Demo, &Secret)>,
@@ -170,9 +189,18 @@ async fn run_listeners(
     let (public_prefix, admin_prefix) = prefixes.split_at(8);
     let prefix = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
     let lifecycle = Arc::new(Lifecycle::default());
+    let mut admin_handler = Admin::new(store, lifecycle.clone(), prefix(admin_prefix));
+    match config.admin_token.as_ref().map(AdminToken::new) {
+        Some(Some(token)) => {
+            admin_handler = admin_handler.with_api(AdminApi::new(token, admin_ports, &http));
+            tracing::info!("admin API on under /admin/");
+        }
+        Some(None) => return Err("the admin token must not be empty".into()),
+        None => {}
+    }
+    let admin_handler = Arc::new(admin_handler);
     let app = Arc::new(App::new(service, http, prefix(public_prefix)));
     let sockets = app.live_sockets();
-    let admin_handler = Arc::new(Admin::new(health, lifecycle.clone(), prefix(admin_prefix)));
 
     let signalled = shutdown_signal()?;
     if let Some((demo, provider_secret)) = banner {

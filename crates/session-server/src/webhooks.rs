@@ -5,11 +5,12 @@
 use std::io::Write;
 
 use clap::{Args, Subcommand, ValueEnum};
-use serde::Serialize;
+use session_core::admin::DeliveryRow as DeliveryJson;
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    DeliveryFilter, DeliveryState, DeliveryView, WEBHOOK_ID_PREFIX, WebhookOutbox, webhook_id,
+    DeliveryFilter, DeliveryState, WEBHOOK_ID_PREFIX, WebhookOutbox, webhook_id,
 };
+use session_core::service::admin::WebhookAdmin;
 use session_core::time::{Clock, Timestamp};
 use uuid::Uuid;
 
@@ -71,36 +72,6 @@ impl From<StateArg> for DeliveryState {
     }
 }
 
-/// A delivery in `list --json`: the fields SPEC.md §2 names, and when.
-#[derive(Serialize)]
-struct DeliveryJson {
-    id: String,
-    partner: String,
-    merchant_transaction_id: String,
-    status: &'static str,
-    state: &'static str,
-    attempts: u32,
-    last_result: Option<String>,
-    committed_at: String,
-    next_attempt_at: Option<String>,
-}
-
-impl From<&DeliveryView> for DeliveryJson {
-    fn from(view: &DeliveryView) -> Self {
-        Self {
-            id: webhook_id(view.id),
-            partner: view.partner_id.to_string(),
-            merchant_transaction_id: view.merchant_transaction_id.hyphenated().to_string(),
-            status: view.status.as_str(),
-            state: view.state.as_str(),
-            attempts: view.attempts,
-            last_result: view.last_result.clone(),
-            committed_at: view.committed_at.to_rfc3339(),
-            next_attempt_at: view.next_attempt_at.map(Timestamp::to_rfc3339),
-        }
-    }
-}
-
 /// `evt_42` or `42`.
 fn delivery_id(text: &str) -> Result<i64, String> {
     text.strip_prefix(WEBHOOK_ID_PREFIX)
@@ -113,8 +84,12 @@ fn partner(text: &str) -> Result<PartnerId, String> {
     PartnerId::parse(text).map_err(|why| format!("--partner {text:?}: {why}"))
 }
 
-fn store_error(error: impl std::fmt::Display) -> String {
-    format!("store: {error}")
+/// A refusal as the operator reads it: a store fault with its cause.
+fn refused(rejection: session_core::Rejection) -> String {
+    match rejection.detail() {
+        Some(detail) => format!("store: {detail}"),
+        None => rejection.message().to_owned(),
+    }
 }
 
 /// Runs `command`, printing text or (with `json`) JSON to `out`.
@@ -125,6 +100,7 @@ pub async fn run(
     clock: &dyn Clock,
     out: &mut dyn Write,
 ) -> Result<(), String> {
+    let admin = WebhookAdmin { outbox, clock };
     let write = |out: &mut dyn Write, text: String| {
         writeln!(out, "{text}").map_err(|e| format!("cannot write the answer: {e}"))
     };
@@ -136,7 +112,7 @@ pub async fn run(
                 state: args.state.map(DeliveryState::from),
                 limit: args.limit,
             };
-            let listed = outbox.deliveries(&filter).await.map_err(store_error)?;
+            let listed = admin.deliveries(&filter).await.map_err(refused)?;
             if json {
                 let rows: Vec<DeliveryJson> = listed.iter().map(DeliveryJson::from).collect();
                 let text = serde_json::to_string_pretty(&rows).map_err(|e| e.to_string())?;
@@ -165,13 +141,7 @@ pub async fn run(
         }
         WebhooksCommand::Retry { id } => {
             let number = delivery_id(id)?;
-            if !outbox
-                .requeue(number, clock.now())
-                .await
-                .map_err(store_error)?
-            {
-                return Err(format!("no delivery {id}"));
-            }
+            admin.retry(number).await.map_err(refused)?;
             if json {
                 write(
                     out,
@@ -185,10 +155,7 @@ pub async fn run(
             let partner = partner(&args.partner)?;
             let since = Timestamp::parse_rfc3339(&args.since)
                 .ok_or_else(|| format!("--since {:?} is not an RFC 3339 time", args.since))?;
-            let count = outbox
-                .replay(&partner, since, clock.now())
-                .await
-                .map_err(store_error)?;
+            let count = admin.replay(&partner, since).await.map_err(refused)?;
             if json {
                 write(
                     out,

@@ -1,6 +1,7 @@
 //! The use cases: each takes raw request input, runs the pure checks, calls the
 //! ports, and answers with a domain value or a [`Rejection`].
 
+pub mod admin;
 mod auth;
 mod create;
 mod events;

@@ -12,6 +12,12 @@ use session_store_pg::testing::TestDatabase;
 use crate::support::{Options, SEED_BODY, TestServer, WIDGET_ORIGIN, init_body};
 
 async fn two_instances() -> Option<(TestDatabase, TestServer, TestServer)> {
+    two_instances_with(Options::standard).await
+}
+
+async fn two_instances_with(
+    options: fn() -> Options,
+) -> Option<(TestDatabase, TestServer, TestServer)> {
     let database = TestDatabase::create().await?;
     let a = PgStore::connect(database.config())
         .await
@@ -19,9 +25,42 @@ async fn two_instances() -> Option<(TestDatabase, TestServer, TestServer)> {
     let b = PgStore::connect(database.config())
         .await
         .expect("instance b connects");
-    let first = TestServer::start(Arc::new(a), Options::standard()).await;
-    let second = TestServer::start(Arc::new(b), Options::standard()).await;
+    let first = TestServer::start(Arc::new(a), options()).await;
+    let second = TestServer::start(Arc::new(b), options()).await;
     Some((database, first, second))
+}
+
+/// A partner created and given a token through instance a's admin API opens
+/// sessions through instance b within two seconds; a token revoked through b
+/// stops working on a within two seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_created_through_one_instance_works_through_the_other() {
+    let Some((_database, a, b)) = two_instances_with(Options::with_admin).await else {
+        return;
+    };
+    let created = a
+        .admin_call(
+            Method::POST,
+            "/admin/partners",
+            Some(&crate::admin::new_partner("across")),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{:?}", created.body);
+    let (token, token_id) = crate::admin::issue(&a, "across").await;
+    crate::admin::session_answers(&b, &token, 200).await;
+    let listed = b
+        .admin_call(Method::GET, "/admin/partners/across", None)
+        .await;
+    assert_eq!(listed.status, 200, "b reads what a wrote");
+    let revoked = b
+        .admin_call(
+            Method::DELETE,
+            &format!("/admin/partners/across/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+    crate::admin::session_answers(&a, &token, 401).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

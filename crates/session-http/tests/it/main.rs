@@ -1,5 +1,6 @@
 //! The HTTP test suite: one binary, run against every store.
 
+mod admin;
 mod idempotency;
 mod instances;
 mod lifecycle;
@@ -67,6 +68,15 @@ macro_rules! all_cases {
             idempotency::idempotency_concurrent_requests_create_one,
             idempotency::idempotency_keys_expire_after_the_ttl,
             idempotency::without_a_key_nothing_is_deduplicated,
+            admin::admin_api_is_off_without_a_token,
+            admin::admin_api_needs_its_token,
+            admin::admin_lists_partners_without_secrets,
+            admin::admin_creates_a_partner_whose_token_opens_sessions,
+            admin::admin_rotation_without_grace_ends_the_old_token,
+            admin::admin_revocation_ends_a_token,
+            admin::admin_edits_and_refusals,
+            admin::admin_sets_a_partners_rate_limit,
+            admin::admin_webhook_deliveries,
             limits::rate_limit_admits_the_budget_and_refuses_the_rest,
             limits::reads_and_websocket_upgrades_count,
             limits::other_partners_are_unaffected,

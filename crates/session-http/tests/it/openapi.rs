@@ -29,8 +29,37 @@ const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/ws", &["get"]),
 ];
 
-/// The admin listener's routes, as `crates/session-http/src/admin.rs` serves them.
-const ADMIN_ROUTES: &[(&str, &[&str])] = &[("/healthz", &["get"]), ("/readyz", &["get"])];
+/// The admin listener's routes, as `crates/session-http/src/admin.rs` and
+/// `admin_api.rs` serve them.
+const ADMIN_ROUTES: &[(&str, &[&str])] = &[
+    ("/healthz", &["get"]),
+    ("/readyz", &["get"]),
+    ("/admin/partners", &["get", "post"]),
+    ("/admin/partners/{partner_id}", &["get", "patch"]),
+    ("/admin/partners/{partner_id}/origins", &["post", "delete"]),
+    ("/admin/partners/{partner_id}/ips", &["post", "delete"]),
+    (
+        "/admin/partners/{partner_id}/wallets",
+        &["post", "patch", "delete"],
+    ),
+    ("/admin/partners/{partner_id}/tokens", &["post"]),
+    (
+        "/admin/partners/{partner_id}/tokens/{token_id}",
+        &["delete"],
+    ),
+    (
+        "/admin/partners/{partner_id}/tokens/{token_id}/rotate",
+        &["post"],
+    ),
+    ("/admin/partners/{partner_id}/signing-key/rotate", &["post"]),
+    (
+        "/admin/partners/{partner_id}/webhook-secret/rotate",
+        &["post"],
+    ),
+    ("/admin/webhooks/deliveries", &["get"]),
+    ("/admin/webhooks/deliveries/{delivery_id}/retry", &["post"]),
+    ("/admin/webhooks/replay", &["post"]),
+];
 
 /// Rows of the error table that no route produces yet; the document must not
 /// list them as responses, and must say so in `info.description`.
@@ -960,6 +989,7 @@ async fn live_responses_match_the_document() {
     let mut options = Options::standard();
     // Small enough that a 413 needs no large upload; every other body fits.
     options.body_limit = 4 * 1024;
+    options.admin_token = Some(crate::support::ADMIN_TOKEN);
     let store = Arc::new(session_store_mem::MemStore::new());
     let server = TestServer::start(store, options).await;
     let acme = server.tokens.acme.clone();
@@ -1399,7 +1429,11 @@ async fn live_responses_match_the_document() {
             .await;
     }
     for (template, _) in ADMIN_ROUTES {
-        doc.check_method_not_allowed(&server, true, template, template)
+        let path = template
+            .replace("{partner_id}", "acme")
+            .replace("{token_id}", "abcdef01")
+            .replace("{delivery_id}", "evt_1");
+        doc.check_method_not_allowed(&server, true, template, &path)
             .await;
     }
     let not_found = doc.deref(&doc.root["components"]["responses"]["NotFound"]);
@@ -1418,10 +1452,213 @@ async fn live_responses_match_the_document() {
     let ready = server.admin(Method::GET, "/readyz").send().await;
     assert_eq!(ready.status, 200);
     doc.check("/readyz", "get", &ready);
+    admin_responses_match_the_document(doc, &server).await;
+
     server.lifecycle.start_draining();
     let draining = server.admin(Method::GET, "/readyz").send().await;
     assert_code(&draining, 503, "shutting_down");
     doc.check("/readyz", "get", &draining);
 
     server.stop().await;
+}
+
+/// The admin API's answers, successes and refusals, against the document.
+async fn admin_responses_match_the_document(doc: &Doc, server: &TestServer) {
+    let call = |method: Method, path: &str, body: Option<Value>| {
+        let path = path.to_owned();
+        async move { server.admin_call(method, &path, body.as_ref()).await }
+    };
+    let checks: Vec<(&str, &str, TestResponse, u16)> = vec![
+        ("/admin/partners", "get", call(Method::GET, "/admin/partners", None).await, 200),
+        (
+            "/admin/partners",
+            "post",
+            call(Method::POST, "/admin/partners", Some(crate::admin::new_partner("docco"))).await,
+            200,
+        ),
+        (
+            "/admin/partners",
+            "post",
+            call(Method::POST, "/admin/partners", Some(crate::admin::new_partner("docco"))).await,
+            409,
+        ),
+        (
+            "/admin/partners",
+            "post",
+            call(Method::POST, "/admin/partners", Some(json!({"id": "x"}))).await,
+            400,
+        ),
+        (
+            "/admin/partners",
+            "get",
+            server.admin(Method::GET, "/admin/partners").send().await,
+            401,
+        ),
+        (
+            "/admin/partners/{partner_id}",
+            "get",
+            call(Method::GET, "/admin/partners/docco", None).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}",
+            "get",
+            call(Method::GET, "/admin/partners/ghost", None).await,
+            404,
+        ),
+        (
+            "/admin/partners/{partner_id}",
+            "patch",
+            call(Method::PATCH, "/admin/partners/docco", Some(json!({"webhook_url": "https://hooks.docco.example/x"}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/origins",
+            "post",
+            call(Method::POST, "/admin/partners/docco/origins", Some(json!({"origin": "https://b.docco.example"}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/origins",
+            "delete",
+            call(Method::DELETE, "/admin/partners/docco/origins?origin=https%3A%2F%2Fb.docco.example", None).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/ips",
+            "post",
+            call(Method::POST, "/admin/partners/docco/ips", Some(json!({"range": "203.0.113.0/24"}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/ips",
+            "delete",
+            call(Method::DELETE, "/admin/partners/docco/ips?range=198.51.100.0%2F24", None).await,
+            404,
+        ),
+        (
+            "/admin/partners/{partner_id}/wallets",
+            "post",
+            call(Method::POST, "/admin/partners/docco/wallets", Some(json!({"currency": "USDT", "network": "TRC20", "address": "TXYZabcdefghijkmnopqrstuvwxyz12346"}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/wallets",
+            "patch",
+            call(Method::PATCH, "/admin/partners/docco/wallets", Some(json!({"currency": "USDT", "network": "TRC20", "address": "TXYZabcdefghijkmnopqrstuvwxyz12346", "active": false}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/wallets",
+            "delete",
+            call(Method::DELETE, "/admin/partners/docco/wallets?currency=USDT&network=TRC20&address=TXYZabcdefghijkmnopqrstuvwxyz12346", None).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/signing-key/rotate",
+            "post",
+            call(Method::POST, "/admin/partners/docco/signing-key/rotate", Some(json!({"grace": "1h"}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/webhook-secret/rotate",
+            "post",
+            call(Method::POST, "/admin/partners/docco/webhook-secret/rotate", Some(json!({"grace": 0}))).await,
+            200,
+        ),
+        (
+            "/admin/partners/{partner_id}/webhook-secret/rotate",
+            "post",
+            call(Method::POST, "/admin/partners/acme/webhook-secret/rotate", Some(json!({}))).await,
+            409,
+        ),
+        (
+            "/admin/partners/{partner_id}/tokens",
+            "post",
+            server
+                .admin(Method::POST, "/admin/partners/docco/tokens")
+                .bearer(crate::support::ADMIN_TOKEN)
+                .header("content-type", "text/plain")
+                .body(b"{}")
+                .send()
+                .await,
+            415,
+        ),
+        (
+            "/admin/partners/{partner_id}/tokens",
+            "post",
+            call(Method::POST, "/admin/partners/docco/tokens", Some(json!({"label": "x".repeat(5_000)}))).await,
+            413,
+        ),
+        (
+            "/admin/webhooks/deliveries",
+            "get",
+            call(Method::GET, "/admin/webhooks/deliveries?partner=acme&state=pending&limit=10", None).await,
+            200,
+        ),
+        (
+            "/admin/webhooks/deliveries",
+            "get",
+            call(Method::GET, "/admin/webhooks/deliveries?limit=0", None).await,
+            400,
+        ),
+        (
+            "/admin/webhooks/deliveries/{delivery_id}/retry",
+            "post",
+            call(Method::POST, "/admin/webhooks/deliveries/evt_424242/retry", None).await,
+            404,
+        ),
+        (
+            "/admin/webhooks/replay",
+            "post",
+            call(Method::POST, "/admin/webhooks/replay", Some(json!({"partner": "acme", "since": "2026-01-01T00:00:00Z"}))).await,
+            200,
+        ),
+    ];
+    for (path, method, live, status) in &checks {
+        assert_eq!(
+            live.status.as_u16(),
+            *status,
+            "{method} {path}: {:?}",
+            live.body
+        );
+        doc.check(path, method, live);
+    }
+    let issued = call(
+        Method::POST,
+        "/admin/partners/docco/tokens",
+        Some(json!({"env": "live"})),
+    )
+    .await;
+    let body = doc.check("/admin/partners/{partner_id}/tokens", "post", &issued);
+    let token_id = body["token_id"].as_str().expect("token_id").to_owned();
+    let rotated = call(
+        Method::POST,
+        &format!("/admin/partners/docco/tokens/{token_id}/rotate"),
+        Some(json!({"grace": "90s", "label": "rotated"})),
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{:?}", rotated.body);
+    let rotated = doc.check(
+        "/admin/partners/{partner_id}/tokens/{token_id}/rotate",
+        "post",
+        &rotated,
+    );
+    let revoked = call(
+        Method::DELETE,
+        &format!(
+            "/admin/partners/docco/tokens/{}",
+            rotated["token_id"].as_str().expect("id")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+    doc.check(
+        "/admin/partners/{partner_id}/tokens/{token_id}",
+        "delete",
+        &revoked,
+    );
+    let shown = call(Method::GET, "/admin/partners/docco", None).await;
+    doc.check("/admin/partners/{partner_id}", "get", &shown);
 }

@@ -28,7 +28,8 @@ use session_core::time::{Clock, Timestamp};
 use session_core::value::{Address, Code, IpRange, Origin, PartnerUserId};
 use session_core::{Ports, SessionService, Settings};
 use session_http::{
-    Admin, App, HttpConfig, Lifecycle, LiveConfig, ServeOptions, WidgetOrigins, defaults, serve,
+    Admin, AdminApi, AdminPorts, App, HttpConfig, Lifecycle, LiveConfig, ServeOptions,
+    WidgetOrigins, defaults, serve,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -41,6 +42,8 @@ pub use session_core::testing::FixedClock as TestClock;
 
 pub const PROVIDER_SECRET: &str = "provider-shared-secret";
 pub const WIDGET_ORIGIN: &str = "https://widget.example";
+/// The admin API's token in tests that turn it on.
+pub const ADMIN_TOKEN: &str = "admin-test-token-0123456789";
 
 /// Where the next server's deterministic randomness starts: servers that share
 /// a database must not mint the same ids or tokens.
@@ -173,6 +176,8 @@ pub struct Options {
     pub trusted_proxies: Vec<&'static str>,
     pub max_connections: usize,
     pub live: LiveConfig,
+    /// The admin API's token; `None`: the API is off.
+    pub admin_token: Option<&'static str>,
     /// The budget of partners without one of their own.
     pub default_rate_limit: RateLimit,
 }
@@ -187,8 +192,17 @@ impl Options {
             trusted_proxies: vec![],
             max_connections: defaults::MAX_CONNECTIONS,
             live: LiveConfig::default(),
+            admin_token: None,
             default_rate_limit: RateLimit::with_default_burst(defaults::RATE_LIMIT_PER_SECOND)
                 .expect("the default budget is valid"),
+        }
+    }
+
+    /// [`Options::standard`] with the admin API on, under [`ADMIN_TOKEN`].
+    pub fn with_admin() -> Self {
+        Self {
+            admin_token: Some(ADMIN_TOKEN),
+            ..Self::standard()
         }
     }
 }
@@ -278,6 +292,12 @@ impl TestServer {
 
         let token_keys = session_core::testing::token_keys();
         let provider = ProviderKey::new(&Secret::new(PROVIDER_SECRET)).expect("provider key");
+        let admin_ports = AdminPorts {
+            registry: store.clone(),
+            outbox: store.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        };
         let ports = Ports {
             partners: store.clone(),
             wallets: Arc::new(ScriptedWallets),
@@ -319,9 +339,14 @@ impl TestServer {
             max_connections: options.max_connections,
         };
         let lifecycle = Arc::new(Lifecycle::default());
+        let mut admin = Admin::new(store.clone(), lifecycle.clone(), 2);
+        if let Some(token) = options.admin_token {
+            let token = session_core::admin::AdminToken::new(&Secret::new(token)).expect("token");
+            admin = admin.with_api(AdminApi::new(token, admin_ports, &config));
+        }
+        let admin = Arc::new(admin);
         let app = Arc::new(App::new(service, config, 1));
         let sockets = app.live_sockets();
-        let admin = Arc::new(Admin::new(store.clone(), lifecycle.clone(), 2));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let addr = listener.local_addr().expect("addr");

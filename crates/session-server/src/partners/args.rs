@@ -1,10 +1,10 @@
 //! The `partners` command line: clap types and the parsers of the values that
 //! are checked before anything is read from the store.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand, ValueEnum};
+pub use session_core::admin::{GracePeriod, TokenRef};
 use session_core::partner::PartnerId;
 use uuid::Uuid;
 
@@ -543,82 +543,6 @@ impl CurrencyDecimals {
             currency: currency.to_owned(),
             digits,
         })
-    }
-}
-
-/// A token as operators name it: at least the 8 hex digits of its short id,
-/// at most the 64 of its whole SHA-256, lower-cased.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRef(String);
-
-impl TokenRef {
-    pub const MIN_LEN: usize = 8;
-
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let ok = (Self::MIN_LEN..=64).contains(&text.len())
-            && text.bytes().all(|b| b.is_ascii_hexdigit());
-        if ok {
-            Ok(Self(text.to_ascii_lowercase()))
-        } else {
-            Err(format!(
-                "{text:?} is not a token id: give the 8 hex digits shown by `partners show` (or more of the digest)"
-            ))
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TokenRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// How long a rotated-out token or key keeps working, in whole seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GracePeriod {
-    seconds: i64,
-}
-
-impl GracePeriod {
-    /// A grace longer than a year defeats the point of rotating.
-    pub const MAX_SECONDS: i64 = 365 * 86_400;
-
-    /// `0`, or a whole number followed by `s`, `m`, `h` or `d`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        if text == "0" {
-            return Ok(Self { seconds: 0 });
-        }
-        let unit = |suffix: char| -> Option<i64> {
-            match suffix {
-                's' => Some(1),
-                'm' => Some(60),
-                'h' => Some(3_600),
-                'd' => Some(86_400),
-                _ => None,
-            }
-        };
-        let malformed = || format!("{text:?} is not a duration like 90s, 15m, 24h, 7d or 0");
-        let suffix = text.chars().last().ok_or_else(malformed)?;
-        let number = &text[..text.len() - suffix.len_utf8()];
-        let scale = unit(suffix).ok_or_else(malformed)?;
-        if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(malformed());
-        }
-        let seconds = number
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(scale))
-            .filter(|s| *s <= Self::MAX_SECONDS)
-            .ok_or_else(|| format!("{text:?} is longer than the 365 days a grace may last"))?;
-        Ok(Self { seconds })
-    }
-
-    pub const fn seconds(self) -> i64 {
-        self.seconds
     }
 }
 

@@ -1,6 +1,8 @@
 //! `session-server partners ...`: the operator CLI that manages partners,
-//! client tokens, origins, IP ranges, wallets and widget configuration through
-//! the `PartnerRegistry` port, so it runs against whichever store is wired in.
+//! client tokens, origins, IP ranges, wallets and widget configuration. The
+//! operations themselves are the core's (`session_core::service::admin`), the
+//! same the admin API calls; this module turns arguments into their inputs and
+//! their results into text or JSON.
 //!
 //! Every configuration change is validated by `PartnerSpec::build` before it
 //! is written: an invalid change writes nothing. Secrets (signing secrets,
@@ -8,8 +10,6 @@
 //! generated them, once; `list` and `show` never print one.
 
 mod args;
-mod edit;
-mod tokens;
 mod view;
 
 #[cfg(test)]
@@ -19,22 +19,27 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use serde::Serialize;
-use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::partner::{PartnerId, PartnerSpec};
-use session_core::ports::{ClientTokenRecord, PartnerRegistry};
-use session_core::random::{Random, hex_secret};
+use session_core::Rejection;
+use session_core::admin::{Change, Generated, PartnerPatch, WalletSelector, WidgetPatch};
+use session_core::client_token::TokenEnv;
+use session_core::partner::{
+    PartnerId, PartnerSpec, RateLimit, SigningKeySpec, WalletSpec, WidgetSpec,
+};
+use session_core::ports::PartnerRegistry;
+use session_core::random::Random;
+use session_core::secret::Secret;
+use session_core::service::admin::PartnerAdmin;
 use session_core::time::{Clock, Timestamp};
 
 use self::args::{
-    IpCommand, OriginCommand, SigningKeyCommand, TokenCommand, TokenEnvArg, TokenIssueArgs,
-    TokenRevokeArgs, TokenRotateArgs, WalletCommand, WebhookSecretCommand, WidgetCommand,
+    CreateArgs, CurrencyDecimals, IpCommand, OriginCommand, RateArg, SetArgs, SigningKeyCommand,
+    TokenCommand, TokenEnvArg, TokenIssueArgs, TokenRevokeArgs, TokenRotateArgs, WalletCommand,
+    WebhookSecretCommand, WidgetCommand, WidgetSetArgs,
 };
 pub use self::args::{PartnersArgs, PartnersCommand};
-use self::edit::{Change, Generated};
-use self::tokens::TokenState;
 use self::view::{
-    ChangeJson, IssuedJson, KeyRotatedJson, ListJson, PartnerView, PreviousKeyJson, ReplacedJson,
-    RevokedJson, WebhookSecretRotatedJson,
+    ChangeJson, IssuedJson, KeyRotatedJson, ListJson, PreviousKeyJson, ReplacedJson, RevokedJson,
+    Text, WebhookSecretRotatedJson,
 };
 
 /// Runs one `partners` command and writes its result to `out`, as text or
@@ -48,9 +53,11 @@ pub async fn run(
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let ops = Ops {
-        registry,
-        clock,
-        random,
+        admin: PartnerAdmin {
+            registry,
+            clock,
+            random,
+        },
     };
     let (output, failure) = match ops.dispatch(command).await {
         Ok(output) => (Some(output), None),
@@ -155,90 +162,88 @@ impl From<String> for Failure {
     }
 }
 
+impl From<Rejection> for Failure {
+    fn from(rejection: Rejection) -> Self {
+        message(rejection).into()
+    }
+}
+
+/// What the operator reads of a refusal: its message, and for a store fault
+/// its cause (the admin API keeps that for its logs).
+fn message(rejection: Rejection) -> String {
+    match rejection.detail() {
+        Some(detail) => format!("{}: {detail}", rejection.message()),
+        None => rejection.message().to_owned(),
+    }
+}
+
 const SHOWN_ONCE: &str = "Store it now: it is shown this once and cannot be displayed again.";
 
 struct Ops<'a> {
-    registry: &'a dyn PartnerRegistry,
-    clock: &'a dyn Clock,
-    random: &'a dyn Random,
+    admin: PartnerAdmin<'a>,
 }
 
 impl Ops<'_> {
     async fn dispatch(&self, command: &PartnersCommand) -> Result<Output, Failure> {
+        let admin = &self.admin;
         Ok(match command {
             PartnersCommand::List => self.list().await?,
-            PartnersCommand::Show(args) => self.show(&args.id).await?,
-            PartnersCommand::Create(args) => self.create(args).await?,
+            PartnersCommand::Show(args) => {
+                let view = admin.show(&args.id).await?;
+                Output::new(Text(&view).show_text(), &view)?
+            }
+            PartnersCommand::Create(args) => {
+                let created = admin.create(new_partner(args)?).await?;
+                edited(&args.id, &created.change, &created.generated)?
+            }
             PartnersCommand::Set(args) => {
-                let mut generated = Generated::default();
-                let change = self
-                    .edit(&args.id, |spec| {
-                        let (change, made) = edit::apply_set(spec, args, &mut || self.secret())?;
-                        generated = made;
-                        Ok(change)
-                    })
-                    .await?;
-                self.edited(&args.id, change, &generated)?
+                let done = admin.patch(&args.id, &set_patch(args)?).await?;
+                edited(&args.id, &done.change, &done.generated)?
             }
             PartnersCommand::Widget(WidgetCommand::Set(args)) => {
-                let change = self
-                    .edit(&args.id, |spec| edit::apply_widget_set(spec, args))
-                    .await?;
-                self.edited(&args.id, change, &Generated::default())?
+                let done = admin.patch(&args.id, &widget_patch(args)).await?;
+                edited(&args.id, &done.change, &done.generated)?
             }
             PartnersCommand::Origin(command) => {
                 let (id, change) = match command {
-                    OriginCommand::Add(a) => (
-                        &a.id,
-                        self.edit(&a.id, |spec| Ok(edit::add_origin(spec, &a.origin)))
-                            .await?,
-                    ),
-                    OriginCommand::Remove(a) => (
-                        &a.id,
-                        self.edit(&a.id, |spec| edit::remove_origin(spec, &a.origin))
-                            .await?,
-                    ),
+                    OriginCommand::Add(a) => (&a.id, admin.add_origin(&a.id, &a.origin).await?),
+                    OriginCommand::Remove(a) => {
+                        (&a.id, admin.remove_origin(&a.id, &a.origin).await?)
+                    }
                 };
-                self.edited(id, change, &Generated::default())?
+                edited(id, &change, &Generated::default())?
             }
             PartnersCommand::Ip(command) => {
                 let (id, change) = match command {
-                    IpCommand::Add(a) => (
-                        &a.id,
-                        self.edit(&a.id, |spec| edit::add_ip(spec, &a.range))
-                            .await?,
-                    ),
-                    IpCommand::Remove(a) => (
-                        &a.id,
-                        self.edit(&a.id, |spec| edit::remove_ip(spec, &a.range))
-                            .await?,
-                    ),
+                    IpCommand::Add(a) => (&a.id, admin.add_ip(&a.id, &a.range).await?),
+                    IpCommand::Remove(a) => (&a.id, admin.remove_ip(&a.id, &a.range).await?),
                 };
-                self.edited(id, change, &Generated::default())?
+                edited(id, &change, &Generated::default())?
             }
             PartnersCommand::Wallet(command) => {
                 let (id, change) = match command {
-                    WalletCommand::Add(a) => (
-                        &a.id,
-                        self.edit(&a.id, |spec| edit::add_wallet(spec, a)).await?,
-                    ),
-                    WalletCommand::Remove(s) => (
-                        &s.id,
-                        self.edit(&s.id, |spec| edit::remove_wallet(spec, s))
-                            .await?,
-                    ),
+                    WalletCommand::Add(a) => {
+                        let wallet = WalletSpec {
+                            currency: a.currency.clone(),
+                            network: a.network.clone(),
+                            address: a.address.clone(),
+                            active: !a.inactive,
+                        };
+                        (&a.id, admin.add_wallet(&a.id, &wallet).await?)
+                    }
+                    WalletCommand::Remove(s) => {
+                        (&s.id, admin.remove_wallet(&s.id, &selector(s)).await?)
+                    }
                     WalletCommand::Activate(s) => (
                         &s.id,
-                        self.edit(&s.id, |spec| edit::set_wallet_active(spec, s, true))
-                            .await?,
+                        admin.set_wallet_active(&s.id, &selector(s), true).await?,
                     ),
                     WalletCommand::Deactivate(s) => (
                         &s.id,
-                        self.edit(&s.id, |spec| edit::set_wallet_active(spec, s, false))
-                            .await?,
+                        admin.set_wallet_active(&s.id, &selector(s), false).await?,
                     ),
                 };
-                self.edited(id, change, &Generated::default())?
+                edited(id, &change, &Generated::default())?
             }
             PartnersCommand::Token(TokenCommand::Issue(args)) => self.issue(args).await?,
             PartnersCommand::Token(TokenCommand::Rotate(args)) => return self.rotate(args).await,
@@ -252,261 +257,127 @@ impl Ops<'_> {
         })
     }
 
-    async fn list(&self) -> Result<Output, String> {
-        let now = self.clock.now();
-        let specs = self.registry.partners().await.map_err(store)?;
-        let mut views = Vec::with_capacity(specs.len());
-        for spec in &specs {
-            let tokens = self.tokens_of(&spec.id).await?;
-            views.push(PartnerView::new(spec, &tokens, now, false));
-        }
+    async fn list(&self) -> Result<Output, Failure> {
+        let views = self.admin.list().await?;
         let text = if views.is_empty() {
             "no partners\n".to_owned()
         } else {
             views
                 .iter()
-                .map(PartnerView::list_text)
+                .map(|view| Text(view).list_text())
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        Output::new(text, &ListJson { partners: &views })
+        Ok(Output::new(text, &ListJson { partners: &views })?)
     }
 
-    async fn show(&self, id: &PartnerId) -> Result<Output, String> {
-        let spec = self.load(id).await?;
-        let tokens = self.tokens_of(&spec.id).await?;
-        let view = PartnerView::new(&spec, &tokens, self.clock.now(), true);
-        Output::new(view.show_text(), &view)
-    }
-
-    async fn create(&self, args: &args::CreateArgs) -> Result<Output, String> {
-        if self
-            .registry
-            .partner(&args.id)
-            .await
-            .map_err(store)?
-            .is_some()
-        {
-            return Err(format!(
-                "partner {} exists already: change it with `partners set` or `partners widget set`",
-                args.id
-            ));
-        }
-        let (spec, generated) = edit::new_partner(args, &mut || self.secret())?;
-        self.put(&spec).await?;
-        let change = Change::Changed(format!("partner created ({})", spec.name));
-        self.edited(&args.id, change, &generated)
-    }
-
-    /// Loads the partner, applies `apply`, validates and writes the result.
-    /// Nothing is written when the edit fails, changes nothing, or does not build.
-    async fn edit(
-        &self,
-        id: &PartnerId,
-        apply: impl FnOnce(&mut PartnerSpec) -> Result<Change, String>,
-    ) -> Result<Change, String> {
-        let before = self.load(id).await?;
-        let mut after = before.clone();
-        let change = apply(&mut after)?;
-        if matches!(change, Change::Changed(_)) && after != before {
-            self.put(&after).await?;
-            Ok(change)
-        } else {
-            Ok(match change {
-                Change::Changed(what) => Change::Unchanged(what),
-                unchanged => unchanged,
-            })
-        }
-    }
-
-    fn edited(
-        &self,
-        id: &PartnerId,
-        change: Change,
-        generated: &Generated,
-    ) -> Result<Output, String> {
-        let (changed, summary) = match &change {
-            Change::Changed(what) => (true, what.as_str()),
-            Change::Unchanged(what) => (false, what.as_str()),
-        };
-        let mut text = if changed {
-            format!("{id}: {summary}\n")
-        } else {
-            format!("{id}: unchanged ({summary})\n")
-        };
-        let mut secrets = Vec::new();
-        if let Some(secret) = &generated.signing_secret {
-            secrets.push(("signing secret (k1)", secret));
-        }
-        if let Some(secret) = &generated.webhook_secret {
-            secrets.push(("webhook secret", secret));
-        }
-        for (label, secret) in &secrets {
-            text.push_str(&format!("{label}: {secret}\n"));
-        }
-        if !secrets.is_empty() {
-            text.push_str("Store the generated secrets now: they are shown this once and cannot be displayed again.\n");
-        }
-        Output::new(
-            text,
-            &ChangeJson {
-                partner_id: id.as_str(),
-                changed,
-                summary,
-                signing_secret: generated.signing_secret.as_deref(),
-                webhook_secret: generated.webhook_secret.as_deref(),
-            },
-        )
-    }
-
-    async fn issue(&self, args: &TokenIssueArgs) -> Result<Output, String> {
-        self.load(&args.id).await?;
-        let label = label_or(args.label.as_deref(), "cli")?;
-        let (token, digest) = self.new_token(&args.id, args.env, &label).await?;
-        let token_id = digest.short_id();
+    async fn issue(&self, args: &TokenIssueArgs) -> Result<Output, Failure> {
+        let label = args.label.as_deref().unwrap_or("cli");
+        let issued = self
+            .admin
+            .issue_token(&args.id, env(args.env), label)
+            .await?;
         let text = format!(
             "{id}: issued token {token_id} (label {label:?})\n{token}\n{SHOWN_ONCE} Only its SHA-256 is stored.\n",
-            id = args.id
+            id = args.id,
+            token_id = issued.token_id,
+            label = issued.label,
+            token = issued.token,
         );
-        Output::new(
+        Ok(Output::new(
             text,
             &IssuedJson {
                 partner_id: args.id.as_str(),
-                token_id: &token_id,
-                token: &token,
-                label: &label,
+                token_id: &issued.token_id,
+                token: &issued.token,
+                label: &issued.label,
                 replaces: None,
             },
-        )
+        )?)
     }
 
     async fn rotate(&self, args: &TokenRotateArgs) -> Result<Output, Failure> {
-        self.load(&args.id).await?;
-        let now = self.clock.now();
-        let tokens = self.tokens_of(args.id.as_str()).await?;
-        let old = tokens::resolve(&tokens, args.id.as_str(), &args.token_id)?;
-        let old_id = old.digest.short_id();
-        match TokenState::of(old, now) {
-            TokenState::Active => {}
-            TokenState::Rotating(end) => {
-                return Err(format!(
-                "token {old_id} is already being rotated out (it works until {end}); revoke it to end it sooner"
+        let rotated = self
+            .admin
+            .rotate_token(
+                &args.id,
+                &args.token_id,
+                args.grace,
+                env(args.env),
+                args.label.as_deref(),
             )
-                .into());
-            }
-            TokenState::Expired(end) => {
-                return Err(format!("token {old_id} has expired ({end}); issue a new one").into());
-            }
-            TokenState::Revoked(at) => {
-                return Err(format!("token {old_id} was revoked at {at}; issue a new one").into());
-            }
-        }
-        let label = label_or(args.label.as_deref(), &old.label)?;
-        let (token, digest) = self.new_token(&args.id, args.env, &label).await?;
-        let token_id = digest.short_id();
-        let until = now.plus_seconds(args.grace.seconds());
+            .await?;
+        let issued = &rotated.issued;
+        let (token_id, old_id) = (&issued.token_id, &rotated.replaced);
         let old_fate = if args.grace.seconds() == 0 {
             format!("token {old_id} stopped working now")
         } else {
-            format!("token {old_id} keeps working until {until}")
+            format!("token {old_id} keeps working until {}", rotated.expires_at)
         };
         let text = format!(
             "{id}: issued token {token_id} (label {label:?}) to replace {old_id}\n{token}\n{SHOWN_ONCE} Only its SHA-256 is stored.\n{old_fate}\n",
-            id = args.id
+            id = args.id,
+            label = issued.label,
+            token = issued.token,
         );
         let output = Output::new(
             text,
             &IssuedJson {
                 partner_id: args.id.as_str(),
-                token_id: &token_id,
-                token: &token,
-                label: &label,
+                token_id,
+                token: &issued.token,
+                label: &issued.label,
                 replaces: Some(ReplacedJson {
-                    token_id: &old_id,
-                    expires_at: until.to_rfc3339(),
+                    token_id: old_id,
+                    expires_at: rotated.expires_at.to_rfc3339(),
                 }),
             },
         )?;
-        // The new token is stored: from here on it must be printed whatever
-        // happens, or nobody would ever know it.
-        let expired = self
-            .registry
-            .expire_token(&args.id, &old.digest, until)
-            .await;
-        let problem = match expired {
-            Ok(true) => return Ok(output),
-            Ok(false) => "the token was not found any more".to_owned(),
-            Err(e) => e.to_string(),
-        };
-        Err(Failure {
-            message: format!(
-                "the new token {token_id} is stored (printed above), but setting the expiry of {old_id} failed: {problem}; {old_id} still works with no end: revoke it with `partners token revoke {id} {old_id}` once clients use {token_id}",
-                id = args.id
-            ),
-            output: Some(output),
-        })
+        match rotated.expiry_failed {
+            None => Ok(output),
+            Some(problem) => Err(Failure {
+                message: format!(
+                    "the new token {token_id} is stored (printed above), but setting the expiry of {old_id} failed: {problem}; {old_id} still works with no end: revoke it with `partners token revoke {id} {old_id}` once clients use {token_id}",
+                    id = args.id
+                ),
+                output: Some(output),
+            }),
+        }
     }
 
-    async fn revoke(&self, args: &TokenRevokeArgs) -> Result<Output, String> {
-        self.load(&args.id).await?;
-        let now = self.clock.now();
-        let tokens = self.tokens_of(args.id.as_str()).await?;
-        let token = tokens::resolve(&tokens, args.id.as_str(), &args.token_id)?;
-        let token_id = token.digest.short_id();
-        let token_id = token_id.as_str();
-        let (changed, at) = match token.revoked_at {
-            Some(at) => (false, at),
-            None => {
-                let found = self
-                    .registry
-                    .revoke_token(&args.id, &token.digest, now)
-                    .await
-                    .map_err(store)?;
-                if !found {
-                    return Err(format!(
-                        "partner {} has no token {token_id} any more",
-                        args.id
-                    ));
-                }
-                (true, now)
-            }
-        };
-        let text = if changed {
+    async fn revoke(&self, args: &TokenRevokeArgs) -> Result<Output, Failure> {
+        let revoked = self.admin.revoke_token(&args.id, &args.token_id).await?;
+        let token_id = revoked.token_id.as_str();
+        let text = if revoked.changed {
             format!(
                 "{}: token {token_id} revoked; it stops working at once\n",
                 args.id
             )
         } else {
             format!(
-                "{}: unchanged (token {token_id} was revoked at {at})\n",
-                args.id
+                "{}: unchanged (token {token_id} was revoked at {})\n",
+                args.id, revoked.revoked_at
             )
         };
-        Output::new(
+        Ok(Output::new(
             text,
             &RevokedJson {
                 partner_id: args.id.as_str(),
                 token_id,
-                changed,
-                revoked_at: at.to_rfc3339(),
+                changed: revoked.changed,
+                revoked_at: revoked.revoked_at.to_rfc3339(),
             },
-        )
+        )?)
     }
 
     async fn rotate_webhook_secret(
         &self,
         args: &args::WebhookSecretRotateArgs,
-    ) -> Result<Output, String> {
-        let now = self.clock.now();
-        let mut spec = self.load(&args.id).await?;
-        let rotation = edit::rotate_webhook_secret(
-            &mut spec,
-            now,
-            args.grace,
-            args.secret.as_deref(),
-            &mut || self.secret(),
-        )?;
-        self.put(&spec).await?;
+    ) -> Result<Output, Failure> {
+        let rotation = self
+            .admin
+            .rotate_webhook_secret(&args.id, args.grace, args.secret.as_deref())
+            .await?;
         let mut text = format!("{}: a new webhook secret is current\n", args.id);
         if let Some(secret) = &rotation.generated_secret {
             text.push_str(&format!("webhook secret: {secret}\n{SHOWN_ONCE}\n"));
@@ -517,7 +388,7 @@ impl Ops<'_> {
             )),
             None => text.push_str("the previous secret was dropped at once (grace 0)\n"),
         }
-        Output::new(
+        Ok(Output::new(
             text,
             &WebhookSecretRotatedJson {
                 partner_id: args.id.as_str(),
@@ -525,23 +396,17 @@ impl Ops<'_> {
                 previous_not_after: rotation.previous_until.map(Timestamp::to_rfc3339),
                 dropped: rotation.dropped,
             },
-        )
+        )?)
     }
 
     async fn rotate_signing_key(
         &self,
         args: &args::SigningKeyRotateArgs,
-    ) -> Result<Output, String> {
-        let now = self.clock.now();
-        let mut spec = self.load(&args.id).await?;
-        let rotation = edit::rotate_signing_key(
-            &mut spec,
-            now,
-            args.grace,
-            args.secret.as_deref(),
-            &mut || self.secret(),
-        )?;
-        self.put(&spec).await?;
+    ) -> Result<Output, Failure> {
+        let rotation = self
+            .admin
+            .rotate_signing_key(&args.id, args.grace, args.secret.as_deref())
+            .await?;
         let mut text = format!("{}: signing key {} is now current\n", args.id, rotation.kid);
         if let Some(secret) = &rotation.generated_secret {
             text.push_str(&format!(
@@ -565,7 +430,7 @@ impl Ops<'_> {
                 rotation.dropped.join(", ")
             ));
         }
-        Output::new(
+        Ok(Output::new(
             text,
             &KeyRotatedJson {
                 partner_id: args.id.as_str(),
@@ -577,69 +442,182 @@ impl Ops<'_> {
                 },
                 dropped: &rotation.dropped,
             },
-        )
+        )?)
     }
+}
 
-    async fn load(&self, id: &PartnerId) -> Result<PartnerSpec, String> {
-        self.registry
-            .partner(id)
-            .await
-            .map_err(store)?
-            .ok_or_else(|| format!("partner {id} not found (see `partners list`)"))
+/// What a change printed: its summary, and the secrets it generated, once.
+fn edited(id: &PartnerId, change: &Change, generated: &Generated) -> Result<Output, Failure> {
+    let (changed, summary) = (change.changed(), change.summary());
+    let mut text = if changed {
+        format!("{id}: {summary}\n")
+    } else {
+        format!("{id}: unchanged ({summary})\n")
+    };
+    let mut secrets = Vec::new();
+    if let Some(secret) = &generated.signing_secret {
+        secrets.push(("signing secret (k1)", secret));
     }
-
-    async fn tokens_of(&self, id: &str) -> Result<Vec<ClientTokenRecord>, String> {
-        let id = PartnerId::parse(id).map_err(|why| format!("stored partner {id:?}: {why}"))?;
-        self.registry.tokens(&id).await.map_err(store)
+    if let Some(secret) = &generated.webhook_secret {
+        secrets.push(("webhook secret", secret));
     }
-
-    /// Validates `spec` and writes it; an invalid spec writes nothing.
-    async fn put(&self, spec: &PartnerSpec) -> Result<(), String> {
-        spec.build().map_err(|e| e.to_string())?;
-        self.registry.put_partner(spec).await.map_err(store)
+    for (label, secret) in &secrets {
+        text.push_str(&format!("{label}: {secret}\n"));
     }
+    if !secrets.is_empty() {
+        text.push_str("Store the generated secrets now: they are shown this once and cannot be displayed again.\n");
+    }
+    Ok(Output::new(
+        text,
+        &ChangeJson {
+            partner_id: id.as_str(),
+            changed,
+            summary,
+            signing_secret: generated.signing_secret.as_deref(),
+            webhook_secret: generated.webhook_secret.as_deref(),
+        },
+    )?)
+}
 
-    /// Generates a token, stores its digest, and returns both.
-    async fn new_token(
-        &self,
-        id: &PartnerId,
-        env: TokenEnvArg,
-        label: &str,
-    ) -> Result<(String, TokenDigest), String> {
-        let env = match env {
-            TokenEnvArg::Live => TokenEnv::Live,
-            TokenEnvArg::Test => TokenEnv::Test,
-        };
-        let issued = client_token::issue(env, id.clone(), label, self.clock.now(), self.random);
-        if !self
-            .registry
-            .add_token(&issued.record)
-            .await
-            .map_err(store)?
-        {
-            // 256 random bits do not collide; a broken random source might.
-            return Err("the generated token exists already: the random source is broken".into());
+/// The spec `partners create` asks for; the secrets it leaves out are
+/// generated by the core.
+fn new_partner(args: &CreateArgs) -> Result<PartnerSpec, String> {
+    let rate_limit = match args.rate_limit {
+        Some(rate) => rate_limit(rate, args.burst)?,
+        None => None,
+    };
+    Ok(PartnerSpec {
+        id: args.id.to_string(),
+        name: args.name.clone(),
+        allowed_origins: args.origins.clone(),
+        allowed_ips: args.ips.clone(),
+        offramp_enabled: args.offramp,
+        accept_client_address: args.accept_client_address,
+        redirect_hosts: args.redirect_hosts.clone(),
+        webhook_url: args.webhook_url.clone(),
+        webhook_secret: args
+            .webhook_url
+            .as_ref()
+            .and(args.webhook_secret.as_deref())
+            .map(Secret::new),
+        webhook_previous_secrets: vec![],
+        signature_scheme: args.signature_scheme.as_str().into(),
+        signing_keys: args
+            .signing_secret
+            .iter()
+            .map(|secret| SigningKeySpec {
+                kid: "k1".into(),
+                secret: Secret::new(secret.as_str()),
+                not_after: None,
+            })
+            .collect(),
+        widget: WidgetSpec {
+            widget_id: args.widget_id.to_string(),
+            currencies: args.currencies.clone(),
+            networks: args.networks.clone(),
+            fiat_currency: args.fiat_currency.clone(),
+            fiat_currencies: args.fiat_currencies.clone(),
+            default_type: args.tx_type.as_str().into(),
+            lang: args.lang.clone(),
+            theme: args.theme.clone(),
+            redirect_url: args.redirect_url.clone(),
+            decimals: decimals(&args.decimals),
+        },
+        wallets: vec![],
+        rate_limit,
+    })
+}
+
+/// `partners set` as a patch.
+fn set_patch(args: &SetArgs) -> Result<PartnerPatch, String> {
+    let rate_limit = args
+        .rate_limit
+        .map(|rate| rate_limit(rate, args.burst))
+        .transpose()?;
+    Ok(PartnerPatch {
+        name: args.name.clone(),
+        offramp_enabled: args.offramp,
+        accept_client_address: args.accept_client_address,
+        webhook_url: if args.no_webhook {
+            Some(None)
+        } else {
+            args.webhook_url.clone().map(Some)
+        },
+        webhook_secret: args.webhook_secret.clone(),
+        redirect_hosts: if args.no_redirect_hosts {
+            Some(vec![])
+        } else {
+            args.redirect_hosts.clone()
+        },
+        signature_scheme: args.signature_scheme.map(|s| s.as_str().to_owned()),
+        rate_limit,
+        ..PartnerPatch::default()
+    })
+}
+
+/// The budget `--rate-limit R|default` and `--burst B` name: `None` for the
+/// server's default; without `--burst`, twice the rate.
+fn rate_limit(rate: RateArg, burst: Option<u32>) -> Result<Option<RateLimit>, String> {
+    let per_second = match (rate, burst) {
+        (RateArg::Default, None) => return Ok(None),
+        (RateArg::Default, Some(_)) => {
+            return Err("--burst needs a number of requests per second in --rate-limit".into());
         }
-        Ok((issued.token, issued.record.digest))
-    }
+        (RateArg::PerSecond(per_second), _) => per_second,
+    };
+    let limit = match burst {
+        Some(burst) => RateLimit::new(per_second, burst),
+        None => RateLimit::with_default_burst(per_second),
+    };
+    limit
+        .map(Some)
+        .map_err(|why| format!("--rate-limit/--burst: {why}"))
+}
 
-    /// 32 random bytes as 64 hex digits.
-    fn secret(&self) -> String {
-        hex_secret(self.random)
+/// `partners widget set` as a patch.
+fn widget_patch(args: &WidgetSetArgs) -> PartnerPatch {
+    PartnerPatch {
+        widget: WidgetPatch {
+            widget_id: args.widget_id.map(|id| id.to_string()),
+            currencies: args.currencies.clone(),
+            networks: args.networks.clone(),
+            fiat_currency: args.fiat_currency.clone(),
+            fiat_currencies: args.fiat_currencies.clone(),
+            default_type: args.tx_type.map(|t| t.as_str().to_owned()),
+            lang: args.lang.clone(),
+            theme: args.theme.clone(),
+            redirect_url: if args.no_redirect_url {
+                Some(None)
+            } else {
+                args.redirect_url.clone().map(Some)
+            },
+            decimals: if args.no_decimals {
+                Some(vec![])
+            } else {
+                args.decimals.as_deref().map(decimals)
+            },
+        },
+        ..PartnerPatch::default()
     }
 }
 
-fn store(error: session_core::ports::StoreError) -> String {
-    error.to_string()
+fn selector(args: &args::WalletSelector) -> WalletSelector {
+    WalletSelector {
+        currency: args.currency.clone(),
+        network: args.network.clone(),
+        address: args.address.clone(),
+    }
 }
 
-/// An operator's label: up to 100 characters, no control characters.
-fn label_or(label: Option<&str>, default: &str) -> Result<String, String> {
-    let label = label.unwrap_or(default);
-    if label.chars().count() > 100 || label.chars().any(char::is_control) {
-        return Err(format!(
-            "label {label:?} must be at most 100 characters without control characters"
-        ));
+fn decimals(list: &[CurrencyDecimals]) -> Vec<(String, u8)> {
+    list.iter()
+        .map(|d| (d.currency.clone(), d.digits))
+        .collect()
+}
+
+const fn env(arg: TokenEnvArg) -> TokenEnv {
+    match arg {
+        TokenEnvArg::Live => TokenEnv::Live,
+        TokenEnvArg::Test => TokenEnv::Test,
     }
-    Ok(label.to_owned())
 }
