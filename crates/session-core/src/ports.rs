@@ -479,6 +479,10 @@ pub trait WebhookOutbox: Send + Sync {
     /// Deliveries matching `filter`, newest first.
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;
 
+    /// How many deliveries are pending (not delivered, not given up on), for
+    /// the `session_webhook_pending` gauge.
+    async fn pending_deliveries(&self) -> Result<u64, StoreError>;
+
     /// Queues delivery `id` again, due at `now`, whatever its state.
     /// `false` if there is no such delivery.
     async fn requeue(&self, id: i64, now: Timestamp) -> Result<bool, StoreError>;

@@ -1,15 +1,21 @@
-//! The admin listener: liveness and readiness for orchestrators, and the
-//! operator API under `/admin/` (`admin_api.rs`) when it is configured.
+//! The admin listener: liveness and readiness for orchestrators, Prometheus
+//! metrics, and the operator API under `/admin/` (`admin_api.rs`) when it is
+//! configured.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Method, Request, StatusCode};
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
 use hyper::body::Incoming;
+use prometheus_client::registry::Registry;
 use serde::Serialize;
 use session_core::ports::Health;
 use session_core::{ErrorKind, Rejection};
+use session_metrics::exposition;
 
 use crate::admin_api::AdminApi;
 use crate::app::{X_REQUEST_ID, answer};
@@ -26,6 +32,8 @@ pub struct Admin {
     request_ids: RequestIds,
     /// `None`: the admin API is off and `/admin/` answers 404.
     api: Option<AdminApi>,
+    /// What `GET /metrics` encodes; `None` answers 404.
+    metrics: Option<Arc<Registry>>,
 }
 
 impl std::fmt::Debug for Admin {
@@ -48,7 +56,30 @@ impl Admin {
             lifecycle,
             request_ids: RequestIds::new(request_id_prefix),
             api: None,
+            metrics: None,
         }
+    }
+
+    /// Serves `GET /metrics` from `registry`.
+    pub fn with_metrics(mut self, registry: Arc<Registry>) -> Self {
+        self.metrics = Some(registry);
+        self
+    }
+
+    /// The registry encoded in the format the scraper accepts.
+    fn scrape(&self, accept: Option<&[u8]>) -> Result<HttpResponse, Rejection> {
+        let Some(registry) = &self.metrics else {
+            return Err(Rejection::of(ErrorKind::NotFound));
+        };
+        let (body, content_type) =
+            exposition::encode(registry, exposition::wants_openmetrics(accept)).map_err(|_| {
+                Rejection::of(ErrorKind::Internal).with_detail("metrics encoding failed")
+            })?;
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+        Ok(response)
     }
 
     /// Serves the operator API under `/admin/` too.
@@ -57,8 +88,14 @@ impl Admin {
         self
     }
 
-    async fn dispatch(&self, method: &Method, path: &str) -> Result<HttpResponse, Rejection> {
+    async fn dispatch(
+        &self,
+        method: &Method,
+        path: &str,
+        accept: Option<&[u8]>,
+    ) -> Result<HttpResponse, Rejection> {
         match (path, method) {
+            ("/metrics", &Method::GET) => self.scrape(accept),
             ("/healthz", &Method::GET) => Ok(json(StatusCode::OK, &Status { status: "ok" })),
             ("/readyz", &Method::GET) => {
                 if self.lifecycle.is_draining() {
@@ -78,6 +115,7 @@ impl Admin {
                 }
             }
             ("/healthz" | "/readyz", _) => Ok(method_not_allowed("GET")),
+            ("/metrics", _) if self.metrics.is_some() => Ok(method_not_allowed("GET")),
             _ => Err(Rejection::of(ErrorKind::NotFound)),
         }
     }
@@ -92,7 +130,11 @@ impl Handler for Admin {
             Some(api) if request.uri().path().starts_with("/admin/") => {
                 api.handle(request, &request_id).await
             }
-            _ => self.dispatch(request.method(), request.uri().path()).await,
+            _ => {
+                let accept = request.headers().get(ACCEPT).map(HeaderValue::as_bytes);
+                self.dispatch(request.method(), request.uri().path(), accept)
+                    .await
+            }
         };
         answer(request_id, outcome, |_| {})
     }

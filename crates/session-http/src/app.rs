@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Instant;
 
 use futures_util::FutureExt;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue, ORIGIN};
@@ -13,13 +14,14 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use session_core::access::GateHeaders;
 use session_core::partner::Partner;
-use session_core::{ErrorKind, Rejection, SessionAnswer, SessionService};
+use session_core::{ErrorKind, EventReport, Rejection, SessionAnswer, SessionService};
 
 use crate::body;
 use crate::config::HttpConfig;
 use crate::cors;
 use crate::limits::{RateLimits, Verdict};
 use crate::live::{self, LiveSockets};
+use crate::metrics::HttpMetrics;
 use crate::request_id::RequestIds;
 use crate::response::{HttpResponse, error, json, json_bytes, method_not_allowed};
 use crate::router::{self, Route, Routed};
@@ -40,6 +42,7 @@ pub struct App {
     request_ids: RequestIds,
     live: Arc<LiveSockets>,
     limits: Arc<RateLimits>,
+    metrics: Arc<HttpMetrics>,
 }
 
 /// What a route decided before it could fail, for the headers of whatever
@@ -59,13 +62,20 @@ impl App {
     pub fn new(service: SessionService, config: HttpConfig, request_id_prefix: u64) -> Self {
         let limits = Arc::new(RateLimits::new(config.default_rate_limit));
         RateLimits::sweep_in_background(&limits);
+        let live = Arc::new(LiveSockets::new(config.live));
         Self {
-            live: Arc::new(LiveSockets::new(config.live)),
+            metrics: Arc::new(HttpMetrics::new(Arc::clone(&live), config.record_metrics)),
+            live,
             service,
             config,
             request_ids: RequestIds::new(request_id_prefix),
             limits,
         }
+    }
+
+    /// What this listener records, for the admin listener's `GET /metrics`.
+    pub fn metrics(&self) -> Arc<HttpMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// The partners' request budgets on this instance.
@@ -108,7 +118,10 @@ impl App {
                     .open_session(&partner, &bytes, &keys, &wire::created_session)
                     .await?;
                 Ok(match answer {
-                    SessionAnswer::Created(body) => json_bytes(StatusCode::OK, body),
+                    SessionAnswer::Created(body) => {
+                        self.metrics.session_created(partner.id.as_str());
+                        json_bytes(StatusCode::OK, body)
+                    }
                     SessionAnswer::Replayed(body) => {
                         let mut response = json_bytes(StatusCode::OK, body.to_vec());
                         response.headers_mut().insert(
@@ -138,25 +151,19 @@ impl App {
                 decorations.expose_to = Some(origin.as_ref().ok().cloned().flatten());
                 origin?;
                 let bytes = self.json_body(&parts, body).await?;
-                let stored = self.service.redeem_init_token(&bytes).await?;
-                Ok(json_bytes(StatusCode::OK, wire::redeemed(&stored)))
+                let redeemed = self.service.redeem_init_token(&bytes).await;
+                self.metrics
+                    .redemption(redeemed.as_ref().err().map(Rejection::kind));
+                Ok(json_bytes(StatusCode::OK, wire::redeemed(&redeemed?)))
             }
             Route::WidgetInitPreflight => {
                 let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins)?;
                 Ok(cors::preflight(origin))
             }
             Route::ProviderEvents => {
-                // 401 comes before 415/413 in the check order; the MAC itself can
-                // only be checked once the body is read.
-                let Some(signature) = parts.headers.get(&X_SIGNATURE) else {
-                    return Err(Rejection::of(ErrorKind::InvalidProviderSignature));
-                };
-                let bytes = self.json_body(&parts, body).await?;
-                let report = self
-                    .service
-                    .provider_event(signature.as_bytes(), &bytes)
-                    .await?;
-                Ok(json(StatusCode::OK, &wire::event_report(&report)))
+                let received = self.provider_event(&parts, body).await;
+                self.metrics.provider_event(received.as_ref().ok());
+                Ok(json(StatusCode::OK, &wire::event_report(&received?)))
             }
             Route::Live => {
                 let partner = self.partner_gate(&parts, peer, decorations).await?;
@@ -201,10 +208,27 @@ impl App {
             decorations.budget = Some(verdict);
             if !admitted {
                 tracing::debug!(partner = %partner.id, "request budget exceeded");
+                self.metrics.rate_limited(partner.id.as_str());
                 return Err(Rejection::of(ErrorKind::RateLimitExceeded));
             }
         }
         Ok(partner)
+    }
+
+    /// `POST /provider/events`: 401 comes before 415/413 in the check order;
+    /// the MAC itself can only be checked once the body is read.
+    async fn provider_event(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+    ) -> Result<EventReport, Rejection> {
+        let Some(signature) = parts.headers.get(&X_SIGNATURE) else {
+            return Err(Rejection::of(ErrorKind::InvalidProviderSignature));
+        };
+        let bytes = self.json_body(parts, body).await?;
+        self.service
+            .provider_event(signature.as_bytes(), &bytes)
+            .await
     }
 
     /// Media type (415), then size (413) and read timeout (408).
@@ -263,6 +287,9 @@ fn log_rejection(request_id: &HeaderValue, rejection: &Rejection) {
 
 impl Handler for App {
     async fn handle(&self, request: Request<Incoming>, peer: SocketAddr) -> HttpResponse {
+        let started = Instant::now();
+        let template = router::template(request.uri().path());
+        let method = request.method().clone();
         let request_id = self
             .request_ids
             .for_request(request.headers().get(&X_REQUEST_ID));
@@ -281,13 +308,20 @@ impl Handler for App {
             }
             Err(_panic) => Err(Rejection::of(ErrorKind::Internal).with_detail("handler panicked")),
         };
-        answer(request_id, outcome, |response| {
+        let response = answer(request_id, outcome, |response| {
             if let Some(origin) = decorations.expose_to {
                 cors::expose(response, origin);
             }
             if let Some(verdict) = &decorations.budget {
                 verdict.write_headers(response.headers_mut());
             }
-        })
+        });
+        self.metrics.request(
+            template,
+            &method,
+            response.status().as_u16(),
+            started.elapsed(),
+        );
+        response
     }
 }

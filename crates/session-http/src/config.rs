@@ -60,4 +60,7 @@ pub struct HttpConfig {
     /// The request budget of partners without one of their own;
     /// [`RateLimit::UNLIMITED`] leaves them unlimited.
     pub default_rate_limit: RateLimit,
+    /// Whether requests are recorded for `GET /metrics` (off only to
+    /// measure what recording costs).
+    pub record_metrics: bool,
 }

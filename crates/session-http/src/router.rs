@@ -68,6 +68,39 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
     }
 }
 
+/// Route templates, the `route` label of request metrics (never the path
+/// itself, whose ids are unbounded). The last one is every other path.
+pub const TEMPLATES: [&str; 7] = [
+    "/widget/session",
+    "/widget/init",
+    "/provider/events",
+    "/ws",
+    "/widget/transactions/{merchant_transaction_id}",
+    "/widget/users/{partner_user_id}/kyc-status",
+    "unmatched",
+];
+
+/// The index in [`TEMPLATES`] of the route `path` belongs to, whatever the
+/// method.
+pub fn template(path: &str) -> usize {
+    match path {
+        "/widget/session" => 0,
+        "/widget/init" => 1,
+        "/provider/events" => 2,
+        "/ws" => 3,
+        _ if segment(path.strip_prefix("/widget/transactions/")).is_some() => 4,
+        _ if segment(
+            path.strip_prefix("/widget/users/")
+                .and_then(|rest| rest.strip_suffix("/kyc-status")),
+        )
+        .is_some() =>
+        {
+            5
+        }
+        _ => 6,
+    }
+}
+
 fn segment(candidate: Option<&str>) -> Option<&str> {
     candidate.filter(|s| !s.is_empty() && !s.contains('/'))
 }

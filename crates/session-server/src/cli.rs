@@ -180,6 +180,11 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_DEFAULT_RATE_LIMIT", value_name = "R", default_value_t = defaults::RATE_LIMIT_PER_SECOND)]
     pub default_rate_limit: u32,
 
+    /// Record requests and domain events for GET /metrics on the admin
+    /// listener (`false` only to measure what recording costs).
+    #[arg(long, env = "SESSION_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
     /// Worker threads of the runtime (default: one per core).
     #[arg(long, env = "SESSION_WORKERS")]
     pub workers: Option<usize>,

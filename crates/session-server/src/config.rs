@@ -46,6 +46,8 @@ pub struct ServeConfig {
     pub live: LiveConfig,
     /// The budget of partners without one of their own (unlimited: off).
     pub default_rate_limit: RateLimit,
+    /// Record and serve `GET /metrics`.
+    pub metrics: bool,
 }
 
 fn micros(duration: Duration) -> i64 {
@@ -205,6 +207,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         webhook_allow,
         live: live(&args.live)?,
         default_rate_limit,
+        metrics: args.metrics,
     })
 }
 

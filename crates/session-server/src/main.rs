@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod dev;
 mod logging;
+mod metrics;
 mod partners;
 mod reaper;
 mod run;

@@ -16,6 +16,7 @@ use session_core::{Ports, SessionService, Settings};
 use session_http::{
     Admin, AdminApi, AdminPorts, App, HttpConfig, Lifecycle, ServeOptions, defaults,
 };
+use session_store_pg::PgStore;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 
@@ -25,7 +26,7 @@ use session_webhooks::{AddressPolicy, Dispatcher, WebhookClient};
 
 use crate::store::OpenStore;
 use crate::system::{OsRandom, SystemClock};
-use crate::{bootstrap, dev, logging, reaper};
+use crate::{bootstrap, dev, logging, metrics, reaper};
 
 /// The name under which instances sharing a store share the init-token key.
 const INIT_TOKEN_SECRET: &str = "init_token_key";
@@ -128,10 +129,14 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
         clock,
         random: random.clone(),
     };
+    let stores = Stores {
+        ports: store,
+        pg: opened.pg(),
+    };
     run_listeners(
         &config,
         service,
-        store,
+        stores,
         admin_ports,
         dispatcher,
         random.as_ref(),
@@ -152,10 +157,17 @@ fn token_keys(secret: &Secret) -> Result<TokenKeys, String> {
     Ok(TokenKeys::new(key, vec![]))
 }
 
+/// The store, as its ports and, on PostgreSQL, as itself (for the pool's
+/// metrics).
+struct Stores {
+    ports: Arc<dyn Store>,
+    pg: Option<Arc<PgStore>>,
+}
+
 async fn run_listeners(
     config: &ServeConfig,
     service: SessionService,
-    store: Arc<dyn Store>,
+    stores: Stores,
     admin_ports: AdminPorts,
     dispatcher: Dispatcher,
     random: &dyn Random,
@@ -178,6 +190,7 @@ async fn run_listeners(
         widget_origins: config.widget_origins.clone(),
         live: config.live,
         default_rate_limit: config.default_rate_limit,
+        record_metrics: config.metrics,
     };
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
@@ -189,7 +202,18 @@ async fn run_listeners(
     let (public_prefix, admin_prefix) = prefixes.split_at(8);
     let prefix = |bytes: &[u8]| u64::from_be_bytes(bytes.try_into().unwrap_or([0; 8]));
     let lifecycle = Arc::new(Lifecycle::default());
-    let mut admin_handler = Admin::new(store, lifecycle.clone(), prefix(admin_prefix));
+    let app = Arc::new(App::new(service, http.clone(), prefix(public_prefix)));
+    let sockets = app.live_sockets();
+    let mut admin_handler = Admin::new(
+        stores.ports.clone(),
+        lifecycle.clone(),
+        prefix(admin_prefix),
+    );
+    if config.metrics {
+        let registry =
+            metrics::registry(app.metrics(), dispatcher.metrics(), stores.ports, stores.pg);
+        admin_handler = admin_handler.with_metrics(Arc::new(registry));
+    }
     match config.admin_token.as_ref().map(AdminToken::new) {
         Some(Some(token)) => {
             admin_handler = admin_handler.with_api(AdminApi::new(token, admin_ports, &http));
@@ -199,8 +223,6 @@ async fn run_listeners(
         None => {}
     }
     let admin_handler = Arc::new(admin_handler);
-    let app = Arc::new(App::new(service, http, prefix(public_prefix)));
-    let sockets = app.live_sockets();
 
     let signalled = shutdown_signal()?;
     if let Some((demo, provider_secret)) = banner {

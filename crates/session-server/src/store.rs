@@ -26,6 +26,14 @@ impl OpenStore {
         }
     }
 
+    /// The PostgreSQL store, when that is the one open.
+    pub fn pg(&self) -> Option<Arc<PgStore>> {
+        match self {
+            Self::Mem(_) => None,
+            Self::Pg(store) => Some(Arc::clone(store)),
+        }
+    }
+
     pub fn ports(&self) -> Arc<dyn Store> {
         match self {
             Self::Mem(store) => store.clone(),

@@ -202,6 +202,16 @@ impl WebhookOutbox for MemStore {
         Ok(())
     }
 
+    async fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        let deliveries = self.webhooks.lock();
+        let pending = deliveries
+            .rows
+            .values()
+            .filter(|row| row.state == DeliveryState::Pending)
+            .count();
+        Ok(u64::try_from(pending).unwrap_or(u64::MAX))
+    }
+
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
         let deliveries = self.webhooks.lock();
         Ok(deliveries

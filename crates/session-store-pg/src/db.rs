@@ -88,6 +88,13 @@ impl Db {
         }
     }
 
+    /// Connections open and idle, and open and in use.
+    pub(crate) fn connections(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        let idle = status.available;
+        (idle, status.size.saturating_sub(idle))
+    }
+
     /// Stops handing out connections; calls fail with `Unavailable` from now on.
     pub(crate) fn close(&self) {
         self.pool.close();

@@ -293,6 +293,15 @@ impl PgStore {
         self.group_commit.stats()
     }
 
+    /// Pooled connections (the request pool and the outbox pool together)
+    /// that are idle and that are in use, for the
+    /// `session_store_pool_connections` gauge.
+    pub fn pool_connections(&self) -> (usize, usize) {
+        let (idle, busy) = self.db.connections();
+        let (outbox_idle, outbox_busy) = self.outbox_db.connections();
+        (idle + outbox_idle, busy + outbox_busy)
+    }
+
     /// Stops the snapshot listener and the outbox notifier and closes the pool: later calls fail with
     /// `StoreError::Unavailable`. For a graceful exit once requests drained;
     /// dropping the store does the same.

@@ -233,6 +233,22 @@ impl WebhookOutbox for PgStore {
             .await
     }
 
+    async fn pending_deliveries(&self) -> Result<u64, StoreError> {
+        // Through the partial index of undelivered rows (pending and failed).
+        self.outbox_db
+            .run(async |client| {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT count(*) FROM outbox \
+                         WHERE delivered_at IS NULL AND state = 'pending'",
+                    )
+                    .await?;
+                let count: i64 = client.query_one(&statement, &[]).await?.try_get(0)?;
+                Ok(u64::try_from(count).unwrap_or(0))
+            })
+            .await
+    }
+
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError> {
         let partner = filter.partner.as_ref().map(PartnerId::as_str);
         let state = filter.state.map(DeliveryState::as_str);

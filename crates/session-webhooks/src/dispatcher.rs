@@ -22,6 +22,14 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::client::{SendError, WebhookClient};
+use crate::metrics::{AttemptOutcome, WebhookMetrics};
+
+/// Why an attempt was not sent, as far as its metric cares.
+#[derive(Debug, Clone, Copy)]
+enum SendErrorKind {
+    Refused,
+    Other,
+}
 use crate::payload;
 
 /// How the dispatcher behaves.
@@ -48,6 +56,7 @@ pub struct Dispatcher {
     random: Arc<dyn Random>,
     client: WebhookClient,
     config: DispatcherConfig,
+    metrics: Arc<WebhookMetrics>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -100,7 +109,13 @@ impl Dispatcher {
             random,
             client,
             config,
+            metrics: Arc::default(),
         }
+    }
+
+    /// What this dispatcher records, for `GET /metrics`.
+    pub fn metrics(&self) -> Arc<WebhookMetrics> {
+        Arc::clone(&self.metrics)
     }
 
     /// Runs until `shutdown` completes, then lets attempts in flight finish
@@ -204,6 +219,7 @@ impl Dispatcher {
         let attempt_number = delivery.attempts.saturating_add(1);
         let outcome = self.send(&delivery, &webhook_id).await;
         let now = self.clock.now();
+        let mut outcome_kind = None;
         let (result, next) = match outcome {
             Ok(answer) if answer.status.is_success() => {
                 (answer.status.as_u16().to_string(), AttemptNext::Delivered)
@@ -218,7 +234,13 @@ impl Dispatcher {
                 )
             }
             Err(error) => (
-                error.to_string(),
+                {
+                    outcome_kind = Some(match &error {
+                        SendError::NoWebhook | SendError::Refused(_) => SendErrorKind::Refused,
+                        _ => SendErrorKind::Other,
+                    });
+                    error.to_string()
+                },
                 match error {
                     // No partner webhook to send to: nothing to retry until an
                     // operator fixes the configuration and requeues it.
@@ -227,10 +249,26 @@ impl Dispatcher {
                 },
             ),
         };
-        let outcome = match next {
-            AttemptNext::Delivered => "delivered",
-            AttemptNext::RetryAt(_) => "failed",
-            AttemptNext::Failed => "abandoned",
+        let refused = matches!(outcome_kind, Some(SendErrorKind::Refused));
+        let recorded = match next {
+            AttemptNext::Delivered => AttemptOutcome::Delivered,
+            _ if refused => AttemptOutcome::Refused,
+            AttemptNext::RetryAt(_) => AttemptOutcome::Failed,
+            AttemptNext::Failed => AttemptOutcome::Abandoned,
+        };
+        self.metrics.attempt(recorded);
+        if recorded == AttemptOutcome::Delivered {
+            let lag = now
+                .unix_micros()
+                .saturating_sub(delivery.committed_at.unix_micros());
+            self.metrics
+                .delivered_after(Duration::from_micros(u64::try_from(lag).unwrap_or(0)));
+        }
+        let outcome = match recorded {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Refused => "refused",
+            AttemptOutcome::Abandoned => "abandoned",
         };
         tracing::info!(
             partner = %partner,

@@ -9,7 +9,9 @@
 
 pub mod client;
 pub mod dispatcher;
+pub mod metrics;
 pub mod payload;
 
 pub use client::{AddressPolicy, WebhookClient};
 pub use dispatcher::{Dispatcher, DispatcherConfig};
+pub use metrics::WebhookMetrics;

@@ -10,7 +10,7 @@ use crate::support::{
     init_body, seed_with,
 };
 
-async fn redeem(server: &TestServer, body: &serde_json::Value) -> TestResponse {
+pub(crate) async fn redeem(server: &TestServer, body: &serde_json::Value) -> TestResponse {
     server
         .request(Method::POST, "/widget/init")
         .header("origin", WIDGET_ORIGIN)

@@ -6,6 +6,7 @@ mod instances;
 mod lifecycle;
 mod limits;
 mod live;
+mod metrics;
 mod openapi;
 mod server;
 mod session;
@@ -68,6 +69,8 @@ macro_rules! all_cases {
             idempotency::idempotency_concurrent_requests_create_one,
             idempotency::idempotency_keys_expire_after_the_ttl,
             idempotency::without_a_key_nothing_is_deduplicated,
+            metrics::metrics_after_known_traffic,
+            metrics::metrics_labels_carry_no_request_values,
             admin::admin_api_is_off_without_a_token,
             admin::admin_api_needs_its_token,
             admin::admin_lists_partners_without_secrets,

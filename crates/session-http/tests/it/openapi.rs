@@ -33,6 +33,7 @@ const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
 /// `admin_api.rs` serve them.
 const ADMIN_ROUTES: &[(&str, &[&str])] = &[
     ("/healthz", &["get"]),
+    ("/metrics", &["get"]),
     ("/readyz", &["get"]),
     ("/admin/partners", &["get", "post"]),
     ("/admin/partners/{partner_id}", &["get", "patch"]),

@@ -324,6 +324,7 @@ impl TestServer {
             },
         );
         let config = HttpConfig {
+            record_metrics: true,
             body_limit: options.body_limit,
             body_read_timeout: options.body_read_timeout,
             request_deadline: defaults::REQUEST_DEADLINE,
@@ -344,9 +345,12 @@ impl TestServer {
             let token = session_core::admin::AdminToken::new(&Secret::new(token)).expect("token");
             admin = admin.with_api(AdminApi::new(token, admin_ports, &config));
         }
-        let admin = Arc::new(admin);
         let app = Arc::new(App::new(service, config, 1));
         let sockets = app.live_sockets();
+        let mut registry = session_metrics::prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(session_http::HttpCollector(app.metrics())));
+        registry.register_collector(Box::new(session_metrics::ProcessCollector));
+        let admin = Arc::new(admin.with_metrics(Arc::new(registry)));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
         let addr = listener.local_addr().expect("addr");
