@@ -120,6 +120,14 @@ impl Histogram {
     }
 }
 
+impl Histogram {
+    /// Encodes the histogram as its family's only, unlabelled series.
+    pub fn encode(&self, mut encoder: MetricEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let (sum, count, buckets) = self.snapshot();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+}
+
 /// Encodes `histogram` as one series labelled with `labels`.
 pub fn encode_histogram(
     encoder: &mut MetricEncoder<'_>,

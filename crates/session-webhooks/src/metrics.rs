@@ -11,7 +11,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::gauge::ConstGauge;
 use session_core::ports::WebhookOutbox;
-use session_metrics::{Counter, Histogram, LAG_BUCKETS, encode_histogram};
+use session_metrics::{Counter, Histogram, LAG_BUCKETS};
 
 /// An attempt's outcome, the `outcome` label of
 /// `session_webhook_attempts_total`.
@@ -85,14 +85,12 @@ impl Collector for WebhookMetrics {
         for (outcome, counter) in OUTCOMES.iter().zip(&self.attempts) {
             counter.encode(attempts.encode_family(&[("outcome", *outcome)])?)?;
         }
-        let mut lag = encoder.encode_descriptor(
+        self.lag.encode(encoder.encode_descriptor(
             "session_webhook_delivery_lag_seconds",
             "From an event's commit to its webhook's 2xx.",
             None,
             MetricType::Histogram,
-        )?;
-        let unlabelled: [(&str, &str); 0] = [];
-        encode_histogram(&mut lag, &unlabelled, &self.lag)?;
+        )?)?;
         let pending = self.pending.load(Ordering::Relaxed);
         if pending >= 0 {
             ConstGauge::new(pending).encode(encoder.encode_descriptor(

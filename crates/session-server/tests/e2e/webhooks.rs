@@ -204,5 +204,23 @@ async fn webhooks_arrive_in_order_and_survive_a_sigkill() {
         "{}",
         rows[1]
     );
+
+    // The restarted instance counted its deliveries, their lag, its pools.
+    let scraped = crate::support::request(server.admin, "GET", "/metrics", &[], "")
+        .await
+        .expect("scrape");
+    assert_eq!(scraped.status, 200);
+    let sample = |name: &str| -> f64 {
+        scraped
+            .body
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in:\n{}", scraped.body))
+    };
+    assert!(sample("session_webhook_attempts_total{outcome=\"delivered\"}") >= 2.0);
+    assert!(sample("session_webhook_delivery_lag_seconds_count") >= 2.0);
+    assert!(sample("session_store_pool_connections{state=\"idle\"}") >= 0.0);
+    assert!(sample("session_webhook_pending") >= 0.0);
+    assert!(sample("process_open_fds") > 0.0);
     crate::support::terminate(&server.child);
 }
