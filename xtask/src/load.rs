@@ -13,6 +13,7 @@ mod idempotency;
 mod idle;
 mod limits;
 mod machine;
+mod metrics;
 mod pgbench;
 mod procfs;
 mod report;
@@ -92,7 +93,7 @@ pub struct LoadArgs {
     /// Measure what an `Idempotency-Key` costs session creation on PostgreSQL
     /// (unique keys against no key, same server, alternating rounds;
     /// docs/performance-idempotency.md)
-    #[arg(long, conflicts_with_all = ["webhooks", "ws", "limits"])]
+    #[arg(long, conflicts_with_all = ["webhooks", "ws", "limits", "metrics"])]
     pub idempotency: bool,
     /// Measure per-partner rate limits instead: session-create throughput on the
     /// in-memory store with limits off against a budget that never refuses, and the
@@ -100,6 +101,11 @@ pub struct LoadArgs {
     /// (docs/performance-rate-limits.md)
     #[arg(long, conflicts_with_all = ["webhooks", "ws"])]
     pub limits: bool,
+    /// Measure what recording Prometheus metrics costs instead: session-create
+    /// throughput on the in-memory store with `--metrics false` against
+    /// `--metrics true` (docs/performance-metrics.md)
+    #[arg(long, conflicts_with_all = ["webhooks", "ws", "limits"])]
+    pub metrics: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -142,6 +148,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.limits {
         return limits::run(&plan);
+    }
+    if plan.metrics {
+        return metrics::run(&plan);
     }
     let started = Instant::now();
     let root = cargo::workspace_root()?;
@@ -350,6 +359,296 @@ fn print_ratio(what: &str, throughput: f64, p99: Option<f64>) {
     println!("    {what}: throughput {throughput:.2}×{p99}");
 }
 
+/// What a same-build comparison (`--limits`, `--metrics`) works with: wrk, the
+/// release binaries, the run's directory with wrk's script and the bootstrap
+/// file, and the command log.
+struct Bench {
+    root: PathBuf,
+    target: PathBuf,
+    wrk: Wrk,
+    bins: Binaries,
+    script: PathBuf,
+    bootstrap: PathBuf,
+    log: CommandLog,
+    started: Instant,
+    _work: WorkDir,
+}
+
+impl Bench {
+    /// Finds wrk and builds the release binaries, with `extra_bins` besides.
+    fn prepare(plan: &Plan, extra_bins: &[&str]) -> Result<Self> {
+        let started = Instant::now();
+        let root = cargo::workspace_root()?;
+        let wrk = Wrk::find_or_install()?;
+        println!("==> wrk: {} ({})", wrk.path().display(), wrk.version());
+        let mut build = build_command();
+        for bin in extra_bins {
+            build.args(["--bin", bin]);
+        }
+        let build_shown = format!("cargo {}", crate::process::display_args(&build));
+        cargo::step("build", build)?;
+        let target = cargo::target_dir(&root)?;
+        let bins = Binaries::in_target(&target)?;
+        let work = WorkDir::create()?;
+        let script = work.write("post.lua", &wrk::post_script(plan.bodies))?;
+        let bootstrap = work.write("bootstrap.toml", files::BOOTSTRAP)?;
+        let mut log = CommandLog::new(&root, work.path());
+        log.push(&build_shown);
+        Ok(Self {
+            root,
+            target,
+            wrk,
+            bins,
+            script,
+            bootstrap,
+            log,
+            started,
+            _work: work,
+        })
+    }
+
+    /// The doc's title, where it comes from, the machine and the command.
+    fn doc_head(&self, plan: &Plan, title: &str, source: &str) -> String {
+        let m = machine::describe(self.wrk.version());
+        format!(
+            "# {title}\n\n\
+             Written by `cargo xtask load --{source}` (xtask/src/load/{source}.rs); run it \
+             again rather than editing.\n\n\
+             - Machine: {} ({} cores{}), {}, {}, {}; {}; {}; {}\n\
+             - Command: `{}` ({} s in all)\n\n",
+            m.cpu,
+            m.cores,
+            if m.virtual_machine {
+                ", virtual machine"
+            } else {
+                ""
+            },
+            m.memory,
+            m.os,
+            m.kernel,
+            m.rustc,
+            m.wrk,
+            m.date,
+            plan.invocation(),
+            self.started.elapsed().as_secs()
+        )
+    }
+
+    /// The doc's last section: every command of the run, and what the servers
+    /// warned about.
+    fn doc_commands(&self, warnings: &[String]) -> String {
+        let mut doc = String::from("\n## How it was run\n\n```sh\n");
+        for line in &self.log.lines {
+            doc.push_str(line);
+            doc.push('\n');
+        }
+        doc.push_str("```\n");
+        if !warnings.is_empty() {
+            doc.push_str("\nServer warnings:\n\n");
+            for warning in warnings {
+                doc.push_str(&format!("- {warning}\n"));
+            }
+        }
+        doc
+    }
+
+    /// Prints `text`, writes it to docs/`name` unless told not to, and fails
+    /// with `problems`, if any.
+    fn publish(&self, plan: &Plan, name: &str, text: &str, problems: &[String]) -> Result<()> {
+        println!("\n{text}");
+        if plan.write {
+            let path = self.root.join("docs").join(name);
+            std::fs::write(&path, text)
+                .map_err(|e| Error::failed(format!("cannot write {}: {e}", path.display())))?;
+            println!("==> wrote docs/{name}");
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::failed(format!(
+                "targets missed:\n  {}",
+                problems.join("\n  ")
+            )))
+        }
+    }
+}
+
+/// A switch of the server measured off and on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Off,
+    On,
+}
+
+/// Both sides at one concurrency in one round.
+struct Pair {
+    off: WrkResult,
+    on: WrkResult,
+}
+
+impl Pair {
+    /// Throughput on / off.
+    fn ratio(&self) -> f64 {
+        self.on.requests_per_sec() / self.off.requests_per_sec()
+    }
+}
+
+/// Session-create throughput with a switch off and on: every round's pair at
+/// each concurrency of the plan.
+struct Paired {
+    /// The switch, as the output names it (`limits`, `metrics`).
+    what: &'static str,
+    points: Vec<(u32, Vec<Pair>)>,
+    warnings: Vec<String>,
+}
+
+impl Paired {
+    /// Measures both sides at every concurrency of `plan`, each point on a fresh
+    /// server from `start` (given the session-server binary and the bootstrap
+    /// file), the sides interleaved point by point and their order swapped
+    /// every round, so drift of this noisy VM hits both alike.
+    fn measure(
+        what: &'static str,
+        plan: &Plan,
+        bench: &mut Bench,
+        start: impl Fn(&Path, &Path, Side, &mut CommandLog) -> Result<Server>,
+    ) -> Result<Self> {
+        let runner = Runner {
+            wrk: &bench.wrk,
+            script: &bench.script,
+            plan,
+        };
+        let (binary, bootstrap, log) =
+            (&bench.bins.session_server, &bench.bootstrap, &mut bench.log);
+        let mut points: Vec<(u32, Vec<Pair>)> =
+            plan.connections.iter().map(|&c| (c, Vec::new())).collect();
+        let mut warnings = Vec::new();
+        for round in 1..=plan.rounds {
+            // Odd rounds measure the switch off first, even rounds on first.
+            let order = if round % 2 == 1 {
+                [Side::Off, Side::On]
+            } else {
+                [Side::On, Side::Off]
+            };
+            cargo::header(
+                &format!("round {round}/{}", plan.rounds),
+                &format!(
+                    "at each concurrency {what} {} first, on a fresh in-memory server each",
+                    if order[0] == Side::Off { "off" } else { "on" }
+                ),
+            );
+            for (connections, rounds) in &mut points {
+                let mut results = [None, None];
+                for side in order {
+                    let server = start(binary, bootstrap, side, log)?;
+                    let result = runner.point(&server, *connections, log)?;
+                    warnings.extend(server.warnings());
+                    results[usize::from(side == Side::On)] = Some(result);
+                }
+                let [Some(off), Some(on)] = results else {
+                    return Err(Error::failed("a side of the pair was not measured"));
+                };
+                let pair = Pair { off, on };
+                print_ratio(&format!("{what} on / {what} off"), pair.ratio(), None);
+                rounds.push(pair);
+            }
+        }
+        Ok(Self {
+            what,
+            points,
+            warnings,
+        })
+    }
+
+    /// The round whose ratio is the median at each concurrency (rounds sorted
+    /// by ratio).
+    fn medians(&self) -> impl Iterator<Item = (u32, &[Pair], &Pair)> {
+        self.points.iter().filter_map(|(connections, rounds)| {
+            let mut sorted: Vec<&Pair> = rounds.iter().collect();
+            sorted.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
+            let median = sorted.get(sorted.len() / 2).copied()?;
+            Some((*connections, rounds.as_slice(), median))
+        })
+    }
+
+    /// Every ratio of the run, lowest first.
+    fn all_ratios(&self) -> Vec<f64> {
+        let mut all: Vec<f64> = self
+            .points
+            .iter()
+            .flat_map(|(_, rounds)| rounds.iter().map(Pair::ratio))
+            .collect();
+        all.sort_by(f64::total_cmp);
+        all
+    }
+
+    /// Points that do not count, and concurrencies whose median round is below
+    /// `min_ratio`.
+    fn problems(&self, min_ratio: f64) -> Vec<String> {
+        let what = self.what;
+        let mut out = Vec::new();
+        for (connections, rounds) in &self.points {
+            for pair in rounds {
+                for (side, result) in [("off", &pair.off), ("on", &pair.on)] {
+                    if let Some(warning) = result.warning() {
+                        out.push(format!(
+                            "{connections} connections, {what} {side}: {warning}"
+                        ));
+                    }
+                }
+            }
+        }
+        for (connections, _, pair) in self.medians() {
+            if pair.ratio() < min_ratio {
+                out.push(format!(
+                    "{connections} connections: {what} on / off {:.3}× (median round; at least \
+                     {min_ratio})",
+                    pair.ratio()
+                ));
+            }
+        }
+        out
+    }
+
+    /// The doc's throughput section under `heading`: how it was measured, what
+    /// the two `sides` are, the target, the median rounds with every round's
+    /// ratio, and the median over all pairs.
+    fn section(&self, plan: &Plan, heading: &str, sides: &str, min_ratio: f64) -> String {
+        let mut doc = format!(
+            "## {heading}\n\n\
+             `POST /widget/session` (the seed body) on the in-memory store, wrk with {} \
+             threads, {} s per point after a {WARMUP_SECS} s warm-up, every point on a fresh \
+             server. {sides} The two sides alternate point by point, off first in odd rounds \
+             and on first in even ones. Target: on / off at least {min_ratio}× (the median \
+             round at each concurrency).\n\n\
+             | connections | off req/s | on req/s | on / off (median round) | every round |\n\
+             |---|---|---|---|---|\n",
+            plan.threads, plan.duration_secs,
+        );
+        for (connections, rounds, pair) in self.medians() {
+            let every: Vec<String> = rounds.iter().map(|p| format!("{:.3}", p.ratio())).collect();
+            doc.push_str(&format!(
+                "| {connections} | {:.0} | {:.0} | **{:.3}×** | {} |\n",
+                pair.off.requests_per_sec(),
+                pair.on.requests_per_sec(),
+                pair.ratio(),
+                every.join(", ")
+            ));
+        }
+        let all = self.all_ratios();
+        if let Some(mid) = all.get(all.len() / 2) {
+            doc.push_str(&format!(
+                "\nOver all {} pairs the median ratio is **{mid:.3}×** (lowest {:.3}, highest \
+                 {:.3}).\n",
+                all.len(),
+                all.first().copied().unwrap_or(f64::NAN),
+                all.last().copied().unwrap_or(f64::NAN)
+            ));
+        }
+        doc
+    }
+}
+
 /// The idle-connection test: the active point on a fresh server without idle
 /// connections; then another fresh server's memory at start and with a few and many
 /// idle connections, and the same active point with those connections open. Fresh
@@ -487,6 +786,7 @@ struct Plan {
     ws: bool,
     idempotency: bool,
     limits: bool,
+    metrics: bool,
     before: Option<String>,
 }
 
@@ -532,6 +832,7 @@ impl Plan {
             ws: args.ws,
             idempotency: args.idempotency,
             limits: args.limits,
+            metrics: args.metrics,
             before: args.before.clone(),
         })
     }
@@ -545,6 +846,8 @@ impl Plan {
             line.push_str(" --idempotency");
         } else if self.limits {
             line.push_str(" --limits");
+        } else if self.metrics {
+            line.push_str(" --metrics");
         } else if self.webhooks {
             line.push_str(" --webhooks");
             if let Some(rev) = &self.before {
@@ -878,6 +1181,22 @@ mod tests {
             "cargo xtask load --store postgres --duration 60s --connections 64,16 --rounds 1 \
              --threads 4 --distinct-users --no-idle"
         );
+    }
+
+    #[test]
+    fn metrics_is_a_mode_of_its_own() {
+        let metrics = plan(&["--metrics", "--rounds", "5"]).expect("--metrics parses");
+        assert!(metrics.metrics && !metrics.limits);
+        assert_eq!(
+            metrics.invocation(),
+            "cargo xtask load --metrics --rounds 5"
+        );
+        for other in ["--webhooks", "--ws", "--idempotency", "--limits"] {
+            assert!(
+                plan(&["--metrics", other]).is_err(),
+                "--metrics with {other} should be rejected"
+            );
+        }
     }
 
     #[test]
