@@ -409,26 +409,13 @@ impl Bench {
 
     /// The doc's title, where it comes from, the machine and the command.
     fn doc_head(&self, plan: &Plan, title: &str, source: &str) -> String {
-        let m = machine::describe(self.wrk.version());
         format!(
             "# {title}\n\n\
              Written by `cargo xtask load --{source}` (xtask/src/load/{source}.rs); run it \
              again rather than editing.\n\n\
-             - Machine: {} ({} cores{}), {}, {}, {}; {}; {}; {}\n\
+             - Machine: {}\n\
              - Command: `{}` ({} s in all)\n\n",
-            m.cpu,
-            m.cores,
-            if m.virtual_machine {
-                ", virtual machine"
-            } else {
-                ""
-            },
-            m.memory,
-            m.os,
-            m.kernel,
-            m.rustc,
-            m.wrk,
-            m.date,
+            machine::describe(self.wrk.version()).summary(),
             plan.invocation(),
             self.started.elapsed().as_secs()
         )

@@ -164,22 +164,9 @@ pub(super) fn run(plan: &Plan) -> Result<()> {
     let warnings = server.warnings();
     drop(server);
 
-    let m = machine::describe(&format!("wrk {}", wrk.version()));
     let context = format!(
-        "- Machine: {} ({} cores{}), {}, {}, {}; {}; {}\n- Database: PostgreSQL {} on {source}\n\
-         - Command: `{}` ({} s in all)\n",
-        m.cpu,
-        m.cores,
-        if m.virtual_machine {
-            ", virtual machine"
-        } else {
-            ""
-        },
-        m.memory,
-        m.os,
-        m.kernel,
-        m.rustc,
-        m.date,
+        "- Machine: {}\n- Database: PostgreSQL {} on {source}\n- Command: `{}` ({} s in all)\n",
+        machine::describe(&format!("wrk {}", wrk.version())).summary(),
         database.server_version(),
         plan.invocation(),
         started.elapsed().as_secs()

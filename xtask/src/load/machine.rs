@@ -22,6 +22,29 @@ pub struct Machine {
     pub date: String,
 }
 
+impl Machine {
+    /// One line for a report: the hardware, the system, the toolchain, the
+    /// load generator and the date.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} ({} cores{}), {}, {}, {}; {}; {}; {}",
+            self.cpu,
+            self.cores,
+            if self.virtual_machine {
+                ", virtual machine"
+            } else {
+                ""
+            },
+            self.memory,
+            self.os,
+            self.kernel,
+            self.rustc,
+            self.wrk,
+            self.date
+        )
+    }
+}
+
 /// Describes this machine, with the version of the run's load generator.
 pub fn describe(load_generator: &str) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -168,24 +168,7 @@ pub(super) fn run(plan: &Plan) -> Result<()> {
         &local,
         &across,
         &Context {
-            machine: {
-                let m = machine::describe("ws-load (benches/src/bin/ws-load)");
-                format!(
-                    "{} ({} cores{}), {}, {}, {}; {}; {}",
-                    m.cpu,
-                    m.cores,
-                    if m.virtual_machine {
-                        ", virtual machine"
-                    } else {
-                        ""
-                    },
-                    m.memory,
-                    m.os,
-                    m.kernel,
-                    m.rustc,
-                    m.date
-                )
-            },
+            machine: machine::describe("ws-load (benches/src/bin/ws-load)").summary(),
             postgres: format!("PostgreSQL {} on {source}", database.server_version()),
             invocation: plan.invocation(),
             commands: log.lines.clone(),
