@@ -1,4 +1,5 @@
-//! Group commit for `insert_session`, the one write on the hot path.
+//! Group commit for `insert_session` and `insert_keyed_session`, the one
+//! write on the hot path.
 //!
 //! Callers enqueue their session on a bounded channel and wait on a oneshot.
 //! A few writer tasks each take everything queued at that moment (up to
@@ -11,7 +12,9 @@
 //! Every caller is answered only after the statement that wrote its row has
 //! returned, i.e. after commit. If a batch fails for a reason other than the
 //! connection (say one duplicate id), its rows are retried one by one so the
-//! bad row fails alone.
+//! bad row fails alone; a batch that failed only because an idempotency key
+//! is held (retries of an answered request) settles those rows with one
+//! look-up and writes the others as a batch again.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
