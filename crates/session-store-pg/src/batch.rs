@@ -174,12 +174,12 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
         .iter()
         .map(|pending| pending.slot().is_some_and(|slot| !claimed.insert(slot)))
         .collect();
-    let rows: Vec<&Pending> = batch
-        .iter()
-        .zip(&duplicate)
-        .filter(|(_, duplicate)| !**duplicate)
-        .map(|(pending, _)| pending)
-        .collect();
+    // Keyed rows go in (partner, key) order, after the others: two batches
+    // holding some of the same keys then take those index entries in one
+    // order, and wait for each other instead of deadlocking.
+    let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !duplicate[i]).collect();
+    order.sort_by(|&a, &b| batch[a].slot().cmp(&batch[b].slot()));
+    let rows: Vec<&Pending> = order.iter().map(|&i| &batch[i]).collect();
     let answers: Vec<Result<KeyedInsert, StoreError>> = match rows.as_slice() {
         [] => Vec::new(),
         [row] => {
@@ -230,12 +230,17 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
             }
         },
     };
-    let mut answers = answers.into_iter();
-    for (pending, duplicate) in batch.drain(..).zip(duplicate) {
+    // Back to the callers' order: `answers` follows `order`.
+    let mut by_caller: Vec<Option<Result<KeyedInsert, StoreError>>> =
+        (0..batch.len()).map(|_| None).collect();
+    for (&i, answer) in order.iter().zip(answers) {
+        by_caller[i] = Some(answer);
+    }
+    for ((pending, duplicate), answer) in batch.drain(..).zip(duplicate).zip(by_caller) {
         let answer = if duplicate {
             Ok(KeyedInsert::KeyTaken)
         } else {
-            answers.next().unwrap_or_else(|| {
+            answer.unwrap_or_else(|| {
                 Err(StoreError::Failed(
                     "group commit lost a row's answer".into(),
                 ))
