@@ -141,6 +141,16 @@ impl Rejection {
         Self::new(ErrorKind::MissingParam, format!("{field} is required"))
     }
 
+    /// `validation_error` for an unknown member `name` (at most 64 chars of
+    /// it shown, escaped) under `at` (`""` at the top, `"widget."` inside).
+    pub fn unknown_field(at: &str, name: &str) -> Self {
+        let shown: String = name.chars().take(64).flat_map(char::escape_debug).collect();
+        Self::new(
+            ErrorKind::ValidationError,
+            format!("unknown field \"{at}{shown}\""),
+        )
+    }
+
     pub fn invalid(field: &str, why: &str) -> Self {
         Self::new(ErrorKind::ValidationError, format!("{field}: {why}"))
     }

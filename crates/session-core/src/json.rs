@@ -56,15 +56,7 @@ impl<'a> Object<'a> {
         }
         let known = |key: &str| schema.required.contains(&key) || schema.optional.contains(&key);
         if let Some((unknown, _)) = self.members.iter().find(|(key, _)| !known(key)) {
-            let shown: String = unknown
-                .chars()
-                .take(64)
-                .flat_map(char::escape_debug)
-                .collect();
-            return Err(Rejection::new(
-                ErrorKind::ValidationError,
-                format!("unknown field \"{shown}\""),
-            ));
+            return Err(Rejection::unknown_field("", unknown));
         }
         Ok(())
     }

@@ -193,6 +193,18 @@ pub enum Bodies {
     SeedKeyed { header: &'static str, tag: u32 },
 }
 
+/// Lua that numbers wrk's threads (`tid`) and each thread's requests (`n`),
+/// for scripts that make every request distinct.
+const PER_THREAD_COUNT: &str = r#"local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+function init(args)
+  n = 0
+end
+"#;
+
 /// The Lua script: the request, and a `done()` that prints one result line.
 pub fn post_script(bodies: Bodies) -> String {
     let request = match bodies {
@@ -201,15 +213,7 @@ pub fn post_script(bodies: Bodies) -> String {
         // baseline gets the same script, so the ratio stays fair.
         Bodies::DistinctUsers => format!(
             r#"local body = {}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  n = 0
-end
-function request()
+{PER_THREAD_COUNT}function request()
   n = n + 1
   return wrk.format(nil, nil, nil, string.format(body, tid, n))
 end
@@ -218,15 +222,7 @@ end
         ),
         Bodies::SeedKeyed { header, tag } => format!(
             r#"wrk.body = {}
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  n = 0
-end
-function request()
+{PER_THREAD_COUNT}function request()
   n = n + 1
   wrk.headers[{}] = string.format("{tag}-%d-%d", tid, n)
   return wrk.format()

@@ -313,15 +313,7 @@ impl<'v> Members<'v> {
             .keys()
             .find(|key| !required.contains(&key.as_str()) && !optional.contains(&key.as_str()))
         {
-            let shown: String = unknown
-                .chars()
-                .take(64)
-                .flat_map(char::escape_debug)
-                .collect();
-            return Err(Rejection::new(
-                ErrorKind::ValidationError,
-                format!("unknown field \"{}{shown}\"", self.at),
-            ));
+            return Err(Rejection::unknown_field(&self.at, unknown));
         }
         Ok(())
     }
