@@ -152,6 +152,7 @@ impl World {
         );
         let config = HttpConfig {
             record_metrics: true,
+            sandbox: false,
             body_limit: 64 * 1024,
             body_read_timeout: IO_TIMEOUT,
             request_deadline: Duration::from_secs(30),

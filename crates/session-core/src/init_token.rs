@@ -218,6 +218,25 @@ impl TokenKeys {
         Ok(claims)
     }
 
+    /// Verifies authenticity, then that the token is for session `sub`, then
+    /// expiry, leaving the widget (`aud`) to the caller: for a session whose
+    /// widget is known only once it is loaded.
+    pub fn verify_subject(
+        &self,
+        token: &str,
+        sub: &str,
+        now: Timestamp,
+    ) -> Result<InitTokenClaims, TokenRefusal> {
+        let claims = self.authentic_claims(token).ok_or(TokenRefusal::Invalid)?;
+        if claims.sub != sub {
+            return Err(TokenRefusal::Invalid);
+        }
+        if now.unix_seconds() >= claims.expires_at.unix_seconds() {
+            return Err(TokenRefusal::Expired);
+        }
+        Ok(claims)
+    }
+
     fn authentic_claims(&self, token: &str) -> Option<InitTokenClaims> {
         if token.len() > MAX_TOKEN_LEN {
             return None;

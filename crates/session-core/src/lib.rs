@@ -34,5 +34,6 @@ pub mod webhook;
 
 pub use error::{ErrorKind, Rejection};
 pub use service::{
-    CreatedSession, EventReport, Following, Ports, SessionAnswer, SessionService, Settings,
+    CreatedSession, EventReport, Following, Outcome, Ports, SessionAnswer, SessionService,
+    Settings, Simulated,
 };

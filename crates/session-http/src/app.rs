@@ -25,6 +25,7 @@ use crate::metrics::HttpMetrics;
 use crate::request_id::RequestIds;
 use crate::response::{HttpResponse, error, json, json_bytes, method_not_allowed};
 use crate::router::{self, Route, Routed};
+use crate::sandbox;
 use crate::server::Handler;
 use crate::wire;
 
@@ -98,7 +99,7 @@ impl App {
         decorations: &mut Decorations,
     ) -> Result<HttpResponse, Rejection> {
         let (mut parts, body) = request.into_parts();
-        let route = match router::route(&parts.method, parts.uri.path()) {
+        let route = match router::route(&parts.method, parts.uri.path(), self.config.sandbox) {
             Routed::Found(route) => route,
             Routed::NotFound => return Err(Rejection::of(ErrorKind::NotFound)),
             Routed::MethodNotAllowed(allow) => return Ok(method_not_allowed(allow)),
@@ -158,12 +159,29 @@ impl App {
             }
             Route::WidgetInitPreflight => {
                 let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins)?;
-                Ok(cors::preflight(origin))
+                Ok(cors::preflight(origin, cors::INIT_HEADERS))
             }
             Route::ProviderEvents => {
                 let received = self.provider_event(&parts, body).await;
                 self.metrics.provider_event(received.as_ref().ok());
                 Ok(json(StatusCode::OK, &wire::event_report(&received?)))
+            }
+            Route::SandboxSdk => Ok(sandbox::sdk()),
+            Route::SandboxSimulate(raw_id) => {
+                // The stand-in widget runs in the partner's page: CORS as for
+                // `POST /widget/init`.
+                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
+                decorations.expose_to = Some(origin.as_ref().ok().cloned().flatten());
+                origin?;
+                let authorization = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
+                let grant = self.service.authorize_simulation(authorization, raw_id)?;
+                let bytes = self.json_body(&parts, body).await?;
+                let simulated = self.service.simulate(&grant, &bytes).await?;
+                Ok(json(StatusCode::OK, &wire::simulated(&simulated)))
+            }
+            Route::SandboxSimulatePreflight => {
+                let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins)?;
+                Ok(cors::preflight(origin, cors::SIMULATE_HEADERS))
             }
             Route::Live => {
                 let partner = self.partner_gate(&parts, peer, decorations).await?;

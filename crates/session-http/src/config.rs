@@ -63,4 +63,7 @@ pub struct HttpConfig {
     /// Whether requests are recorded for `GET /metrics` (off only to
     /// measure what recording costs).
     pub record_metrics: bool,
+    /// Whether the sandbox's routes exist (SPEC.md §7): the stand-in widget
+    /// and the payment simulator. Never on in production.
+    pub sandbox: bool,
 }

@@ -42,8 +42,15 @@ pub fn expose(response: &mut HttpResponse, origin: Option<HeaderValue>) {
     }
 }
 
-/// The answer to a preflight from an allowed origin.
-pub fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
+/// Request headers the widget sends to `POST /widget/init`.
+pub const INIT_HEADERS: &str = "Content-Type, X-Request-Id";
+/// Request headers the sandbox's stand-in widget sends to the simulator: its
+/// init token is the credential.
+pub const SIMULATE_HEADERS: &str = "Authorization, Content-Type, X-Request-Id";
+
+/// The answer to a preflight from an allowed origin, allowing
+/// `allowed_headers`.
+pub fn preflight(origin: Option<HeaderValue>, allowed_headers: &'static str) -> HttpResponse {
     let mut response = empty(StatusCode::NO_CONTENT);
     let headers = response.headers_mut();
     headers.insert(
@@ -52,7 +59,7 @@ pub fn preflight(origin: Option<HeaderValue>) -> HttpResponse {
     );
     headers.insert(
         ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("Content-Type, X-Request-Id"),
+        HeaderValue::from_static(allowed_headers),
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
     expose(&mut response, origin);

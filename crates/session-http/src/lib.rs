@@ -5,7 +5,8 @@
 //! check order of SPEC.md §1 (route, gate, rate limit, media type and size,
 //! then the use case), request ids, CORS for the widget route, per-partner
 //! rate limits (`limits.rs`), body limits, timeouts, graceful draining, and
-//! the live status WebSocket (`live.rs`). Request bodies and the gate's
+//! the live status WebSocket (`live.rs`), and in sandbox mode the stand-in
+//! widget and payment simulator (`sandbox/`). Request bodies and the gate's
 //! headers are handed to `session-core` as bytes: what they mean, and the
 //! error matrix itself (`ErrorKind::triple`), are decided there;
 //! `response::error` only renders a rejection as the envelope.
@@ -23,6 +24,7 @@ mod metrics;
 mod request_id;
 mod response;
 mod router;
+mod sandbox;
 mod server;
 mod wire;
 

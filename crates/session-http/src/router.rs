@@ -12,6 +12,11 @@ pub enum Route<'a> {
     KycStatus(&'a str),
     ProviderEvents,
     Live,
+    /// The sandbox's stand-in widget script (SPEC.md §7).
+    SandboxSdk,
+    /// The sandbox's payment simulator, with the transaction id.
+    SandboxSimulate(&'a str),
+    SandboxSimulatePreflight,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,9 +28,13 @@ pub enum Routed<'a> {
 }
 
 /// Matches a request line. Paths match exactly (no trailing slash, no
-/// normalisation); a path parameter is one non-empty segment.
-pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
+/// normalisation); a path parameter is one non-empty segment. The sandbox's
+/// routes exist only when `sandbox` is on: otherwise they are unknown paths.
+pub fn route<'a>(method: &Method, path: &'a str, sandbox: bool) -> Routed<'a> {
     let (allow, found) = match path {
+        "/widget/sdk.js" if sandbox => {
+            ("GET", (method == Method::GET).then_some(Route::SandboxSdk))
+        }
         "/widget/session" => (
             "POST",
             (method == Method::POST).then_some(Route::CreateSession),
@@ -57,6 +66,20 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
                     "GET",
                     (method == Method::GET).then_some(Route::KycStatus(user)),
                 )
+            } else if let Some(id) = segment(
+                path.strip_prefix("/sandbox/transactions/")
+                    .and_then(|rest| rest.strip_suffix("/simulate")),
+            )
+            .filter(|_| sandbox)
+            {
+                (
+                    "POST, OPTIONS",
+                    match *method {
+                        Method::POST => Some(Route::SandboxSimulate(id)),
+                        Method::OPTIONS => Some(Route::SandboxSimulatePreflight),
+                        _ => None,
+                    },
+                )
             } else {
                 return Routed::NotFound;
             }
@@ -70,13 +93,15 @@ pub fn route<'a>(method: &Method, path: &'a str) -> Routed<'a> {
 
 /// Route templates, the `route` label of request metrics (never the path
 /// itself, whose ids are unbounded). The last one is every other path.
-pub const TEMPLATES: [&str; 7] = [
+pub const TEMPLATES: [&str; 9] = [
     "/widget/session",
     "/widget/init",
     "/provider/events",
     "/ws",
     "/widget/transactions/{merchant_transaction_id}",
     "/widget/users/{partner_user_id}/kyc-status",
+    "/widget/sdk.js",
+    "/sandbox/transactions/{merchant_transaction_id}/simulate",
     "unmatched",
 ];
 
@@ -97,7 +122,16 @@ pub fn template(path: &str) -> usize {
         {
             5
         }
-        _ => 6,
+        "/widget/sdk.js" => 6,
+        _ if segment(
+            path.strip_prefix("/sandbox/transactions/")
+                .and_then(|rest| rest.strip_suffix("/simulate")),
+        )
+        .is_some() =>
+        {
+            7
+        }
+        _ => 8,
     }
 }
 
@@ -191,7 +225,56 @@ mod tests {
             (Method::GET, "/healthz", Routed::NotFound),
         ];
         for (method, path, expected) in cases {
-            assert_eq!(route(&method, path), expected, "{method} {path}");
+            assert_eq!(route(&method, path, false), expected, "{method} {path}");
+            assert_eq!(route(&method, path, true), expected, "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn sandbox_routes_exist_only_in_sandbox_mode() {
+        let cases = [
+            (
+                Method::GET,
+                "/widget/sdk.js",
+                Routed::Found(Route::SandboxSdk),
+            ),
+            (
+                Method::POST,
+                "/widget/sdk.js",
+                Routed::MethodNotAllowed("GET"),
+            ),
+            (
+                Method::POST,
+                "/sandbox/transactions/abc/simulate",
+                Routed::Found(Route::SandboxSimulate("abc")),
+            ),
+            (
+                Method::OPTIONS,
+                "/sandbox/transactions/abc/simulate",
+                Routed::Found(Route::SandboxSimulatePreflight),
+            ),
+            (
+                Method::GET,
+                "/sandbox/transactions/abc/simulate",
+                Routed::MethodNotAllowed("POST, OPTIONS"),
+            ),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(route(&method, path, true), expected, "{method} {path}");
+            assert_eq!(
+                route(&method, path, false),
+                Routed::NotFound,
+                "{method} {path} outside the sandbox"
+            );
+        }
+        for path in [
+            "/sandbox/transactions//simulate",
+            "/sandbox/transactions/a/b/simulate",
+            "/sandbox/transactions/abc",
+            "/widget/sdk.js/",
+        ] {
+            assert_eq!(route(&Method::POST, path, true), Routed::NotFound, "{path}");
+            assert_eq!(route(&Method::GET, path, true), Routed::NotFound, "{path}");
         }
     }
 

@@ -8,7 +8,7 @@ use session_core::live::TxUpdate;
 use session_core::session::{Session, StoredSession};
 use session_core::status::KycStatus;
 use session_core::value::{Code, PartnerUserId};
-use session_core::{CreatedSession, EventReport};
+use session_core::{CreatedSession, EventReport, Simulated};
 
 pub const INIT_TOKEN_TYPE: &str = "sdk_partner_authorization";
 
@@ -154,6 +154,23 @@ pub fn event_report(report: &EventReport) -> impl Serialize + '_ {
         duplicate: report.duplicate,
         status: report.status.map(|s| s.as_str()),
         ignored_because: report.ignored_because.map(|why| why.as_str()),
+    }
+}
+
+#[derive(Serialize)]
+struct SimulatedBody {
+    merchant_transaction_id: String,
+    status: &'static str,
+    applied: bool,
+}
+
+/// The sandbox simulator's answer: the transaction's status afterwards, and
+/// whether the outcome changed it.
+pub fn simulated(simulated: &Simulated) -> impl Serialize + use<> {
+    SimulatedBody {
+        merchant_transaction_id: simulated.merchant_transaction_id.hyphenated().to_string(),
+        status: simulated.status.as_str(),
+        applied: simulated.applied,
     }
 }
 

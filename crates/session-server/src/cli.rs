@@ -153,9 +153,18 @@ pub struct ServeArgs {
     #[arg(long, env = "SESSION_MEM_MAX_SESSIONS", default_value_t = session_store_mem::DEFAULT_MAX_SESSIONS)]
     pub mem_max_sessions: usize,
 
-    /// Run in-memory with a demo partner, printing its token.
+    /// Run in-memory with a demo partner, printing its token (implies
+    /// --sandbox).
     #[arg(long, env = "SESSION_DEV")]
     pub dev: bool,
+
+    /// Serve the sandbox on any store: the stand-in widget (GET
+    /// /widget/sdk.js) and the payment simulator (POST
+    /// /sandbox/transactions/{id}/simulate), with which whoever holds a
+    /// session's init token completes it without paying. Never on a store
+    /// that holds real transactions.
+    #[arg(long, env = "SESSION_SANDBOX")]
+    pub sandbox: bool,
 
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "SESSION_BODY_LIMIT", default_value_t = defaults::BODY_LIMIT)]

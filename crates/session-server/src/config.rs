@@ -28,6 +28,8 @@ pub struct ServeConfig {
     pub bootstrap: Option<PathBuf>,
     /// In-memory with a demo partner printed at start.
     pub dev: bool,
+    /// The sandbox's routes are served (`--sandbox`, or dev mode).
+    pub sandbox: bool,
     pub init_token_ttl_seconds: i64,
     pub idempotency_ttl: Duration,
     pub trusted_proxies: Vec<IpRange>,
@@ -49,6 +51,9 @@ pub struct ServeConfig {
     /// Record and serve `GET /metrics`.
     pub metrics: bool,
 }
+
+/// The ranges dev mode lets webhooks reach when none are configured.
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 
 fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
@@ -172,8 +177,17 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
     if args.max_connections == 0 {
         return Err("--max-connections must be positive".into());
     }
-    let (webhook_config, webhook_allow) =
+    let (webhook_config, mut webhook_allow) =
         webhooks(&args.webhooks, Duration::from_secs(args.drain_timeout))?;
+    if dev && webhook_allow.is_empty() {
+        // The demo partner's webhooks go to a partner backend on this
+        // machine (examples/partner-demo).
+        webhook_allow = LOOPBACK
+            .iter()
+            .map(|range| IpRange::parse(range))
+            .collect::<Result<_, _>>()
+            .map_err(|why| format!("loopback range: {why}"))?;
+    }
     let default_rate_limit = RateLimit::with_default_burst(args.default_rate_limit)
         .map_err(|why| format!("--default-rate-limit: {why}"))?;
     Ok(ServeConfig {
@@ -182,6 +196,7 @@ pub fn resolve(args: &ServeArgs) -> Result<ServeConfig, String> {
         store,
         bootstrap: args.bootstrap.clone(),
         dev,
+        sandbox: dev || args.sandbox,
         init_token_ttl_seconds: args.init_token_ttl,
         idempotency_ttl: args.idempotency_ttl,
         trusted_proxies,
@@ -307,6 +322,24 @@ mod tests {
         assert!(explicit.dev);
         let configured = resolve_args(&["--store", "mem", "--listen", "0.0.0.0:8080"]);
         assert!(configured.is_ok_and(|c| !c.dev));
+    }
+
+    #[test]
+    fn the_sandbox_is_on_in_dev_mode_or_when_asked_for_only() {
+        let dev = resolve_args(&[]).expect("dev");
+        assert!(dev.dev && dev.sandbox);
+        assert!(
+            !dev.webhook_allow.is_empty(),
+            "dev mode's demo partner sends webhooks to this machine"
+        );
+        let production = resolve_args(&["--database-url", "postgres://db/x"]).expect("pg");
+        assert!(!production.sandbox && production.webhook_allow.is_empty());
+        let asked = resolve_args(&["--sandbox", "--database-url", "postgres://db/x"]).expect("pg");
+        assert!(asked.sandbox && !asked.dev);
+        assert!(
+            asked.webhook_allow.is_empty(),
+            "nothing loosened beyond the routes"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use session_core::client_token::{self, TokenEnv};
 use session_core::example;
-use session_core::partner::PartnerId;
+use session_core::partner::{self, PartnerId};
 use session_core::ports::PartnerRegistry;
 use session_core::random::{Random, hex_secret};
 use session_core::secret::Secret;
@@ -13,11 +13,16 @@ use session_core::time::Clock;
 
 pub const DEMO_PARTNER: &str = "demo";
 
+/// Where `cargo run -p partner-demo` listens by default: the demo partner's
+/// webhooks go there.
+const PARTNER_DEMO_WEBHOOK: &str = "http://127.0.0.1:3000/webhooks";
+
 /// The demo partner's client token and signing secret, shown once in the
 /// banner so a newcomer can recompute a signature from docs/signing.md.
 pub struct Demo {
     pub client_token: String,
     pub signing_secret: Secret,
+    pub webhook_secret: Secret,
 }
 
 /// Installs the demo partner with a fresh client token.
@@ -27,10 +32,17 @@ pub async fn install(
     random: &dyn Random,
 ) -> Result<Demo, String> {
     // The example partner, opened up for a laptop: off-ramp on, a local
-    // partner page as its origin, a wallet on each network, a fresh secret.
+    // partner page as its origin and webhook receiver (the partner demo's
+    // defaults), a wallet on each network, fresh secrets.
     let mut spec = example::partner(DEMO_PARTNER);
     spec.name = "Demo Wallet".into();
-    spec.allowed_origins = vec!["http://localhost:3000".into()];
+    spec.allowed_origins = vec![
+        "http://localhost:3000".into(),
+        "http://127.0.0.1:3000".into(),
+    ];
+    let webhook_secret = Secret::new(partner::webhook_secret(&hex_secret(random)));
+    spec.webhook_url = Some(PARTNER_DEMO_WEBHOOK.into());
+    spec.webhook_secret = Some(webhook_secret.clone());
     spec.offramp_enabled = true;
     let signing_secret = Secret::new(hex_secret(random));
     spec.signing_keys[0].secret = signing_secret.clone();
@@ -50,6 +62,7 @@ pub async fn install(
     Ok(Demo {
         client_token,
         signing_secret,
+        webhook_secret,
     })
 }
 
@@ -79,9 +92,16 @@ Open a widget session:
     -H 'Authorization: Bearer {token}' \\
     -H 'Content-Type: application/json' \\
     -d '{{\"partner_user_id\":\"user-123\",\"user_email\":\"user@example.com\",\"network\":\"TRC20\",\"currency\":\"USDT\",\"amount\":\"100\",\"type\":\"buy\",\"client_ip\":\"203.0.113.42\"}}'
+
+The sandbox is on: the partner demo (its webhooks come to {PARTNER_DEMO_WEBHOOK}) runs against
+this service with:
+
+  cargo run -p partner-demo -- --service-url http://{public} \\
+    --client-token {token} --webhook-secret {webhook}
 ",
         token = demo.client_token,
         signing = demo.signing_secret.expose(),
         provider = provider_secret.expose(),
+        webhook = demo.webhook_secret.expose(),
     )
 }

@@ -1,6 +1,7 @@
 //! `serve`: wires the adapters to the core, starts both listeners, and drains
 //! on SIGTERM or Ctrl-C.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
@@ -34,7 +35,32 @@ const INIT_TOKEN_SECRET: &str = "init_token_key";
 /// Descriptors to ask for: enough for tens of thousands of keep-alive clients.
 const WANTED_OPEN_FILES: u64 = 65_536;
 
+/// Where a started service listens.
+#[derive(Debug, Clone, Copy)]
+pub struct Listening {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+/// `serve`, as the binary runs it.
 pub async fn serve(args: ServeArgs) -> Result<(), String> {
+    serve_until_stopped(args, None).await
+}
+
+/// Runs the service in the calling program's process and runtime until
+/// SIGTERM or Ctrl-C, as `serve` would; `listening` is told the addresses
+/// once both listeners are bound (`--listen 127.0.0.1:0` picks a free port).
+pub async fn serve_in_process(
+    args: ServeArgs,
+    listening: tokio::sync::oneshot::Sender<Listening>,
+) -> Result<(), String> {
+    serve_until_stopped(args, Some(listening)).await
+}
+
+async fn serve_until_stopped(
+    args: ServeArgs,
+    listening: Option<tokio::sync::oneshot::Sender<Listening>>,
+) -> Result<(), String> {
     let config = config::resolve(&args)?;
     logging::init(config.log_format);
     match rlimit::increase_nofile_limit(WANTED_OPEN_FILES) {
@@ -135,12 +161,15 @@ pub async fn serve(args: ServeArgs) -> Result<(), String> {
     };
     run_listeners(
         &config,
-        service,
-        stores,
-        admin_ports,
-        dispatcher,
+        Services {
+            service,
+            stores,
+            admin_ports,
+            dispatcher,
+        },
         random.as_ref(),
         banner,
+        listening,
     )
     .await
 }
@@ -164,15 +193,27 @@ struct Stores {
     pg: Option<Arc<PgStore>>,
 }
 
-async fn run_listeners(
-    config: &ServeConfig,
+/// What the listeners serve.
+struct Services {
     service: SessionService,
     stores: Stores,
     admin_ports: AdminPorts,
     dispatcher: Dispatcher,
+}
+
+async fn run_listeners(
+    config: &ServeConfig,
+    services: Services,
     random: &dyn Random,
     banner: Option<(&dev::Demo, &Secret)>,
+    listening: Option<tokio::sync::oneshot::Sender<Listening>>,
 ) -> Result<(), String> {
+    let Services {
+        service,
+        stores,
+        admin_ports,
+        dispatcher,
+    } = services;
     let bind = |addr| async move {
         TcpListener::bind(addr)
             .await
@@ -191,6 +232,7 @@ async fn run_listeners(
         live: config.live,
         default_rate_limit: config.default_rate_limit,
         record_metrics: config.metrics,
+        sandbox: config.sandbox,
     };
     let options = ServeOptions {
         header_read_timeout: config.header_read_timeout,
@@ -232,6 +274,20 @@ async fn run_listeners(
         );
     }
     tracing::info!(public = %public_addr, admin = %admin_addr, "listening");
+    if config.sandbox && !config.dev {
+        tracing::warn!(
+            "sandbox mode: POST /sandbox/transactions/{{id}}/simulate completes a session \
+             without payment for whoever holds its init token; never run it on a store \
+             with real transactions"
+        );
+    }
+    if let Some(listening) = listening {
+        // A caller that stopped waiting has nothing to be told.
+        let _ = listening.send(Listening {
+            public: public_addr,
+            admin: admin_addr,
+        });
+    }
 
     let draining = lifecycle.clone();
     let closing = Arc::clone(&sockets);

@@ -38,9 +38,15 @@ impl SessionService {
             .ok_or_else(|| Rejection::of(ErrorKind::InvalidProviderSignature))?;
         key.verify(signature, body)?;
         let now = self.ports.clock.now();
+        self.apply_event(ProviderEvent::decode(body, now)?).await
+    }
+
+    /// Applies one decoded event through the status state machine: the one
+    /// path every report takes, the provider's and the sandbox's alike.
+    pub(super) async fn apply_event(&self, event: ProviderEvent) -> Result<EventReport, Rejection> {
         let plan = EventPlan {
-            event: ProviderEvent::decode(body, now)?,
-            now,
+            event,
+            now: self.ports.clock.now(),
         };
         let event = &plan.event;
         let sessions = &self.ports.sessions;

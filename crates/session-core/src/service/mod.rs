@@ -8,12 +8,14 @@ mod events;
 mod follow;
 mod query;
 mod redeem;
+mod sandbox;
 
 use std::sync::Arc;
 
 pub use create::{CreatedSession, RenderAnswer, SessionAnswer};
 pub use events::EventReport;
 pub use follow::Following;
+pub use sandbox::{Outcome, Simulated, SimulationGrant};
 
 use crate::access::TrustedProxies;
 use crate::error::{ErrorKind, Rejection};

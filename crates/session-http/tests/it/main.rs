@@ -8,6 +8,7 @@ mod limits;
 mod live;
 mod metrics;
 mod openapi;
+mod sandbox;
 mod server;
 mod session;
 mod support;
@@ -85,6 +86,9 @@ macro_rules! all_cases {
             limits::other_partners_are_unaffected,
             limits::a_default_of_zero_leaves_only_partners_own_budgets,
             limits::rate_limit_check_order,
+            sandbox::sandbox_routes_are_absent_outside_sandbox_mode,
+            sandbox::sandbox_payment_reaches_polling_websocket_and_outbox,
+            sandbox::sandbox_fail_and_cancel,
         );
     };
 }

@@ -27,6 +27,11 @@ const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/widget/users/{partner_user_id}/kyc-status", &["get"]),
     ("/provider/events", &["post"]),
     ("/ws", &["get"]),
+    ("/widget/sdk.js", &["get"]),
+    (
+        "/sandbox/transactions/{merchant_transaction_id}/simulate",
+        &["post", "options"],
+    ),
 ];
 
 /// The admin listener's routes, as `crates/session-http/src/admin.rs` and
@@ -991,6 +996,7 @@ async fn live_responses_match_the_document() {
     // Small enough that a 413 needs no large upload; every other body fits.
     options.body_limit = 4 * 1024;
     options.admin_token = Some(crate::support::ADMIN_TOKEN);
+    options.sandbox = true;
     let store = Arc::new(session_store_mem::MemStore::new());
     let server = TestServer::start(store, options).await;
     let acme = server.tokens.acme.clone();
@@ -1409,6 +1415,67 @@ async fn live_responses_match_the_document() {
         }
     }
     assert!(refused, "an upgrade over budget is refused");
+
+    // The sandbox: the stand-in widget's script and the payment simulator
+    // on a session of its own.
+    let script = server.request(Method::GET, "/widget/sdk.js").send().await;
+    assert_eq!(script.status, 200);
+    assert_eq!(
+        script.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert!(
+        doc.response("/widget/sdk.js", "get", 200)
+            .expect("documented")["content"]["text/javascript"]
+            .is_object(),
+        "the script's media type is documented"
+    );
+    const SIMULATE: &str = "/sandbox/transactions/{merchant_transaction_id}/simulate";
+    let sandboxed = server.create_session(&acme, SEED_BODY).await;
+    let sandboxed = doc.check(SESSION, "post", &sandboxed);
+    let sandbox_path = format!(
+        "/sandbox/transactions/{}/simulate",
+        sandboxed["merchant_transaction_id"].as_str().expect("id")
+    );
+    let init_token = sandboxed["init_token"].as_str().expect("token").to_owned();
+    let simulate = |token: &str, body: &'static str| {
+        server
+            .request(Method::POST, &sandbox_path)
+            .header("origin", WIDGET_ORIGIN)
+            .bearer(token)
+            .json(body)
+            .send()
+    };
+    let before_redeemed = simulate(&init_token, r#"{"outcome":"completed"}"#).await;
+    assert_code(&before_redeemed, 409, "conflict");
+    doc.check(SIMULATE, "post", &before_redeemed);
+    let redeemed = redeem(init_body(&sandboxed), WIDGET_ORIGIN).await;
+    assert_eq!(redeemed.status, 200, "{:?}", redeemed.body);
+    for (live, status, code) in [
+        (
+            simulate("not-a-token", r#"{"outcome":"completed"}"#).await,
+            401,
+            "invalid_init_token",
+        ),
+        (
+            simulate(&init_token, r#"{"outcome":"refunded"}"#).await,
+            400,
+            "validation_error",
+        ),
+    ] {
+        assert_code(&live, status, code);
+        doc.check(SIMULATE, "post", &live);
+    }
+    let paid = simulate(&init_token, r#"{"outcome":"completed"}"#).await;
+    assert_eq!(paid.status, 200, "{:?}", paid.body);
+    assert_eq!(paid.json()["status"], "completed");
+    doc.check(SIMULATE, "post", &paid);
+    let preflight = server
+        .request(Method::OPTIONS, &sandbox_path)
+        .header("origin", WIDGET_ORIGIN)
+        .send()
+        .await;
+    doc.check(SIMULATE, "options", &preflight);
 
     // An expired init_token (the clock moves past its hour last, so nothing
     // above is affected).

@@ -180,6 +180,8 @@ pub struct Options {
     pub admin_token: Option<&'static str>,
     /// The budget of partners without one of their own.
     pub default_rate_limit: RateLimit,
+    /// The sandbox's routes (SPEC.md §7).
+    pub sandbox: bool,
 }
 
 impl Options {
@@ -195,6 +197,7 @@ impl Options {
             admin_token: None,
             default_rate_limit: RateLimit::with_default_burst(defaults::RATE_LIMIT_PER_SECOND)
                 .expect("the default budget is valid"),
+            sandbox: false,
         }
     }
 
@@ -325,6 +328,7 @@ impl TestServer {
         );
         let config = HttpConfig {
             record_metrics: true,
+            sandbox: options.sandbox,
             body_limit: options.body_limit,
             body_read_timeout: options.body_read_timeout,
             request_deadline: defaults::REQUEST_DEADLINE,
