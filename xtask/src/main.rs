@@ -3,6 +3,7 @@
 //! This file parses the command line and dispatches; each task lives in its own module.
 
 mod bench;
+mod browser;
 mod cargo;
 mod env;
 mod error;

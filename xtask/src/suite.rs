@@ -2,6 +2,7 @@
 //! PostgreSQL that this module asks `pg` for and keeps alive until the tests end;
 //! for `ci`, then schemathesis against a dev-mode server.
 
+use crate::browser;
 use crate::cargo::{self, Cargo};
 use crate::error::{Error, Result};
 use crate::pg::{self, Mode};
@@ -75,6 +76,9 @@ pub fn run(plan: &Plan) -> Result<()> {
         }
     };
 
+    // The partner demo's browser test: required once the browser is here.
+    let browser = browser::provide()?;
+
     let mut test = cargo.command(&["test"]);
     if !cargo::selects_packages(&plan.cargo_test_args) {
         test.arg("--workspace");
@@ -82,6 +86,9 @@ pub fn run(plan: &Plan) -> Result<()> {
     test.args(&plan.cargo_test_args)
         .env(pg::URL_VAR, database.url())
         .env(REQUIRE_PG_VAR, "1");
+    if browser {
+        test.env(browser::REQUIRE_VAR, "1");
+    }
     for (name, value) in tls.iter().flat_map(pg::TlsDatabase::vars) {
         test.env(name, value);
     }

@@ -99,7 +99,13 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 fn every_source_module_says_what_it_owns() {
     let root = workspace_root();
     let mut files = Vec::new();
-    for dir in ["crates", "xtask/src", "benches/src", "benches/benches"] {
+    for dir in [
+        "crates",
+        "examples",
+        "xtask/src",
+        "benches/src",
+        "benches/benches",
+    ] {
         rust_files(&root.join(dir), &mut files);
     }
     let missing: Vec<String> = files
@@ -272,5 +278,94 @@ fn the_import_reader_sees_paths_groups_and_cycles() {
     assert_eq!(
         find_cycle(&edges(&[("a", "b"), ("b", "c"), ("c", "a")])),
         Some(vec!["a".into(), "b".into(), "c".into(), "a".into()])
+    );
+}
+
+/// The workspace's crates under `crates/`, as Rust names them (`session_core`).
+fn service_crates() -> Vec<String> {
+    let root = workspace_root();
+    let mut names: Vec<String> = std::fs::read_dir(root.join("crates"))
+        .expect("crates/")
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("Cargo.toml")).ok())
+        .filter_map(|manifest| {
+            manifest
+                .lines()
+                .find_map(|line| line.strip_prefix("name = "))
+                .map(|name| name.trim_matches('"').replace('-', "_"))
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+/// The first service crate `source` names in a path (`session_core::...`),
+/// comments included: a partner reading them would follow them too.
+fn names_a_service_crate<'a>(source: &str, crates: &'a [String]) -> Option<&'a str> {
+    crates.iter().map(String::as_str).find(|name| {
+        source.match_indices(name).any(|(at, _)| {
+            let before = source[..at].chars().next_back();
+            let after = &source[at + name.len()..];
+            let starts_a_word = !before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            starts_a_word && (after.starts_with("::") || after.starts_with(";"))
+        })
+    })
+}
+
+/// The partner demo is the code a partner copies: it must reach the service
+/// over HTTP only, as a partner's backend would. Only `src/sandbox.rs`, which
+/// starts a sandbox service in the demo's process, may use the service's
+/// crates.
+#[test]
+fn the_partner_demo_talks_to_the_service_over_http_only() {
+    let crates = service_crates();
+    assert!(
+        crates.iter().any(|c| c == "session_core") && crates.iter().any(|c| c == "session_server"),
+        "service crates: {crates:?}"
+    );
+    // The reader itself.
+    assert_eq!(
+        names_a_service_crate("use session_core::partner;", &crates),
+        Some("session_core")
+    );
+    assert_eq!(
+        names_a_service_crate("let x = session_server::serve_in_process(a, b);", &crates),
+        Some("session_server")
+    );
+    assert_eq!(
+        names_a_service_crate("// the session-server binary; my_session_core::x", &crates),
+        None
+    );
+
+    let demo = workspace_root().join("examples/partner-demo/src");
+    let mut files = Vec::new();
+    rust_files(&demo, &mut files);
+    let sandbox = demo.join("sandbox.rs");
+    assert!(
+        files.contains(&sandbox) && files.len() >= 4,
+        "the demo's modules: {files:?}"
+    );
+    let offenders: Vec<String> = files
+        .iter()
+        .filter(|path| **path != sandbox)
+        .filter_map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            names_a_service_crate(&text, &crates).map(|name| {
+                format!(
+                    "{} uses {name}",
+                    path.file_name().unwrap_or_default().to_string_lossy()
+                )
+            })
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "the partner demo's own code must reach the service over HTTP only (only \
+         src/sandbox.rs may start it in-process): {offenders:#?}"
+    );
+    let sandbox_text = std::fs::read_to_string(&sandbox).expect("sandbox.rs");
+    assert!(
+        names_a_service_crate(&sandbox_text, &crates).is_some(),
+        "sandbox.rs starts the service in-process"
     );
 }
