@@ -17,6 +17,7 @@ mod metrics;
 mod pgbench;
 mod procfs;
 mod report;
+mod scale;
 mod server;
 mod webhooks;
 mod wrk;
@@ -106,6 +107,12 @@ pub struct LoadArgs {
     /// `--metrics true` (docs/performance-metrics.md)
     #[arg(long, conflicts_with_all = ["webhooks", "ws", "limits"])]
     pub metrics: bool,
+    /// Measure the ceilings of several instances on one PostgreSQL instead: whole
+    /// transaction lifecycles per second with 1, 2 and 3 instances, where the CPU
+    /// goes, connections against max_connections, and how many NOTIFYs the database
+    /// sustains (docs/scaling.md)
+    #[arg(long, conflicts_with_all = ["webhooks", "ws", "idempotency", "limits", "metrics"])]
+    pub scale: bool,
     /// With --webhooks: also build session-server at this git revision and compare its
     /// session-create throughput with this one's, round by round
     #[arg(long, requires = "webhooks")]
@@ -142,6 +149,9 @@ pub fn run(args: &LoadArgs) -> Result<()> {
     }
     if plan.ws {
         return ws::run(&plan);
+    }
+    if plan.scale {
+        return scale::run(&plan);
     }
     if plan.idempotency {
         return idempotency::run(&plan);
@@ -774,6 +784,7 @@ struct Plan {
     idempotency: bool,
     limits: bool,
     metrics: bool,
+    scale: bool,
     before: Option<String>,
 }
 
@@ -794,6 +805,7 @@ impl Plan {
             && !args.webhooks
             && !args.ws
             && !args.idempotency
+            && !args.scale
         {
             return Err(Error::failed(
                 "--database-url is only used with --store postgres",
@@ -820,6 +832,7 @@ impl Plan {
             idempotency: args.idempotency,
             limits: args.limits,
             metrics: args.metrics,
+            scale: args.scale,
             before: args.before.clone(),
         })
     }
@@ -829,6 +842,8 @@ impl Plan {
         let mut line = String::from("cargo xtask load");
         if self.ws {
             line.push_str(" --ws");
+        } else if self.scale {
+            line.push_str(" --scale");
         } else if self.idempotency {
             line.push_str(" --idempotency");
         } else if self.limits {

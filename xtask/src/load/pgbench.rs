@@ -203,6 +203,28 @@ impl LoadDatabase {
 
     /// How many more client connections the server accepts now, less a little slack:
     /// pgbench runs with at most this many, since a client it cannot connect aborts it.
+    /// The one integer `sql` answers, on this database.
+    pub fn integer(&self, sql: &str) -> Result<i64> {
+        let mut client = connect(&self.url)
+            .map_err(|e| Error::failed(format!("cannot connect to {}: {e}", self.name)))?;
+        client
+            .query_one(sql, &[])
+            .and_then(|row| row.try_get::<_, i64>(0))
+            .map_err(|e| Error::failed(format!("{}: `{sql}`: {e}", self.name)))
+    }
+
+    /// A connection of its own to this database, listening on `channels`.
+    pub fn listener(&self, channels: &[&str]) -> Result<postgres::Client> {
+        let mut client = connect(&self.url)
+            .map_err(|e| Error::failed(format!("cannot connect to {}: {e}", self.name)))?;
+        for channel in channels {
+            client
+                .batch_execute(&format!("LISTEN {channel}"))
+                .map_err(|e| Error::failed(format!("{}: LISTEN {channel}: {e}", self.name)))?;
+        }
+        Ok(client)
+    }
+
     pub fn client_room(&self) -> Result<u32> {
         let mut client = connect(&self.url)
             .map_err(|e| Error::failed(format!("cannot connect to {}: {e}", self.name)))?;
