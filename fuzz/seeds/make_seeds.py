@@ -117,4 +117,7 @@ put('http_request','raw_kyc_xff', RAW + req('GET','/widget/users/u%2F1%20%C3%A9/
 put('http_request','raw_chunked_broken', RAW + b'POST /widget/session HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nauthorization: Bearer ' + acme.encode() + b'\r\n\r\n5\r\n{"a":\r\n3\r\n"b"}\r\n0\r\n\r\n')
 put('http_request','raw_slow_body', RAW + b'POST /widget/init HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"widget_id":')
 put('http_request','raw_bad', RAW + b'GET / HTTP/1.1\r\nhost: x\r\nbad header\r\n\r\n')
+put('http_request','raw_sandbox', RAW + req('GET','/widget/sdk.js',[])
+    + req('OPTIONS','/sandbox/transactions/00000000-0000-0000-0000-000000000000/simulate',[('origin','https://widget.example')])
+    + req('POST','/sandbox/transactions/00000000-0000-0000-0000-000000000000/simulate',[('authorization','Bearer eyJhbGciOiJIUzI1NiJ9.e30.x'),('content-type','application/json'),('origin','https://widget.example')], b'{"outcome":"completed"}'))
 print(acme)
