@@ -136,7 +136,7 @@ pub enum Redemption {
 pub enum EventApplied {
     /// The event's effects were written (they may be empty).
     Applied(Box<EventEffects>),
-    /// The `event_id` was seen before; nothing was written.
+    /// The `event_id` was seen before on this transaction; nothing was written.
     Replayed,
     /// No such transaction; nothing was written, the event id is not recorded.
     UnknownTransaction,
@@ -166,9 +166,11 @@ pub trait SessionStore: Send + Sync {
         user: &PartnerUserId,
     ) -> Result<Option<KycState>, StoreError>;
 
-    /// Applies a provider event exactly once per `event_id`: records the id, locks
-    /// the transaction and its user, asks [`EventPlan::effects`] what changes and
-    /// writes that (state, KYC, outbox event) in one transaction.
+    /// Applies a provider event exactly once per transaction and `event_id`
+    /// (the same `event_id` on another transaction is another event): records
+    /// the id, locks the transaction and its user, asks [`EventPlan::effects`]
+    /// what changes and writes that (state, KYC, outbox event) in one
+    /// transaction.
     async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError>;
 
     /// The outbox events written for transaction `id`, oldest first.

@@ -49,6 +49,7 @@ macro_rules! store_contract_tests {
             expired_answers_are_reaped_in_bounded_batches,
             concurrent_redemptions_have_exactly_one_winner,
             provider_events_apply_once_with_their_outbox_event,
+            one_event_id_on_two_transactions_is_two_events,
             events_for_unknown_transactions_leave_no_trace,
             scripted_provider_sequences_end_where_the_state_machine_says,
             concurrent_events_on_one_transaction_serialise,

@@ -254,6 +254,58 @@ pub async fn provider_events_apply_once_with_their_outbox_event(store: impl Stor
     assert_eq!(store.status_events(Uuid::new_v4()).await, Ok(vec![]));
 }
 
+/// An event is its `event_id` on its transaction: the same id on another
+/// transaction is another event, applied there, while a replay on either
+/// changes nothing.
+pub async fn one_event_id_on_two_transactions_is_two_events(store: impl Store) {
+    let acme = partner(&store, "acme").await;
+    let first = sample_session(&acme, "u1", "u1@example.com", 1);
+    let second = sample_session(&acme, "u2", "u2@example.com", 2);
+    for session in [&first, &second] {
+        store.insert_session(session).await.expect("insert");
+    }
+    let (a, b) = (
+        first.merchant_transaction_id,
+        second.merchant_transaction_id,
+    );
+    assert!(matches!(
+        store
+            .apply_provider_event(&event("shared", a, TxStatus::Processing, 10))
+            .await,
+        Ok(EventApplied::Applied(_))
+    ));
+    assert!(
+        matches!(
+            store
+                .apply_provider_event(&event("shared", b, TxStatus::Completed, 20))
+                .await,
+            Ok(EventApplied::Applied(_))
+        ),
+        "the same id on another transaction is applied there"
+    );
+    for (id, status) in [(a, TxStatus::Failed), (b, TxStatus::Failed)] {
+        assert_eq!(
+            store
+                .apply_provider_event(&event("shared", id, status, 30))
+                .await,
+            Ok(EventApplied::Replayed),
+            "a replay on either transaction"
+        );
+    }
+    assert_eq!(status_of(&store, a).await, TxStatus::Processing);
+    assert_eq!(status_of(&store, b).await, TxStatus::Completed);
+    for (id, status) in [(a, TxStatus::Processing), (b, TxStatus::Completed)] {
+        let statuses: Vec<TxStatus> = store
+            .status_events(id)
+            .await
+            .expect("outbox")
+            .iter()
+            .map(|e| e.status)
+            .collect();
+        assert_eq!(statuses, [status], "one outbox event each");
+    }
+}
+
 /// An event for an unknown transaction writes nothing, not even its id: the same
 /// id may be delivered again once the transaction exists.
 pub async fn events_for_unknown_transactions_leave_no_trace(store: impl Store) {

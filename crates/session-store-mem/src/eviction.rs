@@ -118,12 +118,10 @@ impl MemStore {
         let session = &stored.session;
         let id = session.merchant_transaction_id;
         self.outbox.remove(&id);
-        {
-            let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-            for event_id in events.by_session.remove(&id).unwrap_or_default() {
-                events.seen.remove(&event_id);
-            }
-        }
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
         let user_key = (
             session.partner_id.clone(),
             session.user.partner_user_id.clone(),

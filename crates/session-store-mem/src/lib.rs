@@ -64,13 +64,10 @@ pub struct MemStore {
     answers: idempotency::Answers,
 }
 
-/// Provider event ids seen, and which session each belongs to, so an evicted
-/// session takes its ids along.
-#[derive(Debug, Default)]
-struct EventIds {
-    seen: HashSet<String>,
-    by_session: HashMap<Uuid, Vec<String>>,
-}
+/// Provider event ids seen, per transaction: an event is one `event_id` on
+/// one transaction (the same id on another transaction is another event), and
+/// an evicted session takes its ids along.
+type EventIds = HashMap<Uuid, HashSet<String>>;
 
 impl Default for MemStore {
     fn default() -> Self {

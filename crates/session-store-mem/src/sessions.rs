@@ -127,7 +127,11 @@ impl SessionStore for MemStore {
     async fn apply_provider_event(&self, plan: &EventPlan) -> Result<EventApplied, StoreError> {
         let event = &plan.event;
         let mut events = self.events.lock().unwrap_or_else(PoisonError::into_inner);
-        if events.seen.contains(&event.event_id) {
+        let tx = event.merchant_transaction_id;
+        if events
+            .get(&tx)
+            .is_some_and(|seen| seen.contains(&event.event_id))
+        {
             return Ok(EventApplied::Replayed);
         }
         let Some(mut stored) = self.sessions.get_mut(&event.merchant_transaction_id) else {
@@ -162,12 +166,7 @@ impl SessionStore for MemStore {
                 self.webhooks.push(change.clone(), plan.now);
             }
         }
-        events.seen.insert(event.event_id.clone());
-        events
-            .by_session
-            .entry(event.merchant_transaction_id)
-            .or_default()
-            .push(event.event_id.clone());
+        events.entry(tx).or_default().insert(event.event_id.clone());
         let ended = effects
             .state
             .as_ref()

@@ -1,5 +1,5 @@
-//! Provider events, applied exactly once per `event_id` in one transaction:
-//! record the id, lock the transaction (and its end user, when the event
+//! Provider events, applied exactly once per transaction and `event_id`, in
+//! one transaction: record the id, lock the transaction (and its end user, when the event
 //! reports a KYC status: [`EventPlan::reads_kyc`]), let the core decide
 //! ([`EventPlan::effects`]), write state, KYC and outbox row, commit. The
 //! caller wakes the dispatchers after the commit (see `wake`).
@@ -38,13 +38,16 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
     let id = event.merchant_transaction_id;
     let tx = client.transaction().await?;
 
-    // First the id: a concurrent delivery of the same id waits here on the
-    // unique index until this transaction ends, then sees the conflict (we
-    // committed) or inserts it itself (we rolled back).
+    // First the id: a concurrent delivery of the same event on the same
+    // transaction waits here on the unique key (transaction, event id) until
+    // this transaction ends, then sees the conflict (we committed) or inserts
+    // it itself (we rolled back). The same event id on another transaction is
+    // another event.
     let record = tx
         .prepare_cached(
             "INSERT INTO provider_events (event_id, merchant_transaction_id, received_at, applied) \
-             VALUES ($1, $2, $3, false) ON CONFLICT (event_id) DO NOTHING",
+             VALUES ($1, $2, $3, false) \
+             ON CONFLICT (merchant_transaction_id, event_id) DO NOTHING",
         )
         .await?;
     if tx
@@ -124,7 +127,8 @@ pub(crate) async fn apply(client: &mut Client, plan: &EventPlan) -> Result<Writt
                      FROM partners p WHERE p.id = $8 \
                      RETURNING state), \
                  e AS ( \
-                     UPDATE provider_events SET applied = true WHERE event_id = $11) \
+                     UPDATE provider_events SET applied = true \
+                     WHERE merchant_transaction_id = $1 AND event_id = $11) \
                  SELECT state, (SELECT count(*) FROM outbox \
                                 WHERE merchant_transaction_id = $1) AS earlier FROM o",
             )

@@ -22,7 +22,8 @@
 //!   of the session (including the user's email and the widget view as they
 //!   were at creation), `redeemed_at`, and the mutable state (status, amounts,
 //!   fiat currency, payment method, `updated_at`).
-//! - `provider_events`: event ids seen, for exactly-once application.
+//! - `provider_events`: the events seen, keyed by `(merchant_transaction_id,
+//!   event_id)`, for exactly-once application per transaction.
 //! - `outbox`: one JSON event per applied status change (written in the same
 //!   transaction), which is also the webhook delivery: its `state`, attempts,
 //!   `next_attempt_at` (due time or lease end), `blocked` behind an earlier

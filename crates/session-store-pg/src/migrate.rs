@@ -61,6 +61,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "partner_rate_limit",
         sql: include_str!("../migrations/0007_partner_rate_limit.sql"),
     },
+    Migration {
+        version: 8,
+        name: "provider_events_per_transaction",
+        sql: include_str!("../migrations/0008_provider_events_per_transaction.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

@@ -106,11 +106,6 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
     ("batch.rs", "SELECT t.partner_id, t.idempotency_key, t.created_at", Class::Unkeyed(
         "held keys are looked up by (partner_id, idempotency_key), which names no transaction \
          (docs/scaling.md, \"Citus\")")),
-    ("events.rs", "INSERT INTO provider_events", Class::Unkeyed(
-        "ON CONFLICT (event_id): the unique index that makes events exactly-once lacks \
-         merchant_transaction_id, which a distributed table's unique index must include")),
-    ("events.rs", "UPDATE provider_events SET applied = true WHERE event_id = $11",
-     Class::Unkeyed("the event row is marked applied by event_id alone")),
     ("feed.rs", "SELECT pg_notify($1, p)", Class::Cold("NOTIFY plumbing: status announcements")),
     ("idempotency.rs", "WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3",
      Class::Unkeyed(
@@ -173,8 +168,6 @@ const SCHEMA_FINDINGS: &[(&str, &str)] = &[
       groups",
      "end_users is distributed by partner_id, transactions by merchant_transaction_id \
       (docs/scaling.md, \"Citus\")"),
-    ("provider_events: unique (event_id) lacks merchant_transaction_id",
-     "exactly-once application of a provider event rests on this key"),
     ("outbox: unique (id) lacks merchant_transaction_id",
      "the dispatcher's claim and an operator's requeue find a delivery by its id alone \
       (docs/scaling.md, \"Citus\")"),

@@ -16,7 +16,7 @@ pub struct EventReport {
     pub merchant_transaction_id: Uuid,
     /// Whether the event changed the transaction's status.
     pub applied: bool,
-    /// Whether this `event_id` had been received before.
+    /// Whether this `event_id` had been received before for this transaction.
     pub duplicate: bool,
     /// The transaction's status after the event.
     pub status: Option<TxStatus>,
@@ -26,7 +26,7 @@ pub struct EventReport {
 
 impl SessionService {
     /// Verifies the provider's signature over the raw body, decodes the event and
-    /// applies it. Replays of an `event_id` change nothing.
+    /// applies it. Replays of an `event_id` on its transaction change nothing.
     pub async fn provider_event(
         &self,
         signature: &[u8],

@@ -34,7 +34,8 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "outbox_blocked",
             "outbox_record_final",
             "idempotency_keys",
-            "partner_rate_limit"
+            "partner_rate_limit",
+            "provider_events_per_transaction",
         ],
         "one row per migration, in order"
     );
