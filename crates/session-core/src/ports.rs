@@ -338,6 +338,24 @@ impl Delivery {
     pub fn webhook_id(&self) -> String {
         webhook_id(self.id)
     }
+
+    /// What names this delivery to [`WebhookOutbox::record_attempt`] and
+    /// [`WebhookOutbox::release`].
+    pub const fn key(&self) -> DeliveryKey {
+        DeliveryKey {
+            merchant_transaction_id: self.event.merchant_transaction_id,
+            id: self.id,
+        }
+    }
+}
+
+/// A claimed delivery as the outbox finds it again: its id, and the
+/// transaction whose event it carries (so a store partitioned by transaction
+/// finds the row in its transaction's partition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryKey {
+    pub merchant_transaction_id: Uuid,
+    pub id: i64,
 }
 
 /// Where a delivery stands.
@@ -471,12 +489,16 @@ pub trait WebhookOutbox: Send + Sync {
         limits: &ClaimLimits<'_>,
     ) -> Result<Vec<Delivery>, StoreError>;
 
-    /// Records an attempt on delivery `id`: its result and the next state.
-    async fn record_attempt(&self, id: i64, attempt: &AttemptRecord) -> Result<(), StoreError>;
+    /// Records an attempt on `delivery`: its result and the next state.
+    async fn record_attempt(
+        &self,
+        delivery: DeliveryKey,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError>;
 
-    /// Ends the lease of claimed deliveries without an attempt (shutdown):
+    /// Ends the lease of claimed `deliveries` without an attempt (shutdown):
     /// they are due again at once, on any instance.
-    async fn release(&self, ids: &[i64]) -> Result<(), StoreError>;
+    async fn release(&self, deliveries: &[DeliveryKey]) -> Result<(), StoreError>;
 
     /// Deliveries matching `filter`, newest first.
     async fn deliveries(&self, filter: &DeliveryFilter) -> Result<Vec<DeliveryView>, StoreError>;

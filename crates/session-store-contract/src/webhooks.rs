@@ -51,7 +51,10 @@ async fn deliver_next(store: &impl Store, now: i64, status: TxStatus, why: &str)
         "{why}"
     );
     store
-        .record_attempt(next[0].id, &outcome(now + 1, "200", AttemptNext::Delivered))
+        .record_attempt(
+            next[0].key(),
+            &outcome(now + 1, "200", AttemptNext::Delivered),
+        )
         .await
         .expect("record");
 }
@@ -93,7 +96,7 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
 
     store
         .record_attempt(
-            first[0].id,
+            first[0].key(),
             &outcome(101, "500", AttemptNext::RetryAt(at(105))),
         )
         .await
@@ -115,7 +118,7 @@ pub async fn webhook_deliveries_go_out_in_order_per_transaction(store: impl Stor
         (1, first[0].id, 1)
     );
     store
-        .record_attempt(again[0].id, &outcome(106, "200", AttemptNext::Delivered))
+        .record_attempt(again[0].key(), &outcome(106, "200", AttemptNext::Delivered))
         .await
         .expect("record");
     let second = store
@@ -179,7 +182,19 @@ pub async fn claimed_deliveries_are_leased_and_released(store: impl Store) {
         [claimed[0].id],
         "an unrecorded claim is due again when its lease ends"
     );
-    store.release(&[claimed[0].id]).await.expect("release");
+    let mut elsewhere = claimed[0].key();
+    elsewhere.merchant_transaction_id = Uuid::new_v4();
+    store.release(&[elsewhere]).await.expect("release");
+    assert!(
+        store
+            .claim_due(at(131), at(161), &ClaimLimits::total(10))
+            .await
+            .expect("claim")
+            .is_empty(),
+        "a delivery is named by its transaction and its id: another transaction's \
+         release leaves its lease alone"
+    );
+    store.release(&[claimed[0].key()]).await.expect("release");
     let released = store
         .claim_due(at(131), at(161), &ClaimLimits::total(10))
         .await
@@ -195,7 +210,10 @@ pub async fn failed_deliveries_wait_for_an_operator(store: impl Store) {
         .await
         .expect("claim");
     store
-        .record_attempt(first[0].id, &outcome(101, "timeout", AttemptNext::Failed))
+        .record_attempt(
+            first[0].key(),
+            &outcome(101, "timeout", AttemptNext::Failed),
+        )
         .await
         .expect("record");
     deliver_next(
@@ -360,7 +378,7 @@ pub async fn a_delivery_committed_while_the_previous_one_is_recorded_still_goes(
         // The second event commits while the first delivery is recorded.
         let recording = {
             let store = Arc::clone(&store);
-            let delivered = claimed[0].id;
+            let delivered = claimed[0].key();
             tokio::spawn(async move {
                 store
                     .record_attempt(delivered, &outcome(101, "200", AttemptNext::Delivered))

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryState, DeliveryView,
-    StoreError, WebhookOutbox,
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryKey, DeliveryState,
+    DeliveryView, StoreError, WebhookOutbox,
 };
 use session_core::session::StatusChanged;
 use session_core::time::Timestamp;
@@ -41,6 +41,13 @@ struct Deliveries {
 }
 
 impl Deliveries {
+    /// The row `key` names: its id, of its transaction.
+    fn row_mut(&mut self, key: &DeliveryKey) -> Option<&mut Row> {
+        self.rows
+            .get_mut(&key.id)
+            .filter(|row| row.event.merchant_transaction_id == key.merchant_transaction_id)
+    }
+
     /// Notes that `id` reached a final state, dropping the oldest final
     /// deliveries past [`KEPT_FINAL`] (a requeued one is pending again and
     /// stays).
@@ -167,10 +174,17 @@ impl WebhookOutbox for MemStore {
         Ok(out)
     }
 
-    async fn record_attempt(&self, id: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        delivery: DeliveryKey,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
         let mut deliveries = self.webhooks.lock();
-        let Some(row) = deliveries.rows.get_mut(&id) else {
-            return Err(StoreError::Failed(format!("no delivery {id}")));
+        let Some(row) = deliveries.row_mut(&delivery) else {
+            return Err(StoreError::Failed(format!(
+                "no delivery {} of transaction {}",
+                delivery.id, delivery.merchant_transaction_id
+            )));
         };
         row.attempts = row.attempts.saturating_add(1);
         row.last_result = Some(attempt.result.clone());
@@ -181,17 +195,17 @@ impl WebhookOutbox for MemStore {
         };
         // A final state may let the transaction's next event go.
         if row.state != DeliveryState::Pending {
-            deliveries.finished(id);
+            deliveries.finished(delivery.id);
             drop(deliveries);
             self.webhooks.wake();
         }
         Ok(())
     }
 
-    async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+    async fn release(&self, released: &[DeliveryKey]) -> Result<(), StoreError> {
         let mut deliveries = self.webhooks.lock();
-        for id in ids {
-            if let Some(row) = deliveries.rows.get_mut(id)
+        for key in released {
+            if let Some(row) = deliveries.row_mut(key)
                 && row.state == DeliveryState::Pending
             {
                 row.next_attempt_at = Some(row.committed_at);
@@ -307,7 +321,11 @@ mod tests {
         let total = KEPT_FINAL + 10;
         for id in 1..=i64::try_from(total).expect("fits") {
             store.webhooks.push(change(), Timestamp::UNIX_EPOCH);
-            store.record_attempt(id, &done).await.expect("record");
+            let delivery = DeliveryKey {
+                merchant_transaction_id: uuid::Uuid::nil(),
+                id,
+            };
+            store.record_attempt(delivery, &done).await.expect("record");
         }
         store.webhooks.push(change(), Timestamp::UNIX_EPOCH);
         let all = DeliveryFilter {

@@ -66,6 +66,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "provider_events_per_transaction",
         sql: include_str!("../migrations/0008_provider_events_per_transaction.sql"),
     },
+    Migration {
+        version: 9,
+        name: "outbox_record_final_by_transaction",
+        sql: include_str!("../migrations/0009_outbox_record_final_by_transaction.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryState, DeliveryView,
-    StoreError, WebhookOutbox,
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryFilter, DeliveryKey, DeliveryState,
+    DeliveryView, StoreError, WebhookOutbox,
 };
 use session_core::status::TxStatus;
 use session_core::time::Timestamp;
@@ -173,7 +173,11 @@ impl WebhookOutbox for PgStore {
             .await
     }
 
-    async fn record_attempt(&self, id: i64, attempt: &AttemptRecord) -> Result<(), StoreError> {
+    async fn record_attempt(
+        &self,
+        delivery: DeliveryKey,
+        attempt: &AttemptRecord,
+    ) -> Result<(), StoreError> {
         let (state, next, delivered) = match attempt.next {
             AttemptNext::Delivered => (DeliveryState::Delivered, None, Some(attempt.at)),
             AttemptNext::RetryAt(at) => (DeliveryState::Pending, Some(at), None),
@@ -181,36 +185,51 @@ impl WebhookOutbox for PgStore {
         };
         let (at, next, delivered) = (PgTime(attempt.at), next.map(PgTime), delivered.map(PgTime));
         let state_text = state.as_str();
-        let values: [&(dyn ToSql + Sync); 6] =
-            [&id, &at, &attempt.result, &state_text, &next, &delivered];
+        let (transaction, id) = (delivery.merchant_transaction_id, delivery.id);
         self.outbox_db
             .run(async |client| {
                 if state == DeliveryState::Pending {
                     // A retry: the transaction's order does not change.
                     let retry = client
                         .prepare_cached(
-                            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $2, \
-                                 last_result = $3, state = $4, next_attempt_at = $5, \
-                                 delivered_at = $6 \
-                             WHERE id = $1",
+                            "UPDATE outbox SET attempts = attempts + 1, last_attempt_at = $3, \
+                                 last_result = $4, state = $5, next_attempt_at = $6, \
+                                 delivered_at = $7 \
+                             WHERE merchant_transaction_id = $1 AND id = $2",
                         )
                         .await?;
+                    let values: [&(dyn ToSql + Sync); 7] = [
+                        &transaction,
+                        &id,
+                        &at,
+                        &attempt.result,
+                        &state_text,
+                        &next,
+                        &delivered,
+                    ];
                     client.execute(&retry, &values).await?;
                     return Ok(());
                 }
                 // A final state lets the transaction's next delivery go: one
-                // call (migration 0005) takes the transaction's row lock, then
+                // call (migration 0009) takes the transaction's row lock, then
                 // records the attempt and unblocks the next delivery, in one
                 // round trip. No NOTIFY: the dispatcher that records this
                 // claims again as soon as the attempt ends, and a notifying
                 // commit would serialise with every other (see `wake`).
                 let finish = client
-                    .prepare_cached("SELECT outbox_record_final($1, $2, $3, $4, $5)")
+                    .prepare_cached("SELECT outbox_record_final($1, $2, $3, $4, $5, $6)")
                     .await?;
                 client
                     .execute(
                         &finish,
-                        &[&id, &at, &attempt.result, &state_text, &delivered],
+                        &[
+                            &transaction,
+                            &id,
+                            &at,
+                            &attempt.result,
+                            &state_text,
+                            &delivered,
+                        ],
                     )
                     .await?;
                 Ok(())
@@ -218,16 +237,23 @@ impl WebhookOutbox for PgStore {
             .await
     }
 
-    async fn release(&self, ids: &[i64]) -> Result<(), StoreError> {
+    async fn release(&self, deliveries: &[DeliveryKey]) -> Result<(), StoreError> {
+        let (transactions, ids): (Vec<Uuid>, Vec<i64>) = deliveries
+            .iter()
+            .map(|d| (d.merchant_transaction_id, d.id))
+            .unzip();
         self.outbox_db
             .run(async |client| {
+                // Ids are unique, so two lists serve for the pairs: a delivery
+                // is released when both its id and its transaction are listed.
                 let release = client
                     .prepare_cached(
                         "UPDATE outbox SET next_attempt_at = created_at \
-                         WHERE id = ANY($1) AND state = 'pending'",
+                         WHERE merchant_transaction_id = ANY($1) AND id = ANY($2) \
+                           AND state = 'pending'",
                     )
                     .await?;
-                client.execute(&release, &[&ids]).await?;
+                client.execute(&release, &[&transactions, &ids]).await?;
                 Ok(())
             })
             .await

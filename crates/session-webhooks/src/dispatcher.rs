@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use session_core::partner::PartnerId;
 use session_core::ports::{
-    AttemptNext, AttemptRecord, ClaimLimits, Delivery, PartnerDirectory, WebhookOutbox,
+    AttemptNext, AttemptRecord, ClaimLimits, Delivery, DeliveryKey, PartnerDirectory, WebhookOutbox,
 };
 use session_core::random::Random;
 use session_core::time::{Clock, Timestamp};
@@ -126,12 +126,12 @@ impl Dispatcher {
         let in_flight = Arc::new(InFlight::default());
         let finished = Arc::new(Notify::new());
         let mut tasks: JoinSet<()> = JoinSet::new();
-        let mut claimed_ids: HashMap<tokio::task::Id, i64> = HashMap::new();
+        let mut claims: HashMap<tokio::task::Id, DeliveryKey> = HashMap::new();
         tokio::pin!(shutdown);
         loop {
             while let Some(done) = tasks.try_join_next_with_id() {
                 if let Ok((id, ())) = done {
-                    claimed_ids.remove(&id);
+                    claims.remove(&id);
                 }
             }
             let room = slots.available_permits();
@@ -160,7 +160,7 @@ impl Dispatcher {
                                 Arc::clone(&in_flight),
                                 Arc::clone(&finished),
                             );
-                            let id = delivery.id;
+                            let key = delivery.key();
                             let handle = tasks.spawn(async move {
                                 let partner = delivery.event.partner_id.clone();
                                 this.attempt(delivery).await;
@@ -168,7 +168,7 @@ impl Dispatcher {
                                 drop(permit);
                                 finished.notify_one();
                             });
-                            claimed_ids.insert(handle.id(), id);
+                            claims.insert(handle.id(), key);
                         }
                     }
                     Err(error) => {
@@ -193,9 +193,9 @@ impl Dispatcher {
         })
         .await;
         if drained.is_err() {
-            let ids: Vec<i64> = claimed_ids.values().copied().collect();
+            let unfinished: Vec<DeliveryKey> = claims.values().copied().collect();
             tasks.abort_all();
-            if let Err(error) = this.outbox.release(&ids).await {
+            if let Err(error) = this.outbox.release(&unfinished).await {
                 tracing::warn!(%error, "webhook claims not released; their leases will end");
             }
         }
@@ -284,7 +284,7 @@ impl Dispatcher {
             result,
             next,
         };
-        if let Err(error) = self.outbox.record_attempt(delivery.id, &record).await {
+        if let Err(error) = self.outbox.record_attempt(delivery.key(), &record).await {
             // The claim's lease ends and the delivery is tried again: at least
             // once, never lost.
             tracing::warn!(webhook_id, %error, "webhook attempt not recorded");

@@ -133,13 +133,6 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
     ("webhooks.rs", "WITH candidate AS (", Class::Unkeyed(
         "the dispatcher's claim takes the oldest due deliveries of all transactions at once \
          (SKIP LOCKED, ORDER BY, LIMIT) and updates them by id (docs/scaling.md, \"Citus\")")),
-    ("webhooks.rs", "UPDATE outbox SET attempts = attempts + 1",
-     Class::Unkeyed("a retry is recorded by the delivery's id alone")),
-    ("webhooks.rs", "SELECT outbox_record_final(", Class::Unkeyed(
-        "a final attempt is recorded by the delivery's id alone (outbox_record_final, \
-         migration 0005)")),
-    ("webhooks.rs", "WHERE id = ANY($1) AND state = 'pending'",
-     Class::Unkeyed("claims are released at shutdown by the deliveries' ids alone")),
     ("webhooks.rs", "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
      Class::Cold("the pending-deliveries gauge, read per metrics scrape")),
     ("webhooks.rs", "SELECT id, partner_id, merchant_transaction_id, event, state",

@@ -36,6 +36,7 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "idempotency_keys",
             "partner_rate_limit",
             "provider_events_per_transaction",
+            "outbox_record_final_by_transaction",
         ],
         "one row per migration, in order"
     );
