@@ -72,8 +72,10 @@ pub fn token_keys() -> TokenKeys {
     TokenKeys::new(key, vec![])
 }
 
+pub mod live;
+
 /// The production clock and randomness, compiled in from the server's source
-/// (the server is a binary crate, so there is no library to depend on).
+/// (so the benches do not link the whole server for two small types).
 #[path = "../../crates/session-server/src/system.rs"]
 mod system;
 pub use system::{OsRandom, SystemClock};

@@ -38,7 +38,6 @@ use session_core::secret::Secret;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const SEED_BODY: &str = session_core::example::SEED_BODY;
 /// How long any one step may take before the lifecycle counts as failed.
@@ -466,25 +465,7 @@ impl Connection {
     }
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-async fn subscribe(addr: SocketAddr, token: &str, id: &str) -> Result<Socket, String> {
-    let mut request = format!("ws://{addr}/ws?tx_id={id}")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| "the token is not a header value")?;
-    request.headers_mut().insert("authorization", bearer);
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let _ = stream.set_nodelay(true);
-    let (socket, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .map_err(|e| format!("upgrade: {e}"))?;
-    Ok(socket)
-}
+use benches::live::{Socket, subscribe};
 
 /// The `status` of the next update on `socket`.
 async fn next_status(socket: &mut Socket) -> Result<String, String> {

@@ -29,11 +29,8 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use session_core::provider::ProviderKey;
 use session_core::secret::Secret;
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use client::Connection;
 
@@ -262,25 +259,7 @@ async fn run(args: Args) -> Result<Outcome, String> {
     Ok(outcome)
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
-
-async fn subscribe(addr: SocketAddr, token: &str, id: &str) -> Result<Socket, String> {
-    let mut request = format!("ws://{addr}/ws?tx_id={id}")
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    let bearer = format!("Bearer {token}")
-        .parse()
-        .map_err(|_| "the token is not a header value")?;
-    request.headers_mut().insert("authorization", bearer);
-    let stream = TcpStream::connect(addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let config = WebSocketConfig::default().read_buffer_size(4096);
-    let (socket, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
-        .await
-        .map_err(|e| format!("upgrade: {e}"))?;
-    Ok(socket)
-}
+use benches::live::{Socket, subscribe};
 
 /// The next text message's `sequence`, and when it was received (taken
 /// before anything is decoded, so the client's own work adds little to the
