@@ -8,6 +8,7 @@
 
 use std::net::IpAddr;
 
+use crate::client_token::{self, TokenEnv};
 use crate::error::{ErrorKind, Rejection};
 use crate::partner::Partner;
 use crate::value::{IpRange, Origin};
@@ -36,6 +37,15 @@ pub fn bearer_token(authorization: Option<&[u8]>) -> Result<&str, Rejection> {
         return Err(missing());
     }
     Ok(token)
+}
+
+/// The environment of the client token in `authorization`: test only for a
+/// well-formed `ct_test_` bearer token, live otherwise (the safe reading).
+pub fn token_env(authorization: Option<&[u8]>) -> TokenEnv {
+    bearer_token(authorization)
+        .ok()
+        .and_then(client_token::env_of)
+        .unwrap_or(TokenEnv::Live)
 }
 
 /// Admits a request when its `Origin` (if any) is registered for the partner

@@ -148,6 +148,16 @@ pub fn issue(
     IssuedToken { token, record }
 }
 
+/// The environment a well-formed client token belongs to, by its prefix.
+pub fn env_of(token: &str) -> Option<TokenEnv> {
+    if !is_well_formed(token) {
+        return None;
+    }
+    [TokenEnv::Live, TokenEnv::Test]
+        .into_iter()
+        .find(|env| token.starts_with(env.prefix()))
+}
+
 /// Whether `token` has the shape of a client token. A token that does not is
 /// refused without a store lookup.
 pub fn is_well_formed(token: &str) -> bool {

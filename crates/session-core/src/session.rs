@@ -40,6 +40,10 @@ pub struct Session {
     pub init_token_jti: String,
     pub init_token_expires_at: Timestamp,
     pub created_at: Timestamp,
+    /// Opened with a test client token (`ct_test_`): only such sessions may
+    /// be paid by the sandbox's simulator, so a live session is never
+    /// completed without a payment, even on a service in sandbox mode.
+    pub test_mode: bool,
 }
 
 impl Session {

@@ -12,7 +12,7 @@ use http::request::Parts;
 use http::{Request, StatusCode};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
-use session_core::access::GateHeaders;
+use session_core::access::{self, GateHeaders};
 use session_core::partner::Partner;
 use session_core::{ErrorKind, EventReport, Rejection, SessionAnswer, SessionService};
 
@@ -107,6 +107,10 @@ impl App {
         match route {
             Route::CreateSession => {
                 let partner = self.partner_gate(&parts, peer, decorations).await?;
+                // The gate admitted the token: its prefix says whether the
+                // session is a test one (which the sandbox may pay).
+                let mode =
+                    access::token_env(parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes));
                 let bytes = self.json_body(&parts, body).await?;
                 let keys: Vec<&[u8]> = parts
                     .headers
@@ -116,7 +120,7 @@ impl App {
                     .collect();
                 let answer = self
                     .service
-                    .open_session(&partner, &bytes, &keys, &wire::created_session)
+                    .open_session(&partner, mode, &bytes, &keys, &wire::created_session)
                     .await?;
                 Ok(match answer {
                     SessionAnswer::Created(body) => {
@@ -170,11 +174,13 @@ impl App {
             Route::SandboxSimulate(raw_id) => {
                 // The stand-in widget runs in the partner's page: CORS as for
                 // `POST /widget/init`.
+                // The token (401) comes before the Origin (403), as on the
+                // partner routes.
                 let origin = cors::allowed_origin(&parts.headers, &self.config.widget_origins);
                 decorations.expose_to = Some(origin.as_ref().ok().cloned().flatten());
-                origin?;
                 let authorization = parts.headers.get(AUTHORIZATION).map(HeaderValue::as_bytes);
                 let grant = self.service.authorize_simulation(authorization, raw_id)?;
+                origin?;
                 let bytes = self.json_body(&parts, body).await?;
                 let simulated = self.service.simulate(&grant, &bytes).await?;
                 Ok(json(StatusCode::OK, &wire::simulated(&simulated)))

@@ -160,9 +160,9 @@ pub struct ServeArgs {
 
     /// Serve the sandbox on any store: the stand-in widget (GET
     /// /widget/sdk.js) and the payment simulator (POST
-    /// /sandbox/transactions/{id}/simulate), with which whoever holds a
-    /// session's init token completes it without paying. Never on a store
-    /// that holds real transactions.
+    /// /sandbox/transactions/{id}/simulate), with which whoever holds the
+    /// init token of a session opened with a ct_test_ token completes it
+    /// without paying. Not on a store that holds real transactions.
     #[arg(long, env = "SESSION_SANDBOX")]
     pub sandbox: bool,
 

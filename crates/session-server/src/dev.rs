@@ -96,8 +96,9 @@ Open a widget session:
 The sandbox is on: the partner demo (its webhooks come to {PARTNER_DEMO_WEBHOOK}) runs against
 this service with:
 
-  cargo run -p partner-demo -- --service-url http://{public} \\
-    --client-token {token} --webhook-secret {webhook}
+  PARTNER_DEMO_CLIENT_TOKEN={token} \\
+  PARTNER_DEMO_WEBHOOK_SECRET={webhook} \\
+  cargo run -p partner-demo -- --service-url http://{public}
 ",
         token = demo.client_token,
         signing = demo.signing_secret.expose(),

@@ -277,8 +277,8 @@ async fn run_listeners(
     if config.sandbox && !config.dev {
         tracing::warn!(
             "sandbox mode: POST /sandbox/transactions/{{id}}/simulate completes a session \
-             without payment for whoever holds its init token; never run it on a store \
-             with real transactions"
+             opened with a ct_test_ token without payment, for whoever holds its init \
+             token; do not run it on a store with real transactions"
         );
     }
     if let Some(listening) = listening {

@@ -122,6 +122,8 @@ pub fn sample_session(partner: &Partner, user: &str, email: &str, n: u32) -> Arc
         init_token_jti: format!("jti-{n}-{}", Uuid::new_v4().simple()),
         init_token_expires_at: at(3_600),
         created_at: at(i64::from(n)),
+        // Both values go through the stores: odd sessions are test ones.
+        test_mode: n % 2 == 1,
     };
     let id = session.id_text();
     let widget_id = session.widget.widget_id.to_string();

@@ -261,7 +261,7 @@ fn count(counters: &Counters, rows: usize) {
 /// The columns a session writes into `transactions`, in parameter order:
 /// name, the array type its parameter arrives as, and whether the value is a
 /// text array literal to cast back (see [`text_array_literal`]).
-const TRANSACTION_COLUMNS: [(&str, &str, bool); 31] = [
+const TRANSACTION_COLUMNS: [(&str, &str, bool); 32] = [
     ("merchant_transaction_id", "uuid", false),
     ("partner_id", "text", false),
     ("partner_user_id", "text", false),
@@ -293,6 +293,7 @@ const TRANSACTION_COLUMNS: [(&str, &str, bool); 31] = [
     ("updated_at", "timestamptz", false),
     ("idempotency_key", "text", false),
     ("idempotency_fingerprint", "bytea", false),
+    ("test_mode", "bool", false),
 ];
 
 /// The unique index that holds idempotency keys (migration 0006).
@@ -572,6 +573,7 @@ struct SessionColumns<'a> {
     updated: Vec<PgTime>,
     keys: Vec<Option<&'a str>>,
     fingerprints: Vec<Option<&'a [u8]>>,
+    test_modes: Vec<bool>,
 }
 
 impl<'a> SessionColumns<'a> {
@@ -640,6 +642,7 @@ impl<'a> SessionColumns<'a> {
                         .map(|k| k.fingerprint.as_bytes().as_slice())
                 })
                 .collect(),
+            test_modes: sessions.iter().map(|s| s.test_mode).collect(),
         }
     }
 
@@ -677,6 +680,7 @@ impl<'a> SessionColumns<'a> {
             &self.updated,
             &self.keys,
             &self.fingerprints,
+            &self.test_modes,
         ]
     }
 }

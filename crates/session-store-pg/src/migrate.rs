@@ -71,6 +71,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "outbox_record_final_by_transaction",
         sql: include_str!("../migrations/0009_outbox_record_final_by_transaction.sql"),
     },
+    Migration {
+        version: 10,
+        name: "transaction_test_mode",
+        sql: include_str!("../migrations/0010_transaction_test_mode.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

@@ -121,7 +121,7 @@ macro_rules! session_columns {
          widget_currencies, widget_networks, widget_fiat_currency, widget_fiat_currencies, \
          widget_lang, widget_theme, signature, signing_kid, init_token_jti, \
          init_token_expires_at, created_at, redeemed_at, status, crypto_amount, fiat_amount, \
-         fiat_currency, payment_method, updated_at"
+         fiat_currency, payment_method, updated_at, test_mode"
     };
 }
 pub(crate) use session_columns;
@@ -178,6 +178,7 @@ pub(crate) fn stored_session(row: &Row) -> Result<StoredSession, Fault> {
         init_token_jti: row.try_get("init_token_jti")?,
         init_token_expires_at: time(row, "init_token_expires_at")?,
         created_at: time(row, "created_at")?,
+        test_mode: row.try_get("test_mode")?,
     };
     let state = TxState {
         status: some("status", TxStatus::parse(text("status")?))?,

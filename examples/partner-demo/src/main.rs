@@ -89,6 +89,14 @@ async fn run(args: Args) -> Result<(), String> {
             (connection, None)
         }
         None => {
+            // The sandbox lets this page's origin call it and sends webhooks
+            // to this address only on loopback.
+            if !address.ip().is_loopback() {
+                return Err(format!(
+                    "--listen {address}: the in-process sandbox serves the demo on a loopback \
+                     address only; pass --service-url to use a service elsewhere"
+                ));
+            }
             let started = sandbox::start(address, args.sandbox_database_url.as_deref()).await?;
             (started.connection.clone(), Some(started))
         }

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use session_server::Listening;
 use session_server::cli::{Cli, Command};
 
@@ -65,7 +65,15 @@ pub async fn start(demo: SocketAddr, database_url: Option<&str>) -> Result<Sandb
         argv.push("--database-url".into());
         argv.push(url.into());
     }
-    let Some(Command::Serve(args)) = Cli::try_parse_from(&argv)
+    // Only these arguments: the service's `SESSION_*` variables in the
+    // caller's environment (a production database URL, say) must not reach
+    // a sandbox.
+    let command =
+        Cli::command().mut_subcommand("serve", |serve| serve.mut_args(|arg| arg.env(None)));
+    let matches = command
+        .try_get_matches_from(&argv)
+        .map_err(|e| format!("sandbox arguments: {e}"))?;
+    let Some(Command::Serve(args)) = Cli::from_arg_matches(&matches)
         .map_err(|e| format!("sandbox arguments: {e}"))?
         .command
     else {
@@ -73,17 +81,25 @@ pub async fn start(demo: SocketAddr, database_url: Option<&str>) -> Result<Sandb
     };
 
     let (ready, listening) = tokio::sync::oneshot::channel::<Listening>();
+    let mut serving = tokio::spawn(session_server::serve_in_process(*args, ready));
+    let listening = tokio::select! {
+        listening = listening => listening.map_err(|_| "the sandbox service did not start".to_owned())?,
+        stopped = &mut serving => {
+            return Err(format!("the sandbox service did not start: {}", match stopped {
+                Ok(Err(error)) => error,
+                Ok(Ok(())) => "it stopped".into(),
+                Err(error) => error.to_string(),
+            }));
+        }
+    };
+    // Loaded: the file with the secrets is not needed any more.
+    drop(bootstrap);
     tokio::spawn(async move {
-        if let Err(error) = session_server::serve_in_process(*args, ready).await {
+        if let Ok(Err(error)) = serving.await {
             eprintln!("partner-demo: the sandbox service stopped: {error}");
             std::process::exit(1);
         }
     });
-    let listening = listening
-        .await
-        .map_err(|_| "the sandbox service did not start".to_owned())?;
-    // Loaded: the file with the secrets is not needed any more.
-    drop(bootstrap);
     Ok(Sandbox {
         connection: Connection {
             url: format!("http://{}", listening.public),

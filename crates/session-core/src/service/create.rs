@@ -5,6 +5,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::{SessionService, store_rejection, upstream_rejection};
+use crate::client_token::TokenEnv;
 use crate::error::{ErrorKind, Rejection};
 use crate::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
 use crate::json::Object;
@@ -46,8 +47,19 @@ impl SessionService {
         partner: &Partner,
         body: &[u8],
     ) -> Result<CreatedSession, Rejection> {
+        self.create_session_in(partner, TokenEnv::Live, body).await
+    }
+
+    /// [`Self::create_session`] for a partner authenticated with a token of
+    /// environment `mode`.
+    pub async fn create_session_in(
+        &self,
+        partner: &Partner,
+        mode: TokenEnv,
+        body: &[u8],
+    ) -> Result<CreatedSession, Rejection> {
         let request = SessionRequest::decode(body, partner)?;
-        let created = self.prepare_session(partner, request).await?;
+        let created = self.prepare_session(partner, mode, request).await?;
         self.ports
             .sessions
             .insert_session(&created.session)
@@ -67,6 +79,7 @@ impl SessionService {
     pub async fn open_session(
         &self,
         partner: &Partner,
+        mode: TokenEnv,
         body: &[u8],
         key_header: &[&[u8]],
         render: RenderAnswer<'_>,
@@ -74,7 +87,7 @@ impl SessionService {
         let object = Object::parse(body)?;
         let request = SessionRequest::from_object(&object, partner)?;
         let Some(key) = IdempotencyKey::from_header(key_header)? else {
-            let created = self.prepare_session(partner, request).await?;
+            let created = self.prepare_session(partner, mode, request).await?;
             self.ports
                 .sessions
                 .insert_session(&created.session)
@@ -93,7 +106,7 @@ impl SessionService {
         // when a rule refuses, or when the write finds the key taken. The
         // outcome is the one a look-up first would give, and a first request
         // (nearly every request) costs no extra round trip.
-        let created = match self.prepare_session(partner, request).await {
+        let created = match self.prepare_session(partner, mode, request).await {
             Ok(created) => created,
             Err(refusal) => {
                 return match self.stored_answer(partner, &key, created_since).await? {
@@ -175,6 +188,7 @@ impl SessionService {
     async fn prepare_session(
         &self,
         partner: &Partner,
+        mode: TokenEnv,
         request: SessionRequest,
     ) -> Result<CreatedSession, Rejection> {
         let view = &partner.widget.view;
@@ -246,6 +260,7 @@ impl SessionService {
             init_token_jti: minted.jti,
             init_token_expires_at: minted.expires_at,
             created_at: now,
+            test_mode: mode == TokenEnv::Test,
         };
         session.signature = partner
             .signing
@@ -494,11 +509,13 @@ mod tests {
         }
 
         fn open(mocks: Mocks, body: &str, key: &[&[u8]]) -> Result<SessionAnswer, Rejection> {
-            block_on(
-                mocks
-                    .service()
-                    .open_session(&partner(), body.as_bytes(), key, &render),
-            )
+            block_on(mocks.service().open_session(
+                &partner(),
+                TokenEnv::Live,
+                body.as_bytes(),
+                key,
+                &render,
+            ))
         }
 
         /// Opens the seed session with `KEY` on a store that accepts the

@@ -8,6 +8,9 @@
 //! Only the holder of the session's init token may simulate its payment, and
 //! only once the widget has redeemed it, as the real widget would have: the
 //! transaction id alone (which partners log and webhooks carry) is not enough.
+//! And only a session opened with a test client token (`ct_test_`) can be
+//! paid this way: a live session is never completed without a payment, even
+//! by a service whose sandbox was switched on by mistake.
 
 use uuid::Uuid;
 
@@ -98,7 +101,7 @@ impl SessionService {
     }
 
     /// Decodes the body (400), then loads the session: it must be the
-    /// token's (401) and redeemed (409). Feeds the outcome's events (see the
+    /// token's (401), opened in test mode and redeemed (409). Feeds the outcome's events (see the
     /// module's summary). Event ids are derived from the transaction and the
     /// outcome, so a repeated click replays instead of adding events.
     pub async fn simulate(
@@ -128,6 +131,12 @@ impl SessionService {
             & constant_time_eq(claims.aud.as_bytes(), widget_text.as_bytes());
         if !its_token {
             return Err(invalid_token());
+        }
+        if !session.test_mode {
+            return Err(Rejection::new(
+                ErrorKind::Conflict,
+                "only a session opened with a test client token (ct_test_) can be simulated",
+            ));
         }
         if stored.redeemed_at.is_none() {
             return Err(Rejection::new(
@@ -178,6 +187,7 @@ mod tests {
     use futures_executor::block_on;
 
     use super::*;
+    use crate::client_token::TokenEnv;
     use crate::ports::EventApplied;
     use crate::service::CreatedSession;
     use crate::service::fixtures::{Mocks, partner};
@@ -191,7 +201,12 @@ mod tests {
     fn created() -> CreatedSession {
         let mut mocks = Mocks::new();
         mocks.sessions.expect_insert_session().returning(|_| Ok(()));
-        block_on(mocks.service().create_session(&partner(), SEED)).expect("created")
+        block_on(
+            mocks
+                .service()
+                .create_session_in(&partner(), TokenEnv::Test, SEED),
+        )
+        .expect("created")
     }
 
     fn stored(created: &CreatedSession, redeemed: bool) -> StoredSession {
@@ -397,6 +412,24 @@ mod tests {
             kind(&mocks.service(), Some(&token), &id, body),
             Err(ErrorKind::Conflict),
             "not redeemed yet"
+        );
+
+        let mut mocks = Mocks::new();
+        let mut live = stored(&created, true);
+        live.session = Arc::new({
+            let mut session = (*live.session).clone();
+            session.test_mode = false;
+            session
+        });
+        mocks
+            .sessions
+            .expect_session()
+            .returning(move |_| Ok(Some(live.clone())));
+        mocks.sessions.expect_apply_provider_event().never();
+        assert_eq!(
+            kind(&mocks.service(), Some(&token), &id, body),
+            Err(ErrorKind::Conflict),
+            "a session opened with a live token is never simulated"
         );
 
         let mut mocks = Mocks::new();

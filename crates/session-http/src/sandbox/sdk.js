@@ -108,7 +108,9 @@
     }
     return fetch(serviceUrl + path, { method: "POST", headers: headers, body: JSON.stringify(body) })
       .then(function (response) {
-        return response.json().then(function (answer) {
+        // An answer that is not JSON (a proxy's error page) still fails
+        // with its status.
+        return response.json().catch(function () { return {}; }).then(function (answer) {
           if (!response.ok) {
             var failure = new Error(answer.message || ("HTTP " + response.status));
             failure.code = answer.code;

@@ -89,6 +89,7 @@ macro_rules! all_cases {
             sandbox::sandbox_routes_are_absent_outside_sandbox_mode,
             sandbox::sandbox_payment_reaches_polling_websocket_and_outbox,
             sandbox::sandbox_fail_and_cancel,
+            sandbox::sandbox_never_pays_a_live_session,
         );
     };
 }

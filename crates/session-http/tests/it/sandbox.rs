@@ -6,6 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::Method;
+use session_core::client_token::{self, TokenEnv};
+use session_core::partner::PartnerId;
+use session_core::testing::CountingRandom;
+use session_core::time::Clock;
 use uuid::Uuid;
 
 use crate::lifecycle::{new_session, redeem};
@@ -148,6 +152,32 @@ pub async fn sandbox_payment_reaches_polling_websocket_and_outbox<S: TestStore>(
         serde_json::json!({"merchant_transaction_id": id, "status": "completed", "applied": false})
     );
     assert_eq!(store.status_events(uuid).await.expect("outbox").len(), 2);
+    server.stop().await;
+}
+
+pub async fn sandbox_never_pays_a_live_session<S: TestStore>(store: Arc<S>) {
+    let server = TestServer::start(Arc::clone(&store), sandbox()).await;
+    let issued = client_token::issue(
+        TokenEnv::Live,
+        PartnerId::parse("acme").expect("partner id"),
+        "live",
+        server.clock.now(),
+        &CountingRandom::starting_at(1 << 60),
+    );
+    store.add_token(&issued.record).await.expect("add token");
+    let opened = server.create_session(&issued.token, SEED_BODY).await;
+    assert_eq!(opened.status, 200, "{:?}", opened.body);
+    let session = opened.json();
+    let redeemed = redeem(&server, &init_body(&session)).await;
+    assert_eq!(redeemed.status, 200, "{:?}", redeemed.body);
+    let refused = simulate(&server, &session, "completed").await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.json()["code"].clone()),
+        (409, "conflict".into()),
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(status(&server, &session).await["status"], "pending");
     server.stop().await;
 }
 

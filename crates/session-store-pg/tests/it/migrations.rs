@@ -37,6 +37,7 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "partner_rate_limit",
             "provider_events_per_transaction",
             "outbox_record_final_by_transaction",
+            "transaction_test_mode",
         ],
         "one row per migration, in order"
     );
