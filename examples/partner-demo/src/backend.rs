@@ -82,6 +82,10 @@ impl Backend {
         let path = request.uri().path().to_owned();
         match (request.method(), path.as_str()) {
             (&Method::GET, "/") => html(&self.page),
+            // The demo has one signed-in user and no login. A real backend
+            // opens orders for the user of the request's session, checks the
+            // request came from its own page (an Origin check or a CSRF
+            // token), and shows an order only to the user who owns it.
             (&Method::POST, "/api/orders") => self.open_order(peer).await,
             (&Method::GET, _) if path.starts_with("/api/orders/") => {
                 let id = &path["/api/orders/".len()..];
