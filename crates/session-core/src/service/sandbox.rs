@@ -401,51 +401,34 @@ mod tests {
         }
 
         // Refused once the session is read: nothing is applied.
-        let mut mocks = Mocks::new();
-        let waiting = stored(&created, false);
-        mocks
-            .sessions
-            .expect_session()
-            .returning(move |_| Ok(Some(waiting.clone())));
-        mocks.sessions.expect_apply_provider_event().never();
+        let refused_on = |held: StoredSession| {
+            let mut mocks = Mocks::new();
+            mocks
+                .sessions
+                .expect_session()
+                .returning(move |_| Ok(Some(held.clone())));
+            mocks.sessions.expect_apply_provider_event().never();
+            kind(&mocks.service(), Some(&token), &id, body)
+        };
+        let edited = |edit: fn(&mut crate::session::Session)| {
+            let mut held = stored(&created, true);
+            let mut session = (*held.session).clone();
+            edit(&mut session);
+            held.session = Arc::new(session);
+            held
+        };
         assert_eq!(
-            kind(&mocks.service(), Some(&token), &id, body),
+            refused_on(stored(&created, false)),
             Err(ErrorKind::Conflict),
             "not redeemed yet"
         );
-
-        let mut mocks = Mocks::new();
-        let mut live = stored(&created, true);
-        live.session = Arc::new({
-            let mut session = (*live.session).clone();
-            session.test_mode = false;
-            session
-        });
-        mocks
-            .sessions
-            .expect_session()
-            .returning(move |_| Ok(Some(live.clone())));
-        mocks.sessions.expect_apply_provider_event().never();
         assert_eq!(
-            kind(&mocks.service(), Some(&token), &id, body),
+            refused_on(edited(|s| s.test_mode = false)),
             Err(ErrorKind::Conflict),
             "a session opened with a live token is never simulated"
         );
-
-        let mut mocks = Mocks::new();
-        let mut reissued = stored(&created, true);
-        reissued.session = Arc::new({
-            let mut session = (*reissued.session).clone();
-            session.init_token_jti = "another-jti".into();
-            session
-        });
-        mocks
-            .sessions
-            .expect_session()
-            .returning(move |_| Ok(Some(reissued.clone())));
-        mocks.sessions.expect_apply_provider_event().never();
         assert_eq!(
-            kind(&mocks.service(), Some(&token), &id, body),
+            refused_on(edited(|s| s.init_token_jti = "another-jti".into())),
             Err(ErrorKind::InvalidInitToken),
             "a token whose jti is not the session's"
         );
