@@ -1,4 +1,5 @@
-//! One keep-alive HTTP/1.1 connection to session-server, used by one task at a time.
+//! The load drivers' HTTP client: one keep-alive HTTP/1.1 connection to
+//! session-server, used by one task at a time (webhook-load, lifecycle-load).
 
 use std::net::SocketAddr;
 
@@ -10,12 +11,14 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+#[derive(Debug)]
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     host: String,
 }
 
 /// A status and the whole body of an answer.
+#[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub body: Bytes,
@@ -51,6 +54,25 @@ impl Connection {
             .header(CONTENT_TYPE, "application/json")
             .header(AUTHORIZATION, format!("Bearer {token}"))
             .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .map_err(|e| e.to_string())?;
+        self.send(request).await
+    }
+
+    /// `POST path` with a JSON `body` and extra `headers`.
+    pub async fn post(
+        &mut self,
+        path: &str,
+        body: String,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, String> {
+        let mut request = Request::post(path)
+            .header(HOST, &self.host)
+            .header(CONTENT_TYPE, "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         self.send(request).await
     }

@@ -72,6 +72,7 @@ pub fn token_keys() -> TokenKeys {
     TokenKeys::new(key, vec![])
 }
 
+pub mod client;
 pub mod live;
 
 /// The production clock and randomness, compiled in from the server's source

@@ -23,37 +23,27 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use benches::client::{Answer, Connection};
+use benches::live::{Socket, subscribe};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::SendRequest;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::AUTHORIZATION;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use session_core::provider::ProviderKey;
+use session_core::request::INIT_SCHEMA;
 use session_core::secret::Secret;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Message;
 
 const SEED_BODY: &str = session_core::example::SEED_BODY;
 /// How long any one step may take before the lifecycle counts as failed.
 const PATIENCE: Duration = Duration::from_secs(20);
-/// The fields `POST /widget/init` takes from the session's answer.
-const INIT_FIELDS: [&str; 9] = [
-    "widget_id",
-    "merchant_transaction_id",
-    "init_token",
-    "signature",
-    "address",
-    "currency",
-    "network",
-    "amount",
-    "type",
-];
 
 struct Args {
     receiver: SocketAddr,
@@ -311,20 +301,19 @@ async fn lifecycle(
     let instances = &shared.args.instances;
     let at = |step: usize| (round + step) % instances.len();
 
-    let created = connection(connections, instances, at(0))
-        .await?
-        .post(
-            "/widget/session",
-            SEED_BODY.into(),
-            &[(
-                AUTHORIZATION.as_str(),
-                &format!("Bearer {}", shared.args.token),
-            )],
-        )
-        .await?;
+    let created = post(
+        connection(connections, instances, at(0)).await?,
+        "/widget/session",
+        SEED_BODY.into(),
+        &[(
+            AUTHORIZATION.as_str(),
+            &format!("Bearer {}", shared.args.token),
+        )],
+    )
+    .await?;
     expect_ok("POST /widget/session", &created)?;
     let session: serde_json::Value =
-        serde_json::from_slice(&created.1).map_err(|e| format!("session answer: {e}"))?;
+        serde_json::from_slice(&created.body).map_err(|e| format!("session answer: {e}"))?;
     let id = session["merchant_transaction_id"]
         .as_str()
         .ok_or("no merchant_transaction_id")?
@@ -336,18 +325,18 @@ async fn lifecycle(
         .await
         .map_err(|why| format!("the first update: {why}"))?;
 
-    let init: serde_json::Map<String, serde_json::Value> = INIT_FIELDS
+    let init: serde_json::Map<String, serde_json::Value> = INIT_SCHEMA
+        .required
         .iter()
         .map(|field| ((*field).to_owned(), session[*field].clone()))
         .collect();
-    let redeemed = connection(connections, instances, at(2))
-        .await?
-        .post(
-            "/widget/init",
-            serde_json::Value::Object(init).to_string(),
-            &[],
-        )
-        .await?;
+    let redeemed = post(
+        connection(connections, instances, at(2)).await?,
+        "/widget/init",
+        serde_json::Value::Object(init).to_string(),
+        &[],
+    )
+    .await?;
     expect_ok("POST /widget/init", &redeemed)?;
 
     for status in ["processing", "completed"] {
@@ -355,13 +344,16 @@ async fn lifecycle(
             r#"{{"event_id":"scale-{id}-{status}","merchant_transaction_id":"{id}","status":"{status}"}}"#
         );
         let signature = shared.key.sign_hex(body.as_bytes());
-        let applied = connection(connections, instances, at(0))
-            .await?
-            .post("/provider/events", body, &[("x-signature", &signature)])
-            .await?;
+        let applied = post(
+            connection(connections, instances, at(0)).await?,
+            "/provider/events",
+            body,
+            &[("x-signature", &signature)],
+        )
+        .await?;
         expect_ok("POST /provider/events", &applied)?;
         let report: serde_json::Value =
-            serde_json::from_slice(&applied.1).map_err(|e| format!("event report: {e}"))?;
+            serde_json::from_slice(&applied.body).map_err(|e| format!("event report: {e}"))?;
         if report["applied"] != true {
             return Err(format!("the {status} event was not applied: {report}"));
         }
@@ -382,14 +374,28 @@ async fn lifecycle(
         .map_err(|_| "the webhook waiter was dropped".to_owned())
 }
 
-fn expect_ok(what: &str, answer: &(u16, Bytes)) -> Result<(), String> {
-    if answer.0 == 200 {
+/// `connection.post(...)`, failed when the answer takes longer than
+/// [`PATIENCE`].
+async fn post(
+    connection: &mut Connection,
+    path: &str,
+    body: String,
+    headers: &[(&str, &str)],
+) -> Result<Answer, String> {
+    tokio::time::timeout(PATIENCE, connection.post(path, body, headers))
+        .await
+        .map_err(|_| format!("{path} took longer than {PATIENCE:?}"))?
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+fn expect_ok(what: &str, answer: &Answer) -> Result<(), String> {
+    if answer.status == 200 {
         Ok(())
     } else {
         Err(format!(
             "{what} answered {}: {}",
-            answer.0,
-            String::from_utf8_lossy(&answer.1)
+            answer.status,
+            String::from_utf8_lossy(&answer.body)
         ))
     }
 }
@@ -406,66 +412,6 @@ async fn connection<'a>(
         .as_mut()
         .ok_or_else(|| "no connection".to_owned())
 }
-
-/// One keep-alive HTTP/1.1 connection to one instance.
-struct Connection {
-    sender: SendRequest<Full<Bytes>>,
-    host: String,
-}
-
-impl Connection {
-    async fn open(server: SocketAddr) -> Result<Self, String> {
-        let stream = TcpStream::connect(server)
-            .await
-            .map_err(|e| format!("cannot connect to {server}: {e}"))?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("HTTP handshake with {server}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(Self {
-            sender,
-            host: server.to_string(),
-        })
-    }
-
-    async fn post(
-        &mut self,
-        path: &str,
-        body: String,
-        headers: &[(&str, &str)],
-    ) -> Result<(u16, Bytes), String> {
-        let mut request = Request::post(path)
-            .header(HOST, &self.host)
-            .header(CONTENT_TYPE, "application/json");
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        self.sender
-            .ready()
-            .await
-            .map_err(|e| format!("connection lost: {e}"))?;
-        let response = tokio::time::timeout(PATIENCE, self.sender.send_request(request))
-            .await
-            .map_err(|_| format!("{path} took longer than {PATIENCE:?}"))?
-            .map_err(|e| format!("{path} failed: {e}"))?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| format!("answer body: {e}"))?
-            .to_bytes();
-        Ok((status, body))
-    }
-}
-
-use benches::live::{Socket, subscribe};
 
 /// The `status` of the next update on `socket`.
 async fn next_status(socket: &mut Socket) -> Result<String, String> {

@@ -19,7 +19,6 @@
 //!    schedule (not waiting for answers to decide when to send); each delivery's
 //!    receipt time minus its `updated_at` is its commit-to-receipt latency.
 
-mod client;
 mod receiver;
 
 use std::collections::HashSet;
@@ -35,7 +34,7 @@ use session_core::provider::ProviderKey;
 use session_core::secret::Secret;
 use tokio::sync::mpsc;
 
-use client::Connection;
+use benches::client::{self, Connection};
 use receiver::Received;
 
 /// The seed request of SPEC.md.

@@ -17,9 +17,6 @@
 //!
 //! Prints `result {json}` on stdout.
 
-#[path = "../webhook-load/client.rs"]
-mod client;
-
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,7 +29,7 @@ use session_core::secret::Secret;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
-use client::Connection;
+use benches::client::Connection;
 
 const SEED_BODY: &str = r#"{"partner_user_id":"user-123","user_email":"user@example.com","network":"TRC20","currency":"USDT","amount":"100","type":"buy"}"#;
 
