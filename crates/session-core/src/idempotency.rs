@@ -12,9 +12,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use uuid::Uuid;
 
 use crate::error::Rejection;
 use crate::json::{Object, Value};
+use crate::partner::PartnerId;
 use crate::session::Session;
 use crate::time::Timestamp;
 
@@ -171,10 +173,68 @@ pub struct StoredAnswer {
 pub struct KeyedAnswer {
     pub key: IdempotencyKey,
     pub fingerprint: Fingerprint,
-    /// A session already holding the key and created before this is
-    /// expired: the key passes to the new one.
-    pub replaces_before: Timestamp,
+    /// Which of the key's sessions this is: the session's id is
+    /// [`keyed_transaction_id`] of its partner, the key and this.
+    pub generation: u32,
+    /// Answers created before this are expired. A store that still holds
+    /// keys written before ids were derived from them (PostgreSQL, for one
+    /// `--idempotency-ttl` after the upgrade) needs it to tell whether such
+    /// a key still holds the first generation.
+    pub expired_before: Timestamp,
 }
+
+impl KeyedAnswer {
+    /// The id a session of `partner` written under this answer must have.
+    pub fn transaction_id(&self, partner: &PartnerId) -> Uuid {
+        keyed_transaction_id(partner, &self.key, self.generation)
+    }
+}
+
+/// What a store knows of a partner's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyLookup {
+    /// A session created within the key's lifetime holds it.
+    Held(StoredAnswer),
+    /// No live session holds the key: the next one to take it is its
+    /// `generation`-th (0 for a key never used, one more than the newest
+    /// expired holder's otherwise).
+    Free { generation: u32 },
+}
+
+/// The `merchant_transaction_id` of the `generation`-th session `partner`
+/// opens under `key`: a version 8 UUID over SHA-256 of the three,
+/// length-framed under a label of its own.
+///
+/// Deriving the id from the key, rather than drawing it at random, makes the
+/// transaction's primary key the key's uniqueness: of two requests with one
+/// key, on any instance, the second insert of the same id fails. So the key
+/// needs no index of its own, and a look-up by key is a look-up by
+/// transaction id, which a store distributed by transaction (docs/scaling.md)
+/// answers from one node. A key outlives its `--idempotency-ttl` as a new
+/// generation: the id changes, the uniqueness does not.
+///
+/// Random ids are version 4, so the two kinds never meet. No secret goes in:
+/// the id is no more secret than a random one (partners log it, webhooks
+/// carry it), and a secret would make every stored key unreachable once
+/// rotated. The derivation must never change: a stored key is found only by
+/// its id (docs/signing.md has a test vector).
+pub fn keyed_transaction_id(partner: &PartnerId, key: &IdempotencyKey, generation: u32) -> Uuid {
+    let mut hash = Sha256::new();
+    hash.update(ID_LABEL);
+    hash.update(u64_bytes(partner.as_str().len()));
+    hash.update(partner.as_str().as_bytes());
+    hash.update(u64_bytes(key.as_str().len()));
+    hash.update(key.as_str().as_bytes());
+    hash.update(generation.to_be_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}
+
+/// Keeps [`keyed_transaction_id`]'s hashes apart from every other SHA-256
+/// this service computes.
+const ID_LABEL: &[u8] = b"widget-session idempotency-key transaction id v1\0";
 
 #[cfg(test)]
 mod tests {
@@ -188,6 +248,45 @@ mod tests {
 
     fn fingerprint(body: &str) -> Fingerprint {
         Fingerprint::of(&Object::parse(body.as_bytes()).expect("object"))
+    }
+
+    /// The derivation is part of the stored data: a key written under one
+    /// derivation is found under no other. This vector is in docs/signing.md.
+    #[test]
+    fn keyed_ids_never_change() {
+        let id = |partner: &str, key: &str, generation| {
+            keyed_transaction_id(
+                &PartnerId::parse(partner).expect("partner"),
+                &IdempotencyKey::parse(key.as_bytes()).expect("key"),
+                generation,
+            )
+            .to_string()
+        };
+        assert_eq!(
+            id("acme", "order-1042", 0),
+            "57222dfe-3cfe-81b9-bb2c-aea95770c3ae"
+        );
+        assert_eq!(
+            id("acme", "order-1042", 1),
+            "6a8feacb-d219-8ba6-91ae-f33b0553a3e1"
+        );
+        // The framing keeps the partner's end apart from the key's start.
+        assert_ne!(id("acme", "order-1042", 0), id("acm", "eorder-1042", 0));
+        assert_ne!(id("acme", "order-1042", 0), id("globex", "order-1042", 0));
+    }
+
+    #[test]
+    fn keyed_ids_are_never_random_ones() {
+        let keyed = keyed_transaction_id(
+            &PartnerId::parse("acme").expect("partner"),
+            &IdempotencyKey::parse(b"k").expect("key"),
+            0,
+        );
+        assert_eq!(keyed.get_version_num(), 8);
+        let random = crate::testing::CountingRandom::default();
+        for _ in 0..64 {
+            assert_eq!(crate::random::uuid_v4(&random).get_version_num(), 4);
+        }
     }
 
     #[test]
@@ -298,6 +397,30 @@ mod tests {
             prop_assume!(a != b);
             let body = |v: &str| format!("{{{}:{}}}", serde_json::to_string(&name).expect("n"), serde_json::to_string(v).expect("v"));
             prop_assert_ne!(fingerprint(&body(&a)), fingerprint(&body(&b)));
+        }
+
+        #[test]
+        fn keyed_ids_are_version_8_and_differ_when_any_input_does(
+            partner_a in "[a-z0-9-]{1,12}",
+            partner_b in "[a-z0-9-]{1,12}",
+            key_a in "[#-~]{1,24}",
+            key_b in "[#-~]{1,24}",
+            generation_a in 0u32..4,
+            generation_b in 0u32..4,
+        ) {
+            let id = |partner: &str, key: &str, generation: u32| {
+                keyed_transaction_id(
+                    &PartnerId::parse(partner).expect("partner"),
+                    &IdempotencyKey::parse(key.as_bytes()).expect("key"),
+                    generation,
+                )
+            };
+            let a = id(&partner_a, &key_a, generation_a);
+            prop_assert_eq!(a.get_version_num(), 8);
+            prop_assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+            prop_assert_eq!(a, id(&partner_a, &key_a, generation_a), "deterministic");
+            let same = (&partner_a, &key_a, generation_a) == (&partner_b, &key_b, generation_b);
+            prop_assert_eq!(a == id(&partner_b, &key_b, generation_b), same);
         }
 
         #[test]

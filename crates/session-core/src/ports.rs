@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use crate::client_token::ClientTokenRecord;
 use crate::client_token::TokenDigest;
-use crate::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
+use crate::idempotency::{IdempotencyKey, KeyLookup, KeyedAnswer};
 use crate::live::FeedNext;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
 use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
@@ -192,21 +192,25 @@ pub enum KeyedInsert {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
-    /// The answer `partner` got for `key`, unless it was created before
-    /// `created_since` (expired).
+    /// What `partner`'s `key` holds: the session that took it, unless that
+    /// was created before `created_since` (expired), and otherwise the
+    /// generation the next session under the key takes.
     async fn idempotent_answer(
         &self,
         partner: &PartnerId,
         key: &IdempotencyKey,
         created_since: Timestamp,
-    ) -> Result<Option<StoredAnswer>, StoreError>;
+    ) -> Result<KeyLookup, StoreError>;
 
     /// Like [`SessionStore::insert_session`], and writes `keyed` under the
     /// session's partner in the same atomic step: either both are written or
-    /// neither. Of any number of concurrent calls with one partner and key,
-    /// across every instance sharing the store, at most one returns
-    /// `Inserted`; the others return `KeyTaken` once the winner's answer can
-    /// be read (or the winner failed and wrote nothing).
+    /// neither. The session's id is
+    /// [`keyed_transaction_id`](crate::idempotency::keyed_transaction_id) of
+    /// its partner, `keyed.key` and `keyed.generation`, so of any number of
+    /// concurrent calls for one generation of a key, across every instance
+    /// sharing the store, at most one returns `Inserted`; the others (and any
+    /// call for a generation already written) return `KeyTaken` once the
+    /// winner's answer can be read (or the winner failed and wrote nothing).
     async fn insert_keyed_session(
         &self,
         session: &Arc<Session>,

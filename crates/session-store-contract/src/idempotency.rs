@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+use session_core::idempotency::{
+    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+};
 use session_core::partner::Partner;
 use session_core::ports::KeyedInsert;
 use session_core::session::Session;
@@ -15,110 +17,167 @@ fn key(text: &str) -> IdempotencyKey {
     IdempotencyKey::parse(text.as_bytes()).unwrap_or_else(|why| panic!("{why}"))
 }
 
-/// What is kept for `session` under a key: `fingerprint` stands for the
-/// request, and the session comes back unchanged.
-fn answer_for(session: &Arc<Session>, fingerprint: u8) -> StoredAnswer {
-    StoredAnswer {
-        fingerprint: Fingerprint::from_bytes([fingerprint; 32]),
-        session: Arc::clone(session),
-    }
+/// A sample session opened under `partner`'s key `text`, its `generation`-th:
+/// its id is the key's, as the core derives it.
+pub fn keyed_session(
+    partner: &Partner,
+    text: &str,
+    generation: u32,
+    user: &str,
+    n: u32,
+) -> Arc<Session> {
+    let mut session = Arc::unwrap_or_clone(sample_session(partner, user, "u@example.com", n));
+    session.merchant_transaction_id = keyed_transaction_id(&partner.id, &key(text), generation);
+    Arc::new(session)
 }
 
-fn keyed(text: &str, replaces_before: Timestamp) -> KeyedAnswer {
+/// What is kept for `session` under a key: `fingerprint` stands for the
+/// request, and the session comes back unchanged.
+fn answer_for(session: &Arc<Session>, fingerprint: u8) -> KeyLookup {
+    KeyLookup::Held(StoredAnswer {
+        fingerprint: Fingerprint::from_bytes([fingerprint; 32]),
+        session: Arc::clone(session),
+    })
+}
+
+fn keyed(text: &str, generation: u32) -> KeyedAnswer {
     KeyedAnswer {
         key: key(text),
         fingerprint: Fingerprint::from_bytes([1; 32]),
-        replaces_before,
+        generation,
+        expired_before: at(0),
     }
 }
 
-async fn answer(store: &impl Store, partner: &Partner, text: &str) -> Option<StoredAnswer> {
+async fn lookup(store: &impl Store, partner: &Partner, text: &str, since: Timestamp) -> KeyLookup {
     store
-        .idempotent_answer(&partner.id, &key(text), at(0))
+        .idempotent_answer(&partner.id, &key(text), since)
         .await
         .expect("look-up")
 }
 
-async fn exists(store: &impl Store, session: &Session) -> bool {
+async fn answer(store: &impl Store, partner: &Partner, text: &str) -> KeyLookup {
+    lookup(store, partner, text, at(0)).await
+}
+
+async fn insert(
+    store: &impl Store,
+    session: &Arc<Session>,
+    text: &str,
+    generation: u32,
+) -> KeyedInsert {
+    store
+        .insert_keyed_session(session, &keyed(text, generation))
+        .await
+        .expect("insert")
+}
+
+/// The session stored under `session`'s id, if any.
+async fn stored(store: &impl Store, session: &Session) -> Option<Arc<Session>> {
     store
         .session(session.merchant_transaction_id)
         .await
         .expect("read")
-        .is_some()
+        .map(|stored| stored.session)
+}
+
+async fn exists(store: &impl Store, session: &Session) -> bool {
+    stored(store, session).await.is_some()
+}
+
+const fn free(generation: u32) -> KeyLookup {
+    KeyLookup::Free { generation }
 }
 
 /// A key's answer is written with its session and read back byte for byte;
 /// while it is live the key writes nothing more; keys are per partner; an
-/// expired answer is not read and is replaced by the next request.
+/// expired answer is not read, and its key's next session is the next
+/// generation, which writes once too.
 pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
     let acme = partner(&store, "acme").await;
     let beta = partner(&store, "beta").await;
 
-    let first = sample_session(&acme, "u1", "u1@example.com", 10);
-    let written = store
-        .insert_keyed_session(&first, &keyed("k", at(0)))
-        .await
-        .expect("insert");
-    assert_eq!(written, KeyedInsert::Inserted);
+    assert_eq!(answer(&store, &acme, "k").await, free(0), "a new key");
+    let first = keyed_session(&acme, "k", 0, "u1", 10);
+    assert_eq!(insert(&store, &first, "k", 0).await, KeyedInsert::Inserted);
     assert!(exists(&store, &first).await);
+    assert_eq!(answer(&store, &acme, "k").await, answer_for(&first, 1));
+    assert_eq!(answer(&store, &acme, "other").await, free(0));
     assert_eq!(
-        answer(&store, &acme, "k").await,
-        Some(answer_for(&first, 1))
-    );
-    assert_eq!(answer(&store, &acme, "other").await, None);
-    let later = store
-        .idempotent_answer(&acme.id, &key("k"), at(11))
-        .await
-        .expect("look-up");
-    assert_eq!(
-        later, None,
-        "an answer created before the cut-off is expired"
+        lookup(&store, &acme, "k", at(11)).await,
+        free(1),
+        "an answer created before the cut-off is expired: the next generation is free"
     );
 
-    let second = sample_session(&acme, "u1", "changed@example.com", 20);
-    let taken = store
-        .insert_keyed_session(&second, &keyed("k", at(0)))
-        .await
-        .expect("insert");
-    assert_eq!(taken, KeyedInsert::KeyTaken);
-    assert!(
-        !exists(&store, &second).await,
+    let second = keyed_session(&acme, "k", 0, "u2", 20);
+    assert_eq!(insert(&store, &second, "k", 0).await, KeyedInsert::KeyTaken);
+    assert_eq!(
+        stored(&store, &second).await.as_deref(),
+        Some(first.as_ref()),
         "a taken key writes no session"
     );
-    assert_eq!(
-        answer(&store, &acme, "k").await,
-        Some(answer_for(&first, 1))
-    );
+    assert_eq!(answer(&store, &acme, "k").await, answer_for(&first, 1));
 
-    let theirs = sample_session(&beta, "u1", "u1@example.com", 20);
-    let written = store
-        .insert_keyed_session(&theirs, &keyed("k", at(0)))
-        .await
-        .expect("insert");
-    assert_eq!(written, KeyedInsert::Inserted, "keys are per partner");
-    assert_eq!(
-        answer(&store, &acme, "k").await,
-        Some(answer_for(&first, 1))
+    let theirs = keyed_session(&beta, "k", 0, "u1", 20);
+    assert_ne!(
+        theirs.merchant_transaction_id,
+        first.merchant_transaction_id
     );
+    assert_eq!(
+        insert(&store, &theirs, "k", 0).await,
+        KeyedInsert::Inserted,
+        "keys are per partner"
+    );
+    assert_eq!(answer(&store, &acme, "k").await, answer_for(&first, 1));
 
-    // Past the TTL the key is free again, and the new answer replaces the old.
-    let third = sample_session(&acme, "u1", "u1@example.com", 30);
-    let written = store
-        .insert_keyed_session(&third, &keyed("k", at(15)))
-        .await
-        .expect("insert");
-    assert_eq!(written, KeyedInsert::Inserted);
+    // Past the TTL the key's next generation is written, and its answer is
+    // the key's; the first session stays, and its generation stays taken.
+    let third = keyed_session(&acme, "k", 1, "u1", 30);
+    assert_eq!(insert(&store, &third, "k", 1).await, KeyedInsert::Inserted);
     assert!(exists(&store, &third).await);
+    assert_eq!(answer(&store, &acme, "k").await, answer_for(&third, 1));
     assert_eq!(
-        answer(&store, &acme, "k").await,
-        Some(answer_for(&third, 1))
+        lookup(&store, &acme, "k", at(15)).await,
+        answer_for(&third, 1)
     );
+    assert_eq!(lookup(&store, &acme, "k", at(31)).await, free(2));
     assert!(exists(&store, &first).await, "the first session stays");
+    let late = keyed_session(&acme, "k", 0, "u3", 40);
+    assert_eq!(insert(&store, &late, "k", 0).await, KeyedInsert::KeyTaken);
+    let again = keyed_session(&acme, "k", 1, "u3", 40);
+    assert_eq!(insert(&store, &again, "k", 1).await, KeyedInsert::KeyTaken);
 
     // Sessions without a key are never deduplicated.
     let plain = sample_session(&acme, "u1", "u1@example.com", 31);
     store.insert_session(&plain).await.expect("insert");
     assert!(exists(&store, &plain).await);
+}
+
+/// A key used again and again, each time after its answer expired, finds its
+/// newest session however many came before (20 here: past any first batch a
+/// store reads them in).
+pub async fn a_key_passes_through_its_generations(store: impl Store) {
+    let acme = partner(&store, "acme").await;
+    let mut newest = None;
+    for generation in 0..20u32 {
+        let expired_before = at(i64::from(10 + generation));
+        assert_eq!(
+            lookup(&store, &acme, "daily", expired_before).await,
+            free(generation)
+        );
+        let session = keyed_session(&acme, "daily", generation, "u1", 10 + generation);
+        assert_eq!(
+            insert(&store, &session, "daily", generation).await,
+            KeyedInsert::Inserted
+        );
+        newest = Some(session);
+    }
+    let newest = newest.expect("written");
+    assert_eq!(
+        lookup(&store, &acme, "daily", at(29)).await,
+        answer_for(&newest, 1)
+    );
+    assert_eq!(lookup(&store, &acme, "daily", at(30)).await, free(20));
 }
 
 /// Of 16 concurrent requests with one key, half through `here` and half
@@ -134,13 +193,13 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
     for round in 0..3u32 {
         let text = format!("race-{round}");
         let sessions: Vec<Arc<Session>> = (0..16)
-            .map(|i| sample_session(&acme, &format!("u{i}"), "u@example.com", round * 100 + i))
+            .map(|i| keyed_session(&acme, &text, 0, &format!("u{i}"), round * 100 + i))
             .collect();
         let plain: Vec<Arc<Session>> = (0..4)
             .map(|i| sample_session(&acme, "p", "p@example.com", round * 100 + 50 + i))
             .collect();
         let keyed_writes = sessions.iter().enumerate().map(|(i, session)| {
-            let answer = keyed(&text, at(0));
+            let answer = keyed(&text, 0);
             async move {
                 let store: &dyn Store = if i % 2 == 0 { here } else { there };
                 store.insert_keyed_session(session, &answer).await
@@ -163,17 +222,12 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
             .collect();
         assert_eq!(winners.len(), 1, "round {round}: one request wins the key");
         let winner = winners[0];
-        for session in &sessions {
-            assert_eq!(
-                exists(here, session).await,
-                Arc::ptr_eq(session, winner),
-                "round {round}: only the winner's session is written"
-            );
-        }
         assert_eq!(
-            answer(there, &acme, &text).await,
-            Some(answer_for(winner, 1))
+            stored(here, winner).await.as_deref(),
+            Some(winner.as_ref()),
+            "round {round}: the winner's session is the one written"
         );
+        assert_eq!(answer(there, &acme, &text).await, answer_for(winner, 1));
         for (outcome, session) in plain_outcomes.iter().zip(&plain) {
             outcome
                 .as_ref()
@@ -183,24 +237,29 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
     }
 }
 
-/// The reaper deletes answers created before the cut-off, at most `limit`
-/// per call; later answers stay.
+/// The reaper forgets answers created before the cut-off, at most `limit`
+/// per call; later answers stay. A forgotten answer's session stays, and so
+/// does its generation: the key's next session is the next one.
 pub async fn expired_answers_are_reaped_in_bounded_batches(store: impl Store) {
     let acme = partner(&store, "acme").await;
     for n in 1..=5u32 {
-        let session = sample_session(&acme, "u1", "u1@example.com", n);
-        let written = store
-            .insert_keyed_session(&session, &keyed(&format!("k{n}"), at(0)))
-            .await
-            .expect("insert");
-        assert_eq!(written, KeyedInsert::Inserted);
+        let text = format!("k{n}");
+        let session = keyed_session(&acme, &text, 0, "u1", n);
+        assert_eq!(
+            insert(&store, &session, &text, 0).await,
+            KeyedInsert::Inserted
+        );
     }
     let reap = |limit| store.reap_idempotency_keys(at(4), limit);
     assert_eq!(reap(2).await.expect("reap"), 2);
     assert_eq!(reap(2).await.expect("reap"), 1);
     assert_eq!(reap(2).await.expect("reap"), 0);
     for n in 1..=5 {
-        let kept = answer(&store, &acme, &format!("k{n}")).await.is_some();
-        assert_eq!(kept, n >= 4, "k{n}");
+        let found = answer(&store, &acme, &format!("k{n}")).await;
+        if n >= 4 {
+            assert!(matches!(found, KeyLookup::Held(_)), "k{n}: {found:?}");
+        } else {
+            assert_eq!(found, free(1), "k{n}");
+        }
     }
 }

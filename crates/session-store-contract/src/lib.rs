@@ -46,6 +46,7 @@ macro_rules! store_contract_tests {
             users_are_per_partner_and_keep_the_latest_email,
             redemption_happens_once,
             keyed_sessions_write_their_answer_once,
+            a_key_passes_through_its_generations,
             expired_answers_are_reaped_in_bounded_batches,
             concurrent_redemptions_have_exactly_one_winner,
             provider_events_apply_once_with_their_outbox_event,

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
-use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+use session_core::idempotency::{
+    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+};
 use session_core::partner::PartnerId;
 use session_core::ports::{IdempotencyStore, KeyedInsert, StoreError};
 use session_core::session::Session;
@@ -18,6 +20,8 @@ type Slot = (PartnerId, IdempotencyKey);
 
 #[derive(Debug)]
 struct Kept {
+    /// Which of the key's sessions `session` is.
+    generation: u32,
     fingerprint: Fingerprint,
     /// The session the key created; kept here even if the store evicts it.
     session: Arc<Session>,
@@ -54,16 +58,27 @@ impl IdempotencyStore for MemStore {
         partner: &PartnerId,
         key: &IdempotencyKey,
         created_since: Timestamp,
-    ) -> Result<Option<StoredAnswer>, StoreError> {
-        Ok(self
-            .answers
-            .kept
-            .get(&(partner.clone(), key.clone()))
-            .filter(|kept| kept.session.created_at >= created_since)
-            .map(|kept| StoredAnswer {
-                fingerprint: kept.fingerprint,
-                session: Arc::clone(&kept.session),
-            }))
+    ) -> Result<KeyLookup, StoreError> {
+        let next = match self.answers.kept.get(&(partner.clone(), key.clone())) {
+            Some(kept) if kept.session.created_at >= created_since => {
+                return Ok(KeyLookup::Held(StoredAnswer {
+                    fingerprint: kept.fingerprint,
+                    session: Arc::clone(&kept.session),
+                }));
+            }
+            Some(expired) => expired.generation.saturating_add(1),
+            None => 0,
+        };
+        // An answer reaped (expired) or dropped for room leaves its sessions
+        // behind: the next generation is past every one still stored.
+        let mut generation = next;
+        while self
+            .sessions
+            .contains_key(&keyed_transaction_id(partner, key, generation))
+        {
+            generation = generation.saturating_add(1);
+        }
+        Ok(KeyLookup::Free { generation })
     }
 
     async fn insert_keyed_session(
@@ -71,18 +86,29 @@ impl IdempotencyStore for MemStore {
         session: &Arc<Session>,
         keyed: &KeyedAnswer,
     ) -> Result<KeyedInsert, StoreError> {
+        if session.merchant_transaction_id != keyed.transaction_id(&session.partner_id) {
+            return Err(StoreError::Failed(
+                "a keyed session's id is not its key's".into(),
+            ));
+        }
         let slot = (session.partner_id.clone(), keyed.key.clone());
         let created_at = session.created_at;
         // The slot's shard stays locked until the session and the answer are
         // both in: a concurrent request with the key waits here, then finds
         // the answer.
         match self.answers.kept.entry(slot.clone()) {
-            Entry::Occupied(live) if live.get().session.created_at >= keyed.replaces_before => {
+            Entry::Occupied(holder) if holder.get().generation >= keyed.generation => {
                 return Ok(KeyedInsert::KeyTaken);
             }
             entry => {
-                self.insert_session_now(session)?;
+                match self.insert_session_now(session) {
+                    Ok(()) => {}
+                    // The generation's id is a stored session's already.
+                    Err(StoreError::Conflict(_)) => return Ok(KeyedInsert::KeyTaken),
+                    Err(error) => return Err(error),
+                }
                 entry.insert(Kept {
+                    generation: keyed.generation,
                     fingerprint: keyed.fingerprint,
                     session: Arc::clone(session),
                 });

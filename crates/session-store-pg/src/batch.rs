@@ -12,11 +12,12 @@
 //! Every caller is answered only after the statement that wrote its row has
 //! returned, i.e. after commit. If a batch fails for a reason other than the
 //! connection (say one duplicate id), its rows are retried one by one so the
-//! bad row fails alone; a batch that failed only because an idempotency key
-//! is held (retries of an answered request) settles those rows with one
+//! bad row fails alone; a batch that failed only because a keyed session's id
+//! is taken (retries of an answered request: a keyed session's id is its
+//! idempotency key's, see `keyed_transaction_id`) settles those rows with one
 //! look-up and writes the others as a batch again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 
@@ -60,11 +61,12 @@ struct Pending {
 }
 
 impl Pending {
-    /// The partner and key the answer goes under.
-    fn slot(&self) -> Option<(&str, &str)> {
+    /// The id a keyed session claims for its key (the key's, derived from
+    /// it); `None` for a session without a key.
+    fn claim(&self) -> Option<Uuid> {
         self.keyed
             .as_ref()
-            .map(|keyed| (self.session.partner_id.as_str(), keyed.key.as_str()))
+            .map(|_| self.session.merchant_transaction_id)
     }
 }
 
@@ -105,8 +107,8 @@ impl GroupCommit {
         self.enqueue(session, None).await.map(|_| ())
     }
 
-    /// Writes `session` and `keyed` together, unless a live answer holds the
-    /// key; returns after commit.
+    /// Writes `session` and `keyed` together, unless the session's id (its
+    /// key's generation) is taken; returns after commit.
     pub(crate) async fn insert_keyed(
         &self,
         session: &Arc<Session>,
@@ -167,18 +169,19 @@ async fn writer(
 
 /// Writes `batch`, answers every caller in it, and leaves it empty.
 async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
-    // One statement can claim a key once: a second request with the same key
-    // in the batch loses to the first and reads its answer after the commit.
+    // One statement can claim a key's id once: a second request with the same
+    // key in the batch loses to the first and reads its answer after the
+    // commit.
     let mut claimed = HashSet::new();
     let duplicate: Vec<bool> = batch
         .iter()
-        .map(|pending| pending.slot().is_some_and(|slot| !claimed.insert(slot)))
+        .map(|pending| pending.claim().is_some_and(|id| !claimed.insert(id)))
         .collect();
-    // Keyed rows go in (partner, key) order, after the others: two batches
-    // holding some of the same keys then take those index entries in one
-    // order, and wait for each other instead of deadlocking.
+    // Keyed rows go in id order, after the others: two batches holding some
+    // of the same keys then take those primary-key entries in one order, and
+    // wait for each other instead of deadlocking.
     let mut order: Vec<usize> = (0..batch.len()).filter(|&i| !duplicate[i]).collect();
-    order.sort_by(|&a, &b| batch[a].slot().cmp(&batch[b].slot()));
+    order.sort_by_key(|&i| batch[i].claim());
     let rows: Vec<&Pending> = order.iter().map(|&i| &batch[i]).collect();
     let answers: Vec<Result<KeyedInsert, StoreError>> = match rows.as_slice() {
         [] => Vec::new(),
@@ -204,7 +207,7 @@ async fn write_batch(db: &Db, batch: &mut Vec<Pending>, counters: &Counters) {
             // A key someone holds (retries of an answered request, typically
             // many at once): settle those rows and write the rest as a batch
             // again, rather than every row one by one.
-            Err(error) if is_unique_violation_of(&error, KEY_INDEX) => {
+            Err(error) if is_unique_violation_of(&error, ID_INDEX) => {
                 counters.split_batches.fetch_add(1, Ordering::Relaxed);
                 settle_held_keys(db, &rows, counters).await
             }
@@ -296,8 +299,9 @@ const TRANSACTION_COLUMNS: [(&str, &str, bool); 32] = [
     ("test_mode", "bool", false),
 ];
 
-/// The unique index that holds idempotency keys (migration 0006).
-const KEY_INDEX: &str = "transactions_idempotency_key";
+/// The primary key of `transactions`: a keyed session's id is its key's, so
+/// this index is also what holds idempotency keys.
+const ID_INDEX: &str = "transactions_pkey";
 
 /// The group-commit statement. Parameters are parallel arrays, one element
 /// per distinct end user ($1..$4) and per session ($5..).
@@ -311,10 +315,11 @@ const KEY_INDEX: &str = "transactions_idempotency_key";
 /// the end of the statement, when the CTEs' rows exist. List columns arrive
 /// as text array literals and are cast back with `::text[]`.
 ///
-/// A session's idempotency key (NULL without one) goes in with its row; a
-/// key another session holds fails the whole statement with a unique
-/// violation (after waiting for that session's transaction to end), and
-/// write_batch then writes the rows one by one, so only the loser fails.
+/// A session's idempotency key and fingerprint (NULL without one) go in with
+/// its row; a keyed session whose id (its key's) another session holds fails
+/// the whole statement with a unique violation (after waiting for that
+/// session's transaction to end), and write_batch then settles the keyed
+/// rows, so only the losers fail.
 static INSERT_SESSIONS: LazyLock<String> = LazyLock::new(|| {
     let arrays: Vec<String> = TRANSACTION_COLUMNS
         .iter()
@@ -355,11 +360,6 @@ SELECT {values} FROM unnest({arrays}) AS r ({names})",
     )
 });
 
-/// Clears a key whose session expired, so the key can pass to a new one.
-const RELEASE_EXPIRED_KEY: &str = "\
-UPDATE transactions SET idempotency_key = NULL, idempotency_fingerprint = NULL
-WHERE partner_id = $1 AND idempotency_key = $2 AND created_at < $3";
-
 /// Writes `rows` with one statement (one implicit transaction).
 async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<(), Fault> {
     let sessions: Vec<&Session> = rows.iter().map(|p| p.session.as_ref()).collect();
@@ -372,57 +372,36 @@ async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<(), Fault
     Ok(())
 }
 
-/// The keys of `rows` that a stored session holds, with that session's
-/// creation time.
-const HELD_KEYS: &str = "\
-SELECT t.partner_id, t.idempotency_key, t.created_at
-FROM transactions t
-JOIN unnest($1::text[], $2::text[]) AS k (partner_id, idempotency_key)
-  ON t.partner_id = k.partner_id AND t.idempotency_key = k.idempotency_key";
+/// Which of the given ids a stored session has.
+const TAKEN_IDS: &str = "\
+SELECT merchant_transaction_id FROM transactions WHERE merchant_transaction_id = ANY($1)";
 
-/// After a batch failed on a held key: one look-up finds the rows whose key
-/// is held by a live session (`KeyTaken` at once), rows whose holder expired
-/// go one by one (the holder gives the key up), and the others are written
-/// as a batch again; should that fail too, row by row.
+/// After a batch failed on a taken id: one look-up finds the keyed rows whose
+/// id (their key's generation) a stored session has (`KeyTaken` at once), and
+/// the others are written as a batch again; should that fail too, row by
+/// row.
 async fn settle_held_keys(
     db: &Db,
     rows: &[&Pending],
     counters: &Counters,
 ) -> Vec<Result<KeyedInsert, StoreError>> {
-    let keyed: Vec<(&str, &str)> = rows.iter().filter_map(|row| row.slot()).collect();
-    let partners: Vec<&str> = keyed.iter().map(|(partner, _)| *partner).collect();
-    let keys: Vec<&str> = keyed.iter().map(|(_, key)| *key).collect();
-    let held = db
+    let claims: Vec<Uuid> = rows.iter().filter_map(|row| row.claim()).collect();
+    let taken = db
         .run(async |client| {
-            let statement = client.prepare_cached(HELD_KEYS).await?;
-            let found = client.query(&statement, &[&partners, &keys]).await?;
+            let statement = client.prepare_cached(TAKEN_IDS).await?;
+            let found = client.query(&statement, &[&claims]).await?;
             found
                 .iter()
-                .map(|row| {
-                    let at: PgTime = row.try_get(2)?;
-                    Ok(((row.try_get(0)?, row.try_get(1)?), at.0))
-                })
-                .collect::<Result<HashMap<(String, String), _>, Fault>>()
+                .map(|row| row.try_get(0).map_err(Fault::from))
+                .collect::<Result<HashSet<Uuid>, Fault>>()
         })
         .await;
-    let held = match held {
-        Ok(held) => held,
+    let taken = match taken {
+        Ok(taken) => taken,
         Err(error) => return vec![Err(error); rows.len()],
     };
-    let holder = |row: &Pending| {
-        row.keyed.as_ref().and_then(|keyed| {
-            let slot = (
-                row.session.partner_id.as_str().to_owned(),
-                keyed.key.as_str().to_owned(),
-            );
-            held.get(&slot).map(|at| *at >= keyed.replaces_before)
-        })
-    };
-    let free: Vec<&Pending> = rows
-        .iter()
-        .copied()
-        .filter(|row| holder(row).is_none())
-        .collect();
+    let is_taken = |row: &Pending| row.claim().is_some_and(|id| taken.contains(&id));
+    let free: Vec<&Pending> = rows.iter().copied().filter(|row| !is_taken(row)).collect();
     let written = if free.is_empty() {
         Ok(())
     } else {
@@ -449,58 +428,30 @@ async fn settle_held_keys(
         }
     }
     .into_iter();
-    let mut answers = Vec::with_capacity(rows.len());
-    for row in rows {
-        let answer = match holder(row) {
-            None => free_answers.next().unwrap_or_else(|| {
-                Err(StoreError::Failed(
-                    "group commit lost a row's answer".into(),
-                ))
-            }),
-            Some(true) => Ok(KeyedInsert::KeyTaken),
-            Some(false) => {
-                let one = db.run(async |client| insert_one(client, row).await).await;
-                if one == Ok(KeyedInsert::Inserted) {
-                    count(counters, 1);
-                }
-                one
+    rows.iter()
+        .map(|row| {
+            if is_taken(row) {
+                Ok(KeyedInsert::KeyTaken)
+            } else {
+                free_answers.next().unwrap_or_else(|| {
+                    Err(StoreError::Failed(
+                        "group commit lost a row's answer".into(),
+                    ))
+                })
             }
-        };
-        answers.push(answer);
-    }
-    answers
+        })
+        .collect()
 }
 
-/// Writes one row; a unique violation on its idempotency key is `KeyTaken`,
-/// unless the session holding the key expired, which then gives it up.
+/// Writes one row; a keyed session whose id is taken is `KeyTaken`.
 async fn insert_one(client: &mut Client, row: &Pending) -> Result<KeyedInsert, Fault> {
-    for attempt in 0..2 {
-        let error = match insert_rows(client, &[row]).await {
-            Ok(()) => return Ok(KeyedInsert::Inserted),
-            Err(error) => error,
-        };
-        let (Some(keyed), true) = (&row.keyed, is_unique_violation_of(&error.0, KEY_INDEX)) else {
-            return Err(error);
-        };
-        if attempt > 0 {
-            return Ok(KeyedInsert::KeyTaken);
+    match insert_rows(client, &[row]).await {
+        Ok(()) => Ok(KeyedInsert::Inserted),
+        Err(error) if row.keyed.is_some() && is_unique_violation_of(&error.0, ID_INDEX) => {
+            Ok(KeyedInsert::KeyTaken)
         }
-        let statement = client.prepare_cached(RELEASE_EXPIRED_KEY).await?;
-        let released = client
-            .execute(
-                &statement,
-                &[
-                    &row.session.partner_id.as_str(),
-                    &keyed.key.as_str(),
-                    &PgTime(keyed.replaces_before),
-                ],
-            )
-            .await?;
-        if released == 0 {
-            return Ok(KeyedInsert::KeyTaken);
-        }
+        Err(error) => Err(error),
     }
-    Ok(KeyedInsert::KeyTaken)
 }
 
 /// One row per end user of a batch. With several rows for one

@@ -1,20 +1,64 @@
-//! `IdempotencyStore` on PostgreSQL. A key is kept on the transaction it
-//! created (migration 0006) and written by group commit in the statement
-//! that writes the session (see `batch.rs`); look-ups and the reaper are
-//! single statements keyed by partner.
+//! `IdempotencyStore` on PostgreSQL. A keyed session's id is its key's
+//! (`keyed_transaction_id` of the partner, the key and a generation), so the
+//! transaction's primary key holds the key: the group commit's insert fails
+//! for every request with one key but one (see `batch.rs`), and a look-up
+//! reads the key's generations by transaction id. The key and the request's
+//! fingerprint are kept on the row (migration 0006) until the reaper clears
+//! them.
+//!
+//! Keys written before ids were derived from them (migration 0011) are found
+//! in `idempotency_legacy_keys` until that table empties, one
+//! `--idempotency-ttl` after the upgrade.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+use session_core::idempotency::{
+    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+};
 use session_core::partner::PartnerId;
 use session_core::ports::{IdempotencyStore, KeyedInsert, StoreError};
 use session_core::session::Session;
 use session_core::time::Timestamp;
+use tokio_postgres::Row;
+use uuid::Uuid;
 
 use crate::PgStore;
-use crate::error::corrupt;
+use crate::db::{Client, Db};
+use crate::error::{Fault, corrupt};
 use crate::rows::{self, PgTime, session_columns};
+
+/// How many generations the first look-up reads; each further one reads
+/// twice as many. Nearly every key has one generation; a key reused daily
+/// for a year takes six statements.
+const FIRST_GENERATIONS: u32 = 8;
+
+/// Whether keys written before ids were derived from them may still hold
+/// answers: true until `idempotency_legacy_keys` is found empty, then false
+/// for good (nothing writes that table again).
+#[derive(Debug)]
+pub(crate) struct LegacyKeys(AtomicBool);
+
+impl LegacyKeys {
+    /// Reads whether the table holds any key.
+    pub(crate) async fn load(db: &Db) -> Result<Self, StoreError> {
+        let any = db
+            .run(async |client| {
+                let row = client
+                    .query_one("SELECT EXISTS (SELECT 1 FROM idempotency_legacy_keys)", &[])
+                    .await?;
+                Ok(row.try_get::<_, bool>(0)?)
+            })
+            .await?;
+        Ok(Self(AtomicBool::new(any)))
+    }
+
+    fn present(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
@@ -23,37 +67,28 @@ impl IdempotencyStore for PgStore {
         partner: &PartnerId,
         key: &IdempotencyKey,
         created_since: Timestamp,
-    ) -> Result<Option<StoredAnswer>, StoreError> {
-        self.db
-            .run(async |client| {
-                let statement = client
-                    .prepare_cached(concat!(
-                        "SELECT ",
-                        session_columns!(),
-                        ", idempotency_fingerprint FROM transactions \
-                         WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3"
-                    ))
-                    .await?;
-                let Some(row) = client
-                    .query_opt(
-                        &statement,
-                        &[&partner.as_str(), &key.as_str(), &PgTime(created_since)],
-                    )
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                let fingerprint: &[u8] = row.try_get("idempotency_fingerprint")?;
-                let fingerprint: [u8; 32] = fingerprint
-                    .try_into()
-                    .map_err(|_| corrupt("an idempotency fingerprint is not 32 bytes"))?;
-                let stored = rows::stored_session(&row)?;
-                Ok(Some(StoredAnswer {
-                    fingerprint: Fingerprint::from_bytes(fingerprint),
-                    session: stored.session,
-                }))
-            })
-            .await
+    ) -> Result<KeyLookup, StoreError> {
+        let newest = self
+            .db
+            .run(async |client| newest_generation(client, partner, key).await)
+            .await?;
+        let Some((generation, stored)) = newest else {
+            if self.legacy_keys.present() {
+                if let Some(held) = self.legacy_answer(partner, key, created_since).await? {
+                    return Ok(KeyLookup::Held(held));
+                }
+            }
+            return Ok(KeyLookup::Free { generation: 0 });
+        };
+        match stored {
+            Some(answer) if answer.session.created_at >= created_since => {
+                Ok(KeyLookup::Held(answer))
+            }
+            // Expired, or its key already reaped.
+            _ => Ok(KeyLookup::Free {
+                generation: generation.saturating_add(1),
+            }),
+        }
     }
 
     async fn insert_keyed_session(
@@ -61,6 +96,23 @@ impl IdempotencyStore for PgStore {
         session: &Arc<Session>,
         keyed: &KeyedAnswer,
     ) -> Result<KeyedInsert, StoreError> {
+        if session.merchant_transaction_id != keyed.transaction_id(&session.partner_id) {
+            return Err(StoreError::Failed(
+                "a keyed session's id is not its key's".into(),
+            ));
+        }
+        // A key written before ids were derived holds the first generation
+        // while it lives. Nothing adds to that table, so reading it before
+        // the insert leaves no race.
+        if keyed.generation == 0
+            && self.legacy_keys.present()
+            && self
+                .legacy_answer(&session.partner_id, &keyed.key, keyed.expired_before)
+                .await?
+                .is_some()
+        {
+            return Ok(KeyedInsert::KeyTaken);
+        }
         self.group_commit.insert_keyed(session, keyed).await
     }
 
@@ -70,7 +122,8 @@ impl IdempotencyStore for PgStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.db
+        let reaped = self
+            .db
             .run(async |client| {
                 // Oldest first through the partial index on created_at, which
                 // holds only rows that still have a key; the LIMIT keeps each
@@ -92,6 +145,137 @@ impl IdempotencyStore for PgStore {
                     .await?;
                 Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
             })
+            .await?;
+        if self.legacy_keys.present() {
+            self.reap_legacy_keys(created_before).await?;
+        }
+        Ok(reaped)
+    }
+}
+
+impl PgStore {
+    /// The answer a key written before ids were derived holds, unless it was
+    /// created before `created_since`.
+    async fn legacy_answer(
+        &self,
+        partner: &PartnerId,
+        key: &IdempotencyKey,
+        created_since: Timestamp,
+    ) -> Result<Option<StoredAnswer>, StoreError> {
+        self.db
+            .run(async |client| {
+                let statement = client
+                    .prepare_cached(
+                        "SELECT merchant_transaction_id FROM idempotency_legacy_keys \
+                         WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3",
+                    )
+                    .await?;
+                let Some(row) = client
+                    .query_opt(
+                        &statement,
+                        &[&partner.as_str(), &key.as_str(), &PgTime(created_since)],
+                    )
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                let id: Uuid = row.try_get(0)?;
+                let statement = client.prepare_cached(SESSIONS_BY_ID).await?;
+                let rows = client.query(&statement, &[&vec![id]]).await?;
+                match rows.first() {
+                    Some(row) => stored_answer(row),
+                    None => Ok(None),
+                }
+            })
             .await
     }
+
+    /// Deletes the legacy keys created before `created_before`; once none
+    /// is left, stops consulting the table.
+    async fn reap_legacy_keys(&self, created_before: Timestamp) -> Result<(), StoreError> {
+        let left = self
+            .db
+            .run(async |client| {
+                client
+                    .execute(
+                        "DELETE FROM idempotency_legacy_keys WHERE created_at < $1",
+                        &[&PgTime(created_before)],
+                    )
+                    .await?;
+                let row = client
+                    .query_one("SELECT EXISTS (SELECT 1 FROM idempotency_legacy_keys)", &[])
+                    .await?;
+                Ok(row.try_get::<_, bool>(0)?)
+            })
+            .await?;
+        if !left {
+            self.legacy_keys.0.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// The keyed sessions among the given ids, with their fingerprints.
+const SESSIONS_BY_ID: &str = concat!(
+    "SELECT ",
+    session_columns!(),
+    ", idempotency_fingerprint FROM transactions WHERE merchant_transaction_id = ANY($1)"
+);
+
+/// The newest generation of `partner`'s `key` that a session holds, with its
+/// answer (`None` once the reaper cleared it); `None` for a key never used.
+///
+/// A generation is written only after the one before it was found (expired),
+/// so the key's sessions are its first generations, none missing: the
+/// generations are read in batches, each twice the last, until one is not
+/// full.
+async fn newest_generation(
+    client: &mut Client,
+    partner: &PartnerId,
+    key: &IdempotencyKey,
+) -> Result<Option<(u32, Option<StoredAnswer>)>, Fault> {
+    let statement = client.prepare_cached(SESSIONS_BY_ID).await?;
+    let mut first = 0u32;
+    let mut count = FIRST_GENERATIONS;
+    let mut newest = None;
+    loop {
+        let generations: HashMap<Uuid, u32> = (first..first.saturating_add(count))
+            .map(|generation| (keyed_transaction_id(partner, key, generation), generation))
+            .collect();
+        let ids: Vec<Uuid> = generations.keys().copied().collect();
+        let rows = client.query(&statement, &[&ids]).await?;
+        let mut top: Option<(u32, &Row)> = None;
+        for row in &rows {
+            let id: Uuid = row.try_get("merchant_transaction_id")?;
+            let generation = *generations
+                .get(&id)
+                .ok_or_else(|| corrupt("a look-up by id returned another id"))?;
+            if top.is_none_or(|(newest, _)| generation > newest) {
+                top = Some((generation, row));
+            }
+        }
+        if let Some((generation, row)) = top {
+            newest = Some((generation, stored_answer(row)?));
+        }
+        if rows.len() < generations.len() || count == 0 {
+            return Ok(newest);
+        }
+        first = first.saturating_add(count);
+        count = count.saturating_mul(2);
+    }
+}
+
+/// A session row's answer, `None` when its key was reaped (or it has none).
+fn stored_answer(row: &Row) -> Result<Option<StoredAnswer>, Fault> {
+    let Some(fingerprint) = row.try_get::<_, Option<&[u8]>>("idempotency_fingerprint")? else {
+        return Ok(None);
+    };
+    let fingerprint: [u8; 32] = fingerprint
+        .try_into()
+        .map_err(|_| corrupt("an idempotency fingerprint is not 32 bytes"))?;
+    let stored = rows::stored_session(row)?;
+    Ok(Some(StoredAnswer {
+        fingerprint: Fingerprint::from_bytes(fingerprint),
+        session: stored.session,
+    }))
 }

@@ -149,6 +149,9 @@ pub struct PgStore {
     outbox_db: Db,
     directory: Arc<Directory>,
     group_commit: GroupCommit,
+    /// Whether keys written before ids were derived from them may still hold
+    /// answers (migration 0011).
+    legacy_keys: idempotency::LegacyKeys,
     shutdown: watch::Sender<()>,
     listener: JoinHandle<()>,
     /// Woken by the listener on `NOTIFY session_outbox` (a delivery may be due)
@@ -197,6 +200,7 @@ impl PgStore {
             config.pool_wait_timeout,
         ));
         directory.reload().await?;
+        let legacy_keys = idempotency::LegacyKeys::load(&db).await?;
         let (shutdown, stopped) = watch::channel(());
         let outbox_wake = Arc::new(Notify::new());
         // Status announcements get a connection of their own, with the
@@ -226,6 +230,7 @@ impl PgStore {
             outbox_db,
             directory,
             group_commit,
+            legacy_keys,
             shutdown,
             listener,
             outbox_wake,

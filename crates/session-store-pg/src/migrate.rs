@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "transaction_test_mode",
         sql: include_str!("../migrations/0010_transaction_test_mode.sql"),
     },
+    Migration {
+        version: 11,
+        name: "idempotency_keys_by_transaction_id",
+        sql: include_str!("../migrations/0011_idempotency_keys_by_transaction_id.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

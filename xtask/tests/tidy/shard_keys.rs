@@ -54,6 +54,9 @@ const TABLES: &[(&str, Layout, &str)] = &[
      "co-located with the transaction the event applies to, written in its transaction"),
     ("end_users", Distributed("partner_id"),
      "keyed (partner_id, partner_user_id): the KYC read and the upsert name the partner"),
+    ("idempotency_legacy_keys", Distributed("partner_id"),
+     "keys written before transaction ids were derived from them, looked up by (partner_id, \
+      idempotency_key); empties itself within --idempotency-ttl of migration 0011"),
     ("partners", Reference, "partner configuration"),
     ("partner_origins", Reference, "partner configuration"),
     ("partner_ips", Reference, "partner configuration"),
@@ -100,17 +103,11 @@ enum Class {
 /// statement.
 #[rustfmt::skip]
 const CLASSIFIED: &[(&str, &str, Class)] = &[
-    ("batch.rs", "UPDATE transactions SET idempotency_key = NULL", Class::Unkeyed(
-        "an expired holder gives its key up by (partner_id, idempotency_key), which names no \
-         transaction (docs/scaling.md, \"Citus\")")),
-    ("batch.rs", "SELECT t.partner_id, t.idempotency_key, t.created_at", Class::Unkeyed(
-        "held keys are looked up by (partner_id, idempotency_key), which names no transaction \
-         (docs/scaling.md, \"Citus\")")),
     ("feed.rs", "SELECT pg_notify($1, p)", Class::Cold("NOTIFY plumbing: status announcements")),
-    ("idempotency.rs", "WHERE partner_id = $1 AND idempotency_key = $2 AND created_at >= $3",
-     Class::Unkeyed(
-        "a replay is found by (partner_id, idempotency_key) before its transaction is known \
-         (docs/scaling.md, \"Citus\")")),
+    ("idempotency.rs", "SELECT EXISTS (SELECT 1 FROM idempotency_legacy_keys)",
+     Class::Cold("whether legacy keys are left: at start-up and after each reaper batch")),
+    ("idempotency.rs", "DELETE FROM idempotency_legacy_keys WHERE created_at < $1",
+     Class::Cold("the idempotency-key reaper, a periodic background sweep")),
     ("idempotency.rs", "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
      Class::Cold("the idempotency-key reaper, a periodic background sweep")),
     ("lib.rs", "INSERT INTO service_secrets",
@@ -154,9 +151,6 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
 /// as the schema check words them: open findings, each with why it stays.
 #[rustfmt::skip]
 const SCHEMA_FINDINGS: &[(&str, &str)] = &[
-    ("transactions: unique (partner_id, idempotency_key) lacks merchant_transaction_id",
-     "one winner per Idempotency-Key across instances rests on this index, and a key names no \
-      transaction (docs/scaling.md, \"Citus\")"),
     ("transactions: foreign key (partner_id, partner_user_id) to end_users crosses co-location \
       groups",
      "end_users is distributed by partner_id, transactions by merchant_transaction_id \

@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::{SessionService, store_rejection, upstream_rejection};
 use crate::client_token::TokenEnv;
 use crate::error::{ErrorKind, Rejection};
-use crate::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+use crate::idempotency::{
+    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+};
 use crate::json::Object;
 use crate::partner::Partner;
 use crate::ports::KeyedInsert;
@@ -59,7 +61,8 @@ impl SessionService {
         body: &[u8],
     ) -> Result<CreatedSession, Rejection> {
         let request = SessionRequest::decode(body, partner)?;
-        let created = self.prepare_session(partner, mode, request).await?;
+        let id = uuid_v4(self.ports.random.as_ref());
+        let created = self.prepare_session(partner, mode, request, id).await?;
         self.ports
             .sessions
             .insert_session(&created.session)
@@ -87,7 +90,8 @@ impl SessionService {
         let object = Object::parse(body)?;
         let request = SessionRequest::from_object(&object, partner)?;
         let Some(key) = IdempotencyKey::from_header(key_header)? else {
-            let created = self.prepare_session(partner, mode, request).await?;
+            let id = uuid_v4(self.ports.random.as_ref());
+            let created = self.prepare_session(partner, mode, request, id).await?;
             self.ports
                 .sessions
                 .insert_session(&created.session)
@@ -105,40 +109,55 @@ impl SessionService {
         // the store is asked only when its answer can change the outcome:
         // when a rule refuses, or when the write finds the key taken. The
         // outcome is the one a look-up first would give, and a first request
-        // (nearly every request) costs no extra round trip.
-        let created = match self.prepare_session(partner, mode, request).await {
+        // (nearly every request) costs no extra round trip: it is written
+        // as the key's first generation, which a key never used has free.
+        let mut generation = 0;
+        let first_id = keyed_transaction_id(&partner.id, &key, generation);
+        let mut created = match self.prepare_session(partner, mode, request, first_id).await {
             Ok(created) => created,
             Err(refusal) => {
                 return match self.stored_answer(partner, &key, created_since).await? {
-                    Some(stored) => self.replay(stored, fingerprint, render),
-                    None => Err(refusal),
+                    KeyLookup::Held(stored) => self.replay(stored, fingerprint, render),
+                    KeyLookup::Free { .. } => Err(refusal),
                 };
             }
         };
-        let keyed = KeyedAnswer {
+        let mut keyed = KeyedAnswer {
             key,
             fingerprint,
-            replaces_before: created_since,
+            generation,
+            expired_before: created_since,
         };
-        let written = self
-            .ports
-            .idempotency
-            .insert_keyed_session(&created.session, &keyed)
-            .await
-            .map_err(store_rejection)?;
-        match written {
-            KeyedInsert::Inserted => Ok(SessionAnswer::Created(render(&created))),
+        // Each round either writes the session, replays the holder's answer,
+        // or finds a generation the key has not reached yet (its holders
+        // expired): a later one, so the loop ends.
+        loop {
+            let written = self
+                .ports
+                .idempotency
+                .insert_keyed_session(&created.session, &keyed)
+                .await
+                .map_err(store_rejection)?;
+            if written == KeyedInsert::Inserted {
+                return Ok(SessionAnswer::Created(render(&created)));
+            }
             // The session prepared for this request is dropped unseen: only
             // the stored answer (or a refusal) goes out.
-            KeyedInsert::KeyTaken => {
-                match self
-                    .stored_answer(partner, &keyed.key, created_since)
-                    .await?
-                {
-                    Some(stored) => self.replay(stored, fingerprint, render),
-                    // The winner wrote nothing after all (it failed), or its
-                    // answer expired this very instant: a retry will settle it.
-                    None => Err(Rejection::of(ErrorKind::IdempotencyKeyInUse)),
+            match self
+                .stored_answer(partner, &keyed.key, created_since)
+                .await?
+            {
+                KeyLookup::Held(stored) => return self.replay(stored, fingerprint, render),
+                KeyLookup::Free { generation: next } if next > generation => {
+                    generation = next;
+                    keyed.generation = next;
+                    let id = keyed_transaction_id(&partner.id, &keyed.key, next);
+                    created = self.reissue(partner, created, id);
+                }
+                // The holder wrote nothing after all (it failed), or its
+                // answer expired this very instant: a retry will settle it.
+                KeyLookup::Free { .. } => {
+                    return Err(Rejection::of(ErrorKind::IdempotencyKeyInUse));
                 }
             }
         }
@@ -175,7 +194,7 @@ impl SessionService {
         partner: &Partner,
         key: &IdempotencyKey,
         created_since: crate::time::Timestamp,
-    ) -> Result<Option<StoredAnswer>, Rejection> {
+    ) -> Result<KeyLookup, Rejection> {
         self.ports
             .idempotency
             .idempotent_answer(&partner.id, key, created_since)
@@ -184,12 +203,13 @@ impl SessionService {
     }
 
     /// The partner's rules in the spec's order (off-ramp, currency, network,
-    /// wallet), then the session minted and signed, not yet stored.
+    /// wallet), then the session `id` minted and signed, not yet stored.
     async fn prepare_session(
         &self,
         partner: &Partner,
         mode: TokenEnv,
         request: SessionRequest,
+        id: Uuid,
     ) -> Result<CreatedSession, Rejection> {
         let view = &partner.widget.view;
         if request.tx_type == TxType::Sell && !partner.offramp_enabled {
@@ -225,22 +245,6 @@ impl SessionService {
                 })?,
         };
 
-        let now = self.ports.clock.now();
-        let id = uuid_v4(self.ports.random.as_ref());
-        let mut id_buf = Uuid::encode_buffer();
-        let id_text: &str = id.hyphenated().encode_lower(&mut id_buf);
-        let mut widget_id_buf = Uuid::encode_buffer();
-        let widget_id_text: &str = view.widget_id.hyphenated().encode_lower(&mut widget_id_buf);
-        let mut jti = [0u8; 16];
-        self.ports.random.fill(&mut jti);
-        let minted = self.tokens.mint(
-            id_text,
-            widget_id_text,
-            now,
-            self.settings.init_token_ttl_seconds,
-            jti,
-        );
-
         let mut session = Session {
             merchant_transaction_id: id,
             partner_id: partner.id.clone(),
@@ -253,22 +257,69 @@ impl SessionService {
             client_ip: request.client_ip,
             redirect_url: request.redirect_url,
             widget: view.clone(),
-            // Signed just below, from the session's own fields, so the tuple
-            // that is signed is built in one place (`signed_fields`).
+            // Stamped just below: minted and signed from the session's own
+            // fields, so the tuple that is signed is built in one place
+            // (`signed_fields`).
             signature: Signature::unsigned(),
             signing_kid: partner.signing.current().kid_shared().clone(),
-            init_token_jti: minted.jti,
-            init_token_expires_at: minted.expires_at,
-            created_at: now,
+            init_token_jti: String::new(),
+            init_token_expires_at: crate::time::Timestamp::from_unix_micros(0),
+            created_at: crate::time::Timestamp::from_unix_micros(0),
             test_mode: mode == TokenEnv::Test,
         };
-        session.signature = partner
-            .signing
-            .sign(&signed_fields(&session, id_text, widget_id_text));
+        let init_token = self.stamp(partner, &mut session);
         Ok(CreatedSession {
             session: Arc::new(session),
-            init_token: minted.token,
+            init_token,
         })
+    }
+
+    /// `created`, not stored, as the session `id` instead: the same request,
+    /// minted and signed again.
+    fn reissue(&self, partner: &Partner, created: CreatedSession, id: Uuid) -> CreatedSession {
+        let mut session = Arc::unwrap_or_clone(created.session);
+        session.merchant_transaction_id = id;
+        let init_token = self.stamp(partner, &mut session);
+        CreatedSession {
+            session: Arc::new(session),
+            init_token,
+        }
+    }
+
+    /// Creates `session` now: mints its init token (a fresh `jti`) and signs
+    /// it with the partner's current key. Returns the token, which the store
+    /// never keeps.
+    fn stamp(&self, partner: &Partner, session: &mut Session) -> String {
+        let now = self.ports.clock.now();
+        let mut id_buf = Uuid::encode_buffer();
+        let id_text: &str = session
+            .merchant_transaction_id
+            .hyphenated()
+            .encode_lower(&mut id_buf);
+        let mut widget_id_buf = Uuid::encode_buffer();
+        let widget_id_text: &str = session
+            .widget
+            .widget_id
+            .hyphenated()
+            .encode_lower(&mut widget_id_buf);
+        let mut jti = [0u8; 16];
+        self.ports.random.fill(&mut jti);
+        let minted = self.tokens.mint(
+            id_text,
+            widget_id_text,
+            now,
+            self.settings.init_token_ttl_seconds,
+            jti,
+        );
+        session.created_at = now;
+        session.init_token_jti = minted.jti;
+        session.init_token_expires_at = minted.expires_at;
+        let signing = partner.signing.current();
+        session.signing_kid = signing.kid_shared().clone();
+        session.signature = partner
+            .signing
+            .sign(&signed_fields(session, id_text, widget_id_text));
+        minted.token
     }
 }
 
@@ -483,7 +534,9 @@ mod tests {
 
     mod idempotency {
         use super::*;
-        use crate::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer, StoredAnswer};
+        use crate::idempotency::{
+            Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+        };
         use crate::json::Object;
         use crate::ports::KeyedInsert;
         use crate::service::SessionAnswer;
@@ -563,9 +616,95 @@ mod tests {
             assert!(body.starts_with(session.id_text().as_bytes()));
             assert_eq!(written.key.as_str(), "retry-7");
             assert_eq!(written.fingerprint, seed_fingerprint());
+            assert_eq!(
+                written.generation, 0,
+                "a first request tries the first generation"
+            );
             let cutoff =
                 Timestamp::from_unix_micros(NOW_MICROS).plus_seconds(-IDEMPOTENCY_TTL_SECONDS);
-            assert_eq!(written.replaces_before, cutoff, "expired holders give way");
+            assert_eq!(written.expired_before, cutoff);
+            let key = IdempotencyKey::parse(b"retry-7").expect("key");
+            assert_eq!(
+                session.merchant_transaction_id,
+                keyed_transaction_id(&partner().id, &key, 0),
+                "the key's id, not a random one"
+            );
+        }
+
+        #[test]
+        fn a_key_whose_holders_expired_takes_its_next_generation() {
+            let mut mocks = Mocks::new();
+            let attempts: Captured<(Arc<Session>, KeyedAnswer)> = Arc::default();
+            let sink = attempts.clone();
+            mocks
+                .idempotency
+                .expect_insert_keyed_session()
+                .times(2)
+                .returning(move |session, keyed| {
+                    sink.lock()
+                        .expect("lock")
+                        .push((session.clone(), keyed.clone()));
+                    // The first generation is taken by an expired session.
+                    Ok(if keyed.generation == 0 {
+                        KeyedInsert::KeyTaken
+                    } else {
+                        KeyedInsert::Inserted
+                    })
+                });
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .times(1)
+                .returning(|_, _, _| Ok(KeyLookup::Free { generation: 3 }));
+            let SessionAnswer::Created(body) = open(mocks, SEED, KEY).expect("created") else {
+                panic!("created");
+            };
+            let attempts = attempts.lock().expect("lock");
+            let (first, second) = (&attempts[0], &attempts[1]);
+            let key = IdempotencyKey::parse(b"retry-7").expect("key");
+            assert_eq!(second.1.generation, 3);
+            assert_eq!(
+                second.0.merchant_transaction_id,
+                keyed_transaction_id(&partner().id, &key, 3)
+            );
+            assert!(
+                body.starts_with(second.0.id_text().as_bytes()),
+                "the answer is the written one"
+            );
+            assert_ne!(
+                first.0.init_token_jti, second.0.init_token_jti,
+                "minted again"
+            );
+            // Everything else is the same request, signed again for its id.
+            let (id, widget_id) = (second.0.id_text(), second.0.widget.widget_id.to_string());
+            let fields = signed_fields(&second.0, &id, &widget_id);
+            assert!(
+                partner()
+                    .signing
+                    .verify(&fields, second.0.signature.as_str(), second.0.created_at),
+                "signed for its own id"
+            );
+            assert_eq!(first.0.amount, second.0.amount);
+            assert_eq!(first.0.address, second.0.address);
+        }
+
+        #[test]
+        fn a_lookup_that_finds_no_later_generation_is_in_use() {
+            // The write found the generation taken, yet the look-up says it
+            // is free: the holder failed, or expired this instant.
+            let mut mocks = Mocks::new();
+            mocks
+                .idempotency
+                .expect_insert_keyed_session()
+                .times(1)
+                .returning(|_, _| Ok(KeyedInsert::KeyTaken));
+            mocks
+                .idempotency
+                .expect_idempotent_answer()
+                .times(1)
+                .returning(|_, _, _| Ok(KeyLookup::Free { generation: 0 }));
+            let refusal = open(mocks, SEED, KEY).expect_err("in use");
+            assert_eq!(refusal.kind(), ErrorKind::IdempotencyKeyInUse);
         }
 
         #[test]
@@ -588,7 +727,9 @@ mod tests {
                             == Timestamp::from_unix_micros(NOW_MICROS)
                                 .plus_seconds(-IDEMPOTENCY_TTL_SECONDS)
                 })
-                .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &session))));
+                .returning(move |_, _, _| {
+                    Ok(KeyLookup::Held(stored(seed_fingerprint(), &session)))
+                });
             // Key order and whitespace differ; the request is the same.
             let reordered = r#"{ "client_ip":"203.0.113.42", "type":"buy", "amount":"100", "currency":"USDT",
                 "network":"TRC20", "user_email":"user@example.com", "partner_user_id":"user-123" }"#;
@@ -608,7 +749,9 @@ mod tests {
             mocks
                 .idempotency
                 .expect_idempotent_answer()
-                .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &session))));
+                .returning(move |_, _, _| {
+                    Ok(KeyLookup::Held(stored(seed_fingerprint(), &session)))
+                });
             // This body would also fail the currency rule, which comes later.
             let body = SEED.replace("USDT", "BTC");
             let refusal = open(mocks, &body, KEY).expect_err("reused");
@@ -628,7 +771,7 @@ mod tests {
             mocks
                 .idempotency
                 .expect_idempotent_answer()
-                .returning(move |_, _, _| Ok(Some(stored(fingerprint, &kept))));
+                .returning(move |_, _, _| Ok(KeyLookup::Held(stored(fingerprint, &kept))));
             let answer = open(mocks, &body, KEY).expect("replayed");
             let SessionAnswer::Replayed(bytes) = answer else {
                 panic!("replayed");
@@ -666,7 +809,7 @@ mod tests {
             mocks
                 .idempotency
                 .expect_idempotent_answer()
-                .returning(|_, _, _| Ok(None));
+                .returning(|_, _, _| Ok(KeyLookup::Free { generation: 0 }));
             mocks.idempotency.expect_insert_keyed_session().never();
             let refusal = open(mocks, &SEED.replace("TRC20", "ERC20"), KEY).expect_err("no wallet");
             assert_eq!(refusal.kind(), ErrorKind::WalletNotSupported);
@@ -677,12 +820,15 @@ mod tests {
             let winner = created_session();
             let other = Fingerprint::from_bytes([7; 32]);
             let cases = [
-                (Some(stored(seed_fingerprint(), &winner)), Ok(())),
+                (KeyLookup::Held(stored(seed_fingerprint(), &winner)), Ok(())),
                 (
-                    Some(stored(other, &winner)),
+                    KeyLookup::Held(stored(other, &winner)),
                     Err(ErrorKind::IdempotencyKeyReused),
                 ),
-                (None, Err(ErrorKind::IdempotencyKeyInUse)),
+                (
+                    KeyLookup::Free { generation: 0 },
+                    Err(ErrorKind::IdempotencyKeyInUse),
+                ),
             ];
             for (kept, expected) in cases {
                 let mut mocks = Mocks::new();
@@ -725,7 +871,9 @@ mod tests {
                     .idempotency
                     .expect_idempotent_answer()
                     .withf(|_, key, _| *key == IdempotencyKey::parse(b"retry-7").expect("key"))
-                    .returning(move |_, _, _| Ok(Some(stored(seed_fingerprint(), &kept))));
+                    .returning(move |_, _, _| {
+                        Ok(KeyLookup::Held(stored(seed_fingerprint(), &kept)))
+                    });
                 assert!(matches!(
                     open(mocks, SEED, &[header]),
                     Ok(SessionAnswer::Replayed(_))

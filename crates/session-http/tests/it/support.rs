@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::idempotency::{IdempotencyKey, KeyedAnswer, StoredAnswer};
+use session_core::idempotency::{IdempotencyKey, KeyLookup, KeyedAnswer};
 use session_core::partner::{Partner, PartnerId, PartnerSpec, RateLimit};
 use session_core::ports::{
     ConfiguredWallets, EventApplied, IdempotencyStore, KeyedInsert, PartnerRegistry, Redemption,
@@ -113,7 +113,7 @@ impl<S: TestStore> IdempotencyStore for FaultyStore<S> {
         partner: &PartnerId,
         key: &IdempotencyKey,
         created_since: Timestamp,
-    ) -> Result<Option<StoredAnswer>, StoreError> {
+    ) -> Result<KeyLookup, StoreError> {
         self.0.idempotent_answer(partner, key, created_since).await
     }
     async fn insert_keyed_session(

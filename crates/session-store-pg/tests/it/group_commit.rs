@@ -129,12 +129,12 @@ async fn a_bad_row_fails_alone() {
 
 /// Retries of an answered request (its key held) arriving with fresh
 /// sessions: the retries are told the key is taken, every fresh session is
-/// written, and a duplicate id with a key stays an error, not `KeyTaken`.
+/// written, and a keyed session whose id is not its key's is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_keys_fail_alone_and_fresh_rows_still_land() {
     use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer};
     use session_core::ports::{IdempotencyStore, KeyedInsert};
-    use session_store_contract::at;
+    use session_store_contract::{at, keyed_session};
 
     let Some(db) = database().await else { return };
     let store = Arc::new(connect(db.url()).await);
@@ -142,9 +142,10 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
     let keyed = |key: &str| KeyedAnswer {
         key: IdempotencyKey::parse(key.as_bytes()).expect("key"),
         fingerprint: Fingerprint::from_bytes([3; 32]),
-        replaces_before: at(0),
+        generation: 0,
+        expired_before: at(0),
     };
-    let first = sample_session(&acme, "u1", "u1@example.com", 1);
+    let first = keyed_session(&acme, "held", 0, "u1", 1);
     let written = store
         .insert_keyed_session(&first, &keyed("held"))
         .await
@@ -154,19 +155,21 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
     for round in 0..3 {
         let retries = (0..10).map(|n| {
             let store = Arc::clone(&store);
-            let session = sample_session(&acme, "u2", "u2@example.com", 100 + n);
+            let session = keyed_session(&acme, "held", 0, "u2", 100 + n);
             let answer = keyed("held");
             tokio::spawn(async move { store.insert_keyed_session(&session, &answer).await })
         });
         let fresh: Vec<_> = (0..30)
             .map(|n| {
                 let store = Arc::clone(&store);
-                let session = sample_session(&acme, "u3", "u3@example.com", 200 + n);
-                let answer = keyed(&format!("fresh-{round}-{n}"));
+                let key = format!("fresh-{round}-{n}");
+                let plain = sample_session(&acme, "u3", "u3@example.com", 200 + n);
+                let session = keyed_session(&acme, &key, 0, "u3", 200 + n);
+                let answer = keyed(&key);
                 tokio::spawn(async move {
                     if n % 2 == 0 {
                         store
-                            .insert_session(&session)
+                            .insert_session(&plain)
                             .await
                             .map(|()| KeyedInsert::Inserted)
                     } else {
@@ -175,10 +178,10 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
                 })
             })
             .collect();
-        let duplicate = {
+        let mismatched = {
             let store = Arc::clone(&store);
             let first = Arc::clone(&first);
-            let answer = keyed(&format!("dup-{round}"));
+            let answer = keyed(&format!("other-{round}"));
             tokio::spawn(async move { store.insert_keyed_session(&first, &answer).await })
         };
         for retry in retries.collect::<Vec<_>>() {
@@ -195,10 +198,10 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
                 "round {round}"
             );
         }
-        let duplicate = duplicate.await.expect("task");
+        let mismatched = mismatched.await.expect("task");
         assert!(
-            matches!(duplicate, Err(StoreError::Conflict(_))),
-            "a duplicate id is a conflict, not a taken key: {duplicate:?}"
+            matches!(mismatched, Err(StoreError::Failed(_))),
+            "a keyed session must have its key's id: {mismatched:?}"
         );
     }
     let count: i64 = raw(db.url())

@@ -5,6 +5,7 @@
 
 mod group_commit;
 mod instances;
+mod legacy_keys;
 mod migrations;
 mod outage;
 mod registry;

@@ -1,0 +1,34 @@
+-- `Idempotency-Key`s are held by the transaction's primary key from now on: a
+-- keyed session's merchant_transaction_id is derived from its partner, the
+-- key and a generation (session_core::idempotency::keyed_transaction_id), so
+-- of two requests with one key the second insert of the same id fails, on
+-- any instance, and a look-up by key is a look-up by transaction id. That is
+-- what lets `transactions` be distributed by merchant_transaction_id
+-- (docs/scaling.md, "Citus"): a unique index on (partner_id,
+-- idempotency_key) could not exist on such a table, and a look-up by it
+-- would ask every node.
+--
+-- Keys written before this migration hold sessions with random ids, which no
+-- derivation finds. They are copied to a table of their own, distributed by
+-- partner (each look-up names one), which the store consults until it is
+-- empty: the reaper deletes them as they expire, so it empties within one
+-- --idempotency-ttl and is never written again.
+--
+-- The index on (partner_id, idempotency_key) goes: the primary key decides
+-- now. An instance of an earlier version still running beside this schema
+-- no longer has it to decide between concurrent requests with one key, so
+-- stop earlier versions before starting this one (as for 0008 and 0009).
+CREATE TABLE idempotency_legacy_keys (
+    partner_id               text NOT NULL,
+    idempotency_key          text NOT NULL,
+    merchant_transaction_id  uuid NOT NULL,
+    created_at               timestamptz NOT NULL,
+    PRIMARY KEY (partner_id, idempotency_key)
+);
+
+INSERT INTO idempotency_legacy_keys (partner_id, idempotency_key, merchant_transaction_id, created_at)
+SELECT partner_id, idempotency_key, merchant_transaction_id, created_at
+FROM transactions
+WHERE idempotency_key IS NOT NULL;
+
+DROP INDEX transactions_idempotency_key;
