@@ -184,9 +184,46 @@ pub struct KeyedAnswer {
 }
 
 impl KeyedAnswer {
-    /// The id a session of `partner` written under this answer must have.
-    pub fn transaction_id(&self, partner: &PartnerId) -> Uuid {
-        keyed_transaction_id(partner, &self.key, self.generation)
+    /// The id a session of `partner` written under this answer must have in
+    /// `namespace`.
+    pub fn transaction_id(&self, namespace: &IdNamespace, partner: &PartnerId) -> Uuid {
+        keyed_transaction_id(namespace, partner, &self.key, self.generation)
+    }
+}
+
+/// A deployment's space of keyed transaction ids: 16 bytes drawn once when
+/// its store is created and never changed, the same on every instance
+/// sharing the store. Two deployments (staging and production, two regions)
+/// then give one partner's key different ids. It is not a secret: it
+/// separates id spaces, it does not hide them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdNamespace([u8; 16]);
+
+impl IdNamespace {
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        Self(bytes)
+    }
+
+    pub const fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+
+    /// A new namespace drawn from `random`.
+    pub fn random(random: &dyn crate::random::Random) -> Self {
+        let mut bytes = [0u8; 16];
+        random.fill(&mut bytes);
+        Self(bytes)
+    }
+
+    /// 32 lowercase hex digits, as a store keeps it.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub fn from_hex(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text, &mut bytes).ok()?;
+        Some(Self(bytes))
     }
 }
 
@@ -202,8 +239,8 @@ pub enum KeyLookup {
 }
 
 /// The `merchant_transaction_id` of the `generation`-th session `partner`
-/// opens under `key`: a version 8 UUID over SHA-256 of the three,
-/// length-framed under a label of its own.
+/// opens under `key` in the deployment's `namespace`: a version 8 UUID over
+/// SHA-256 of the four, length-framed under a label of its own.
 ///
 /// Deriving the id from the key, rather than drawing it at random, makes the
 /// transaction's primary key the key's uniqueness: of two requests with one
@@ -216,11 +253,18 @@ pub enum KeyLookup {
 /// Random ids are version 4, so the two kinds never meet. No secret goes in:
 /// the id is no more secret than a random one (partners log it, webhooks
 /// carry it), and a secret would make every stored key unreachable once
-/// rotated. The derivation must never change: a stored key is found only by
-/// its id (docs/signing.md has a test vector).
-pub fn keyed_transaction_id(partner: &PartnerId, key: &IdempotencyKey, generation: u32) -> Uuid {
+/// rotated; the namespace is fixed for the store's life. The derivation must
+/// never change: a stored key is found only by its id (docs/signing.md has a
+/// test vector).
+pub fn keyed_transaction_id(
+    namespace: &IdNamespace,
+    partner: &PartnerId,
+    key: &IdempotencyKey,
+    generation: u32,
+) -> Uuid {
     let mut hash = Sha256::new();
     hash.update(ID_LABEL);
+    hash.update(namespace.as_bytes());
     hash.update(u64_bytes(partner.as_str().len()));
     hash.update(partner.as_str().as_bytes());
     hash.update(u64_bytes(key.as_str().len()));
@@ -256,6 +300,7 @@ mod tests {
     fn keyed_ids_never_change() {
         let id = |partner: &str, key: &str, generation| {
             keyed_transaction_id(
+                &NAMESPACE,
                 &PartnerId::parse(partner).expect("partner"),
                 &IdempotencyKey::parse(key.as_bytes()).expect("key"),
                 generation,
@@ -264,20 +309,41 @@ mod tests {
         };
         assert_eq!(
             id("acme", "order-1042", 0),
-            "57222dfe-3cfe-81b9-bb2c-aea95770c3ae"
+            "731f5b69-ae01-87b6-9d1e-b51cb9cc9d7c"
         );
         assert_eq!(
             id("acme", "order-1042", 1),
-            "6a8feacb-d219-8ba6-91ae-f33b0553a3e1"
+            "b3562260-fb1d-8877-94e6-fff4f753ffb7"
         );
         // The framing keeps the partner's end apart from the key's start.
         assert_ne!(id("acme", "order-1042", 0), id("acm", "eorder-1042", 0));
         assert_ne!(id("acme", "order-1042", 0), id("globex", "order-1042", 0));
+        let elsewhere = IdNamespace::from_bytes([0xee; 16]);
+        let key = IdempotencyKey::parse(b"order-1042").expect("key");
+        let acme = PartnerId::parse("acme").expect("partner");
+        assert_ne!(
+            keyed_transaction_id(&elsewhere, &acme, &key, 0).to_string(),
+            id("acme", "order-1042", 0),
+            "another deployment, another id"
+        );
+    }
+
+    /// The namespace of the test vector in docs/signing.md.
+    const NAMESPACE: IdNamespace = IdNamespace::from_bytes(*b"0123456789abcdef");
+
+    #[test]
+    fn namespaces_round_trip_through_hex() {
+        let hex = NAMESPACE.to_hex();
+        assert_eq!(hex, "30313233343536373839616263646566");
+        assert_eq!(IdNamespace::from_hex(&hex), Some(NAMESPACE));
+        assert_eq!(IdNamespace::from_hex("3031"), None);
+        assert_eq!(IdNamespace::from_hex(&"zz".repeat(16)), None);
     }
 
     #[test]
     fn keyed_ids_are_never_random_ones() {
         let keyed = keyed_transaction_id(
+            &NAMESPACE,
             &PartnerId::parse("acme").expect("partner"),
             &IdempotencyKey::parse(b"k").expect("key"),
             0,
@@ -410,6 +476,7 @@ mod tests {
         ) {
             let id = |partner: &str, key: &str, generation: u32| {
                 keyed_transaction_id(
+                    &NAMESPACE,
                     &PartnerId::parse(partner).expect("partner"),
                     &IdempotencyKey::parse(key.as_bytes()).expect("key"),
                     generation,

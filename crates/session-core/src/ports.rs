@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 pub use crate::client_token::ClientTokenRecord;
 use crate::client_token::TokenDigest;
-use crate::idempotency::{IdempotencyKey, KeyLookup, KeyedAnswer};
+use crate::idempotency::{IdNamespace, IdempotencyKey, KeyLookup, KeyedAnswer};
 use crate::live::FeedNext;
 use crate::partner::{Partner, PartnerId, PartnerSpec};
 use crate::session::{EventEffects, EventPlan, KycState, Session, StatusChanged, StoredSession};
@@ -192,6 +192,10 @@ pub enum KeyedInsert {
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait IdempotencyStore: Send + Sync {
+    /// The space keyed sessions' ids are derived in: fixed for the store's
+    /// life, the same on every instance sharing it.
+    fn id_namespace(&self) -> IdNamespace;
+
     /// What `partner`'s `key` holds: the session that took it, unless that
     /// was created before `created_since` (expired), and otherwise the
     /// generation the next session under the key takes.
@@ -206,7 +210,8 @@ pub trait IdempotencyStore: Send + Sync {
     /// session's partner in the same atomic step: either both are written or
     /// neither. The session's id is
     /// [`keyed_transaction_id`](crate::idempotency::keyed_transaction_id) of
-    /// its partner, `keyed.key` and `keyed.generation`, so of any number of
+    /// the store's namespace, its partner, `keyed.key` and
+    /// `keyed.generation`, so of any number of
     /// concurrent calls for one generation of a key, across every instance
     /// sharing the store, at most one returns `Inserted`; the others (and any
     /// call for a generation already written) return `KeyTaken` once the

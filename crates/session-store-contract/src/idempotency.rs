@@ -18,8 +18,9 @@ fn key(text: &str) -> IdempotencyKey {
 }
 
 /// A sample session opened under `partner`'s key `text`, its `generation`-th:
-/// its id is the key's, as the core derives it.
+/// its id is the key's in `store`'s namespace, as the core derives it.
 pub fn keyed_session(
+    store: &(impl Store + ?Sized),
     partner: &Partner,
     text: &str,
     generation: u32,
@@ -27,7 +28,8 @@ pub fn keyed_session(
     n: u32,
 ) -> Arc<Session> {
     let mut session = Arc::unwrap_or_clone(sample_session(partner, user, "u@example.com", n));
-    session.merchant_transaction_id = keyed_transaction_id(&partner.id, &key(text), generation);
+    session.merchant_transaction_id =
+        keyed_transaction_id(&store.id_namespace(), &partner.id, &key(text), generation);
     Arc::new(session)
 }
 
@@ -98,7 +100,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
     let beta = partner(&store, "beta").await;
 
     assert_eq!(answer(&store, &acme, "k").await, free(0), "a new key");
-    let first = keyed_session(&acme, "k", 0, "u1", 10);
+    let first = keyed_session(&store, &acme, "k", 0, "u1", 10);
     assert_eq!(insert(&store, &first, "k", 0).await, KeyedInsert::Inserted);
     assert!(exists(&store, &first).await);
     assert_eq!(answer(&store, &acme, "k").await, answer_for(&first, 1));
@@ -109,7 +111,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
         "an answer created before the cut-off is expired: the next generation is free"
     );
 
-    let second = keyed_session(&acme, "k", 0, "u2", 20);
+    let second = keyed_session(&store, &acme, "k", 0, "u2", 20);
     assert_eq!(insert(&store, &second, "k", 0).await, KeyedInsert::KeyTaken);
     assert_eq!(
         stored(&store, &second).await.as_deref(),
@@ -118,7 +120,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
     );
     assert_eq!(answer(&store, &acme, "k").await, answer_for(&first, 1));
 
-    let theirs = keyed_session(&beta, "k", 0, "u1", 20);
+    let theirs = keyed_session(&store, &beta, "k", 0, "u1", 20);
     assert_ne!(
         theirs.merchant_transaction_id,
         first.merchant_transaction_id
@@ -132,7 +134,7 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
 
     // Past the TTL the key's next generation is written, and its answer is
     // the key's; the first session stays, and its generation stays taken.
-    let third = keyed_session(&acme, "k", 1, "u1", 30);
+    let third = keyed_session(&store, &acme, "k", 1, "u1", 30);
     assert_eq!(insert(&store, &third, "k", 1).await, KeyedInsert::Inserted);
     assert!(exists(&store, &third).await);
     assert_eq!(answer(&store, &acme, "k").await, answer_for(&third, 1));
@@ -142,9 +144,9 @@ pub async fn keyed_sessions_write_their_answer_once(store: impl Store) {
     );
     assert_eq!(lookup(&store, &acme, "k", at(31)).await, free(2));
     assert!(exists(&store, &first).await, "the first session stays");
-    let late = keyed_session(&acme, "k", 0, "u3", 40);
+    let late = keyed_session(&store, &acme, "k", 0, "u3", 40);
     assert_eq!(insert(&store, &late, "k", 0).await, KeyedInsert::KeyTaken);
-    let again = keyed_session(&acme, "k", 1, "u3", 40);
+    let again = keyed_session(&store, &acme, "k", 1, "u3", 40);
     assert_eq!(insert(&store, &again, "k", 1).await, KeyedInsert::KeyTaken);
 
     // Sessions without a key are never deduplicated.
@@ -165,7 +167,7 @@ pub async fn a_key_passes_through_its_generations(store: impl Store) {
             lookup(&store, &acme, "daily", expired_before).await,
             free(generation)
         );
-        let session = keyed_session(&acme, "daily", generation, "u1", 10 + generation);
+        let session = keyed_session(&store, &acme, "daily", generation, "u1", 10 + generation);
         assert_eq!(
             insert(&store, &session, "daily", generation).await,
             KeyedInsert::Inserted
@@ -193,7 +195,7 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
     for round in 0..3u32 {
         let text = format!("race-{round}");
         let sessions: Vec<Arc<Session>> = (0..16)
-            .map(|i| keyed_session(&acme, &text, 0, &format!("u{i}"), round * 100 + i))
+            .map(|i| keyed_session(here, &acme, &text, 0, &format!("u{i}"), round * 100 + i))
             .collect();
         let plain: Vec<Arc<Session>> = (0..4)
             .map(|i| sample_session(&acme, "p", "p@example.com", round * 100 + 50 + i))
@@ -239,12 +241,14 @@ pub async fn concurrent_requests_with_one_key_write_one_session(
 
 /// The reaper forgets answers created before the cut-off, at most `limit`
 /// per call; later answers stay. A forgotten answer's session stays, and so
-/// does its generation: the key's next session is the next one.
+/// does its generation: the key's next session is the next one. To a caller
+/// whose clock puts the cut-off later than the reaper's did, a forgotten
+/// answer's generation is not free yet.
 pub async fn expired_answers_are_reaped_in_bounded_batches(store: impl Store) {
     let acme = partner(&store, "acme").await;
     for n in 1..=5u32 {
         let text = format!("k{n}");
-        let session = keyed_session(&acme, &text, 0, "u1", n);
+        let session = keyed_session(&store, &acme, &text, 0, "u1", n);
         assert_eq!(
             insert(&store, &session, &text, 0).await,
             KeyedInsert::Inserted
@@ -255,11 +259,16 @@ pub async fn expired_answers_are_reaped_in_bounded_batches(store: impl Store) {
     assert_eq!(reap(2).await.expect("reap"), 1);
     assert_eq!(reap(2).await.expect("reap"), 0);
     for n in 1..=5 {
-        let found = answer(&store, &acme, &format!("k{n}")).await;
+        let found = lookup(&store, &acme, &format!("k{n}"), at(4)).await;
         if n >= 4 {
             assert!(matches!(found, KeyLookup::Held(_)), "k{n}: {found:?}");
         } else {
             assert_eq!(found, free(1), "k{n}");
         }
     }
+    assert_eq!(
+        lookup(&store, &acme, "k1", at(0)).await,
+        free(0),
+        "reaped early: the generation stays taken, so requests are told the key is in use"
+    );
 }

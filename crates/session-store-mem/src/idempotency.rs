@@ -1,13 +1,21 @@
 //! Answers kept under partners' `Idempotency-Key`s, in memory.
+//!
+//! A key's slot holds its newest generation and, while the key lives, that
+//! session's answer. The reaper (or the store running out of room) drops the
+//! answer but keeps the generation as a tombstone, so the key's next session
+//! is its next generation and no transaction id is ever given twice, even
+//! after the sessions themselves were evicted. Tombstones are bounded like
+//! the sessions: the oldest go first.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry;
 use session_core::idempotency::{
-    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+    Fingerprint, IdNamespace, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer,
+    keyed_transaction_id,
 };
 use session_core::partner::PartnerId;
 use session_core::ports::{IdempotencyStore, KeyedInsert, StoreError};
@@ -20,8 +28,16 @@ type Slot = (PartnerId, IdempotencyKey);
 
 #[derive(Debug)]
 struct Kept {
-    /// Which of the key's sessions `session` is.
+    /// The key's newest generation.
     generation: u32,
+    /// When that session was created.
+    created_at: Timestamp,
+    /// That session's answer, until the key expires.
+    answer: Option<Answer>,
+}
+
+#[derive(Debug)]
+struct Answer {
     fingerprint: Fingerprint,
     /// The session the key created; kept here even if the store evicts it.
     session: Arc<Session>,
@@ -30,29 +46,70 @@ struct Kept {
 /// The answers, and the order they were written in, so the oldest go first
 /// (on expiry, or when the store holds as many answers as it may hold
 /// sessions).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Answers {
+    /// The space keyed ids are derived in: drawn when the store is made.
+    namespace: IdNamespace,
     kept: DashMap<Slot, Kept>,
-    /// May hold slots already reaped or rewritten since; their time tells.
+    /// Live answers, oldest first. May hold slots already reaped or
+    /// rewritten since; their time tells.
     order: Mutex<VecDeque<(Timestamp, Slot)>>,
+    /// Slots whose answer went, oldest first, for dropping tombstones.
+    tombstones: Mutex<VecDeque<(u32, Slot)>>,
+    /// How many answers, and how many tombstones, are kept at most.
+    capacity: usize,
+}
+
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every change under these locks is one push or pop.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Answers {
-    fn order(&self) -> std::sync::MutexGuard<'_, VecDeque<(Timestamp, Slot)>> {
-        // Every change under this lock is one push or pop.
-        self.order.lock().unwrap_or_else(PoisonError::into_inner)
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            namespace: IdNamespace::from_bytes(uuid::Uuid::new_v4().into_bytes()),
+            kept: DashMap::default(),
+            order: Mutex::default(),
+            tombstones: Mutex::default(),
+            capacity,
+        }
     }
 
-    /// Removes the answer in `slot` if it is still the one written at `at`.
+    /// Drops the answer in `slot` if it is still the one written at `at`,
+    /// keeping its generation.
     fn forget(&self, slot: &Slot, at: Timestamp) -> bool {
-        self.kept
-            .remove_if(slot, |_, kept| kept.session.created_at == at)
-            .is_some()
+        let generation = match self.kept.get_mut(slot) {
+            Some(mut kept)
+                if kept
+                    .answer
+                    .as_ref()
+                    .is_some_and(|answer| answer.session.created_at == at) =>
+            {
+                kept.answer = None;
+                kept.generation
+            }
+            _ => return false,
+        };
+        let mut tombstones = locked(&self.tombstones);
+        tombstones.push_back((generation, slot.clone()));
+        if tombstones.len() > self.capacity {
+            if let Some((generation, oldest)) = tombstones.pop_front() {
+                self.kept.remove_if(&oldest, |_, kept| {
+                    kept.answer.is_none() && kept.generation == generation
+                });
+            }
+        }
+        true
     }
 }
 
 #[async_trait]
 impl IdempotencyStore for MemStore {
+    fn id_namespace(&self) -> IdNamespace {
+        self.answers.namespace
+    }
+
     async fn idempotent_answer(
         &self,
         partner: &PartnerId,
@@ -60,22 +117,32 @@ impl IdempotencyStore for MemStore {
         created_since: Timestamp,
     ) -> Result<KeyLookup, StoreError> {
         let next = match self.answers.kept.get(&(partner.clone(), key.clone())) {
-            Some(kept) if kept.session.created_at >= created_since => {
-                return Ok(KeyLookup::Held(StoredAnswer {
-                    fingerprint: kept.fingerprint,
-                    session: Arc::clone(&kept.session),
-                }));
+            Some(kept) if kept.created_at >= created_since => {
+                return Ok(match &kept.answer {
+                    Some(answer) => KeyLookup::Held(StoredAnswer {
+                        fingerprint: answer.fingerprint,
+                        session: Arc::clone(&answer.session),
+                    }),
+                    // Live, yet its answer was dropped (reaped by a clock
+                    // ahead of the caller's, or for room): the generation
+                    // is not free until the session expires.
+                    None => KeyLookup::Free {
+                        generation: kept.generation,
+                    },
+                });
             }
             Some(expired) => expired.generation.saturating_add(1),
             None => 0,
         };
-        // An answer reaped (expired) or dropped for room leaves its sessions
-        // behind: the next generation is past every one still stored.
+        // A tombstone dropped for room leaves its sessions behind: the next
+        // generation is past every one still stored.
         let mut generation = next;
-        while self
-            .sessions
-            .contains_key(&keyed_transaction_id(partner, key, generation))
-        {
+        while self.sessions.contains_key(&keyed_transaction_id(
+            &self.answers.namespace,
+            partner,
+            key,
+            generation,
+        )) {
             generation = generation.saturating_add(1);
         }
         Ok(KeyLookup::Free { generation })
@@ -86,7 +153,8 @@ impl IdempotencyStore for MemStore {
         session: &Arc<Session>,
         keyed: &KeyedAnswer,
     ) -> Result<KeyedInsert, StoreError> {
-        if session.merchant_transaction_id != keyed.transaction_id(&session.partner_id) {
+        let id = session.merchant_transaction_id;
+        if id != keyed.transaction_id(&self.answers.namespace, &session.partner_id) {
             return Err(StoreError::Failed(
                 "a keyed session's id is not its key's".into(),
             ));
@@ -97,29 +165,49 @@ impl IdempotencyStore for MemStore {
         // both in: a concurrent request with the key waits here, then finds
         // the answer.
         match self.answers.kept.entry(slot.clone()) {
-            Entry::Occupied(holder) if holder.get().generation >= keyed.generation => {
+            Entry::Occupied(newest) if newest.get().generation >= keyed.generation => {
                 return Ok(KeyedInsert::KeyTaken);
             }
             entry => {
+                // Checked before the insert reserves room, which may evict
+                // another session.
+                if self.sessions.contains_key(&id) {
+                    return Ok(KeyedInsert::KeyTaken);
+                }
                 match self.insert_session_now(session) {
                     Ok(()) => {}
-                    // The generation's id is a stored session's already.
                     Err(StoreError::Conflict(_)) => return Ok(KeyedInsert::KeyTaken),
                     Err(error) => return Err(error),
                 }
-                entry.insert(Kept {
+                let kept = Kept {
                     generation: keyed.generation,
-                    fingerprint: keyed.fingerprint,
-                    session: Arc::clone(session),
-                });
+                    created_at,
+                    answer: Some(Answer {
+                        fingerprint: keyed.fingerprint,
+                        session: Arc::clone(session),
+                    }),
+                };
+                match entry {
+                    Entry::Occupied(mut older) => {
+                        older.insert(kept);
+                    }
+                    Entry::Vacant(vacant) => {
+                        vacant.insert(kept);
+                    }
+                }
             }
         }
-        let mut order = self.answers.order();
-        order.push_back((created_at, slot));
-        if order.len() > self.max_sessions {
-            if let Some((at, oldest)) = order.pop_front() {
-                self.answers.forget(&oldest, at);
+        let oldest = {
+            let mut order = locked(&self.answers.order);
+            order.push_back((created_at, slot));
+            if order.len() > self.answers.capacity {
+                order.pop_front()
+            } else {
+                None
             }
+        };
+        if let Some((at, oldest)) = oldest {
+            self.answers.forget(&oldest, at);
         }
         Ok(KeyedInsert::Inserted)
     }
@@ -130,16 +218,17 @@ impl IdempotencyStore for MemStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         let mut reaped = 0;
-        let mut order = self.answers.order();
         while reaped < limit {
-            match order.front() {
-                Some((at, _)) if *at < created_before => {}
-                _ => break,
-            }
-            if let Some((at, slot)) = order.pop_front() {
-                if self.answers.forget(&slot, at) {
-                    reaped += 1;
+            let next = {
+                let mut order = locked(&self.answers.order);
+                match order.front() {
+                    Some((at, _)) if *at < created_before => order.pop_front(),
+                    _ => None,
                 }
+            };
+            let Some((at, slot)) = next else { break };
+            if self.answers.forget(&slot, at) {
+                reaped += 1;
             }
         }
         Ok(reaped)

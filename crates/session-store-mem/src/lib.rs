@@ -93,7 +93,7 @@ impl MemStore {
             eviction: Mutex::default(),
             webhooks: webhooks::Outbox::default(),
             feed: Arc::new(Hub::default()),
-            answers: idempotency::Answers::default(),
+            answers: idempotency::Answers::new(max_sessions.max(1)),
         }
     }
 

@@ -16,8 +16,15 @@
 --
 -- The index on (partner_id, idempotency_key) goes: the primary key decides
 -- now. An instance of an earlier version still running beside this schema
--- no longer has it to decide between concurrent requests with one key, so
--- stop earlier versions before starting this one (as for 0008 and 0009).
+-- would no longer have it to decide between concurrent requests with one
+-- key, nor would a session it keyed under a random id be found by this
+-- version. So a keyed session must have a derived id (version 8, the 15th
+-- character of its text form): an earlier version's keyed insert fails
+-- (its caller gets a 500 and retries against a current instance) instead
+-- of creating a second transaction for a key. NOT VALID: existing keyed
+-- rows have random ids, and are found through the legacy table. Stop
+-- earlier versions before starting this one all the same (as for 0008 and
+-- 0009).
 CREATE TABLE idempotency_legacy_keys (
     partner_id               text NOT NULL,
     idempotency_key          text NOT NULL,
@@ -25,6 +32,8 @@ CREATE TABLE idempotency_legacy_keys (
     created_at               timestamptz NOT NULL,
     PRIMARY KEY (partner_id, idempotency_key)
 );
+-- The reaper deletes them oldest first.
+CREATE INDEX idempotency_legacy_keys_by_age ON idempotency_legacy_keys (created_at);
 
 INSERT INTO idempotency_legacy_keys (partner_id, idempotency_key, merchant_transaction_id, created_at)
 SELECT partner_id, idempotency_key, merchant_transaction_id, created_at
@@ -32,3 +41,8 @@ FROM transactions
 WHERE idempotency_key IS NOT NULL;
 
 DROP INDEX transactions_idempotency_key;
+
+ALTER TABLE transactions
+    ADD CONSTRAINT transactions_keyed_ids_are_derived
+        CHECK (idempotency_key IS NULL OR substr(merchant_transaction_id::text, 15, 1) = '8')
+        NOT VALID;

@@ -372,10 +372,6 @@ async fn insert_rows(client: &mut Client, rows: &[&Pending]) -> Result<(), Fault
     Ok(())
 }
 
-/// Which of the given ids a stored session has.
-const TAKEN_IDS: &str = "\
-SELECT merchant_transaction_id FROM transactions WHERE merchant_transaction_id = ANY($1)";
-
 /// After a batch failed on a taken id: one look-up finds the keyed rows whose
 /// id (their key's generation) a stored session has (`KeyTaken` at once), and
 /// the others are written as a batch again; should that fail too, row by
@@ -388,7 +384,9 @@ async fn settle_held_keys(
     let claims: Vec<Uuid> = rows.iter().filter_map(|row| row.claim()).collect();
     let taken = db
         .run(async |client| {
-            let statement = client.prepare_cached(TAKEN_IDS).await?;
+            let statement = client
+                .prepare_cached(crate::idempotency::STORED_IDS)
+                .await?;
             let found = client.query(&statement, &[&claims]).await?;
             found
                 .iter()

@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use session_core::idempotency::{
-    Fingerprint, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer, keyed_transaction_id,
+    Fingerprint, IdNamespace, IdempotencyKey, KeyLookup, KeyedAnswer, StoredAnswer,
+    keyed_transaction_id,
 };
 use session_core::partner::PartnerId;
 use session_core::ports::{IdempotencyStore, KeyedInsert, StoreError};
@@ -30,9 +31,9 @@ use crate::db::{Client, Db};
 use crate::error::{Fault, corrupt};
 use crate::rows::{self, PgTime, session_columns};
 
-/// How many generations the first look-up reads; each further one reads
-/// twice as many. Nearly every key has one generation; a key reused daily
-/// for a year takes six statements.
+/// How many later generations the first probe past the first one reads;
+/// each further probe reads twice as many. Nearly every key has one
+/// generation (one statement); a key reused daily for a year takes seven.
 const FIRST_GENERATIONS: u32 = 8;
 
 /// Whether keys written before ids were derived from them may still hold
@@ -62,17 +63,27 @@ impl LegacyKeys {
 
 #[async_trait]
 impl IdempotencyStore for PgStore {
+    fn id_namespace(&self) -> IdNamespace {
+        self.id_namespace
+    }
+
     async fn idempotent_answer(
         &self,
         partner: &PartnerId,
         key: &IdempotencyKey,
         created_since: Timestamp,
     ) -> Result<KeyLookup, StoreError> {
+        let namespace = self.id_namespace;
         let newest = self
             .db
-            .run(async |client| newest_generation(client, partner, key).await)
+            .run(async |client| newest_generation(client, &namespace, partner, key).await)
             .await?;
-        let Some((generation, stored)) = newest else {
+        let Some(Newest {
+            generation,
+            created_at,
+            answer,
+        }) = newest
+        else {
             if self.legacy_keys.present() {
                 if let Some(held) = self.legacy_answer(partner, key, created_since).await? {
                     return Ok(KeyLookup::Held(held));
@@ -80,14 +91,17 @@ impl IdempotencyStore for PgStore {
             }
             return Ok(KeyLookup::Free { generation: 0 });
         };
-        match stored {
-            Some(answer) if answer.session.created_at >= created_since => {
-                Ok(KeyLookup::Held(answer))
-            }
-            // Expired, or its key already reaped.
-            _ => Ok(KeyLookup::Free {
+        if created_at < created_since {
+            return Ok(KeyLookup::Free {
                 generation: generation.saturating_add(1),
-            }),
+            });
+        }
+        match answer {
+            Some(answer) => Ok(KeyLookup::Held(answer)),
+            // Live, yet its answer was cleared: a reaper whose clock runs
+            // ahead. The generation is not free until the session expires,
+            // so requests with the key are told it is in use meanwhile.
+            None => Ok(KeyLookup::Free { generation }),
         }
     }
 
@@ -96,7 +110,9 @@ impl IdempotencyStore for PgStore {
         session: &Arc<Session>,
         keyed: &KeyedAnswer,
     ) -> Result<KeyedInsert, StoreError> {
-        if session.merchant_transaction_id != keyed.transaction_id(&session.partner_id) {
+        if session.merchant_transaction_id
+            != keyed.transaction_id(&self.id_namespace, &session.partner_id)
+        {
             return Err(StoreError::Failed(
                 "a keyed session's id is not its key's".into(),
             ));
@@ -122,7 +138,7 @@ impl IdempotencyStore for PgStore {
         limit: usize,
     ) -> Result<usize, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let reaped = self
+        let reaped: usize = self
             .db
             .run(async |client| {
                 // Oldest first through the partial index on created_at, which
@@ -146,10 +162,12 @@ impl IdempotencyStore for PgStore {
                 Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
             })
             .await?;
-        if self.legacy_keys.present() {
-            self.reap_legacy_keys(created_before).await?;
-        }
-        Ok(reaped)
+        let legacy = if self.legacy_keys.present() {
+            self.reap_legacy_keys(created_before, limit).await?
+        } else {
+            0
+        };
+        Ok(reaped.saturating_add(legacy))
     }
 }
 
@@ -180,89 +198,133 @@ impl PgStore {
                     return Ok(None);
                 };
                 let id: Uuid = row.try_get(0)?;
-                let statement = client.prepare_cached(SESSIONS_BY_ID).await?;
-                let rows = client.query(&statement, &[&vec![id]]).await?;
-                match rows.first() {
-                    Some(row) => stored_answer(row),
+                let statement = client.prepare_cached(SESSION_BY_ID).await?;
+                match client.query_opt(&statement, &[&id]).await? {
+                    Some(row) => stored_answer(&row),
                     None => Ok(None),
                 }
             })
             .await
     }
 
-    /// Deletes the legacy keys created before `created_before`; once none
-    /// is left, stops consulting the table.
-    async fn reap_legacy_keys(&self, created_before: Timestamp) -> Result<(), StoreError> {
-        let left = self
+    /// Deletes at most `limit` legacy keys created before `created_before`;
+    /// once none is left, stops consulting the table. Returns how many went.
+    async fn reap_legacy_keys(
+        &self,
+        created_before: Timestamp,
+        limit: i64,
+    ) -> Result<usize, StoreError> {
+        let (deleted, left) = self
             .db
             .run(async |client| {
-                client
-                    .execute(
-                        "DELETE FROM idempotency_legacy_keys WHERE created_at < $1",
-                        &[&PgTime(created_before)],
+                let statement = client
+                    .prepare_cached(
+                        "DELETE FROM idempotency_legacy_keys \
+                         WHERE (partner_id, idempotency_key) IN ( \
+                             SELECT partner_id, idempotency_key FROM idempotency_legacy_keys \
+                             WHERE created_at < $1 ORDER BY created_at LIMIT $2)",
                     )
+                    .await?;
+                let deleted = client
+                    .execute(&statement, &[&PgTime(created_before), &limit])
                     .await?;
                 let row = client
                     .query_one("SELECT EXISTS (SELECT 1 FROM idempotency_legacy_keys)", &[])
                     .await?;
-                Ok(row.try_get::<_, bool>(0)?)
+                Ok((deleted, row.try_get::<_, bool>(0)?))
             })
             .await?;
         if !left {
             self.legacy_keys.0.store(false, Ordering::Relaxed);
         }
-        Ok(())
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
     }
 }
 
-/// The keyed sessions among the given ids, with their fingerprints.
-const SESSIONS_BY_ID: &str = concat!(
+/// A keyed session by id, with its fingerprint.
+const SESSION_BY_ID: &str = concat!(
     "SELECT ",
     session_columns!(),
-    ", idempotency_fingerprint FROM transactions WHERE merchant_transaction_id = ANY($1)"
+    ", idempotency_fingerprint FROM transactions WHERE merchant_transaction_id = $1"
 );
 
-/// The newest generation of `partner`'s `key` that a session holds, with its
-/// answer (`None` once the reaper cleared it); `None` for a key never used.
+/// Which of the given ids a stored session has.
+pub(crate) const STORED_IDS: &str =
+    "SELECT merchant_transaction_id FROM transactions WHERE merchant_transaction_id = ANY($1)";
+
+/// A key's newest generation, as a look-up finds it.
+struct Newest {
+    generation: u32,
+    created_at: Timestamp,
+    /// `None` once the reaper cleared the key.
+    answer: Option<StoredAnswer>,
+}
+
+/// The newest generation of `partner`'s `key` that a session holds; `None`
+/// for a key never used.
 ///
-/// A generation is written only after the one before it was found (expired),
-/// so the key's sessions are its first generations, none missing: the
-/// generations are read in batches, each twice the last, until one is not
-/// full.
+/// A generation is written only after a look-up found the one before it
+/// expired, and transactions are never deleted, so the key's sessions are
+/// its first generations, none missing, and a live one is the newest. The
+/// first generation is read whole, by its id alone (nearly every look-up
+/// ends there: the key's only session, live). Past it, the ids of later
+/// generations are probed in batches, each twice the last, until one is not
+/// full, and the newest is read whole.
 async fn newest_generation(
     client: &mut Client,
+    namespace: &IdNamespace,
     partner: &PartnerId,
     key: &IdempotencyKey,
-) -> Result<Option<(u32, Option<StoredAnswer>)>, Fault> {
-    let statement = client.prepare_cached(SESSIONS_BY_ID).await?;
-    let mut first = 0u32;
+) -> Result<Option<Newest>, Fault> {
+    let id_of = |generation| keyed_transaction_id(namespace, partner, key, generation);
+    let by_id = client.prepare_cached(SESSION_BY_ID).await?;
+    let Some(first) = client.query_opt(&by_id, &[&id_of(0)]).await? else {
+        return Ok(None);
+    };
+    let first = newest_of(0, &first)?;
+    let mut newest = 0u32;
+    let mut from = 1u32;
     let mut count = FIRST_GENERATIONS;
-    let mut newest = None;
+    let probe = client.prepare_cached(STORED_IDS).await?;
     loop {
-        let generations: HashMap<Uuid, u32> = (first..first.saturating_add(count))
-            .map(|generation| (keyed_transaction_id(partner, key, generation), generation))
+        let generations: HashMap<Uuid, u32> = (from..from.saturating_add(count))
+            .map(|generation| (id_of(generation), generation))
             .collect();
+        if generations.is_empty() {
+            break;
+        }
         let ids: Vec<Uuid> = generations.keys().copied().collect();
-        let rows = client.query(&statement, &[&ids]).await?;
-        let mut top: Option<(u32, &Row)> = None;
-        for row in &rows {
-            let id: Uuid = row.try_get("merchant_transaction_id")?;
+        let found = client.query(&probe, &[&ids]).await?;
+        for row in &found {
+            let id: Uuid = row.try_get(0)?;
             let generation = *generations
                 .get(&id)
                 .ok_or_else(|| corrupt("a look-up by id returned another id"))?;
-            if top.is_none_or(|(newest, _)| generation > newest) {
-                top = Some((generation, row));
-            }
+            newest = newest.max(generation);
         }
-        if let Some((generation, row)) = top {
-            newest = Some((generation, stored_answer(row)?));
+        if found.len() < generations.len() {
+            break;
         }
-        if rows.len() < generations.len() || count == 0 {
-            return Ok(newest);
-        }
-        first = first.saturating_add(count);
+        from = from.saturating_add(count);
         count = count.saturating_mul(2);
     }
+    if newest == 0 {
+        return Ok(Some(first));
+    }
+    let row = client
+        .query_opt(&by_id, &[&id_of(newest)])
+        .await?
+        .ok_or_else(|| corrupt("a key's newest generation vanished"))?;
+    newest_of(newest, &row).map(Some)
+}
+
+fn newest_of(generation: u32, row: &Row) -> Result<Newest, Fault> {
+    let created_at: PgTime = row.try_get("created_at")?;
+    Ok(Newest {
+        generation,
+        created_at: created_at.0,
+        answer: stored_answer(row)?,
+    })
 }
 
 /// A session row's answer, `None` when its key was reaped (or it has none).

@@ -119,6 +119,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use session_core::idempotency::IdNamespace;
 use session_core::ports::{FeedSubscription, Health, StatusFeed, StoreError};
 use session_core::secret::Secret;
 use tokio::sync::{Notify, watch};
@@ -152,6 +153,8 @@ pub struct PgStore {
     /// Whether keys written before ids were derived from them may still hold
     /// answers (migration 0011).
     legacy_keys: idempotency::LegacyKeys,
+    /// The space keyed sessions' ids are derived in (`service_secrets`).
+    id_namespace: IdNamespace,
     shutdown: watch::Sender<()>,
     listener: JoinHandle<()>,
     /// Woken by the listener on `NOTIFY session_outbox` (a delivery may be due)
@@ -201,6 +204,7 @@ impl PgStore {
         ));
         directory.reload().await?;
         let legacy_keys = idempotency::LegacyKeys::load(&db).await?;
+        let id_namespace = load_id_namespace(&db).await?;
         let (shutdown, stopped) = watch::channel(());
         let outbox_wake = Arc::new(Notify::new());
         // Status announcements get a connection of their own, with the
@@ -231,6 +235,7 @@ impl PgStore {
             directory,
             group_commit,
             legacy_keys,
+            id_namespace,
             shutdown,
             listener,
             outbox_wake,
@@ -270,27 +275,7 @@ impl PgStore {
         name: &str,
         candidate: &Secret,
     ) -> Result<Secret, StoreError> {
-        self.db
-            .run(async |client| {
-                // Two statements, not one: a single statement's snapshot would
-                // not see a row that a concurrent instance committed while this
-                // insert waited on it.
-                let insert = client
-                    .prepare_cached(
-                        "INSERT INTO service_secrets (name, value) VALUES ($1, $2) \
-                         ON CONFLICT (name) DO NOTHING",
-                    )
-                    .await?;
-                client
-                    .execute(&insert, &[&name, &candidate.expose()])
-                    .await?;
-                let select = client
-                    .prepare_cached("SELECT value FROM service_secrets WHERE name = $1")
-                    .await?;
-                let row = client.query_one(&select, &[&name]).await?;
-                Ok(Secret::new(row.try_get::<_, String>("value")?))
-            })
-            .await
+        service_secret(&self.db, name, candidate).await
     }
 
     /// Counters of the group commit, for the tests that prove batching.
@@ -358,3 +343,44 @@ impl Health for PgStore {
             .await
     }
 }
+
+/// The secret called `name` on `db`, created from `candidate` if the database
+/// has none yet. Every instance sharing the database gets the same value,
+/// whichever asked first.
+async fn service_secret(db: &Db, name: &str, candidate: &Secret) -> Result<Secret, StoreError> {
+    db.run(async |client| {
+        // Two statements, not one: a single statement's snapshot would
+        // not see a row that a concurrent instance committed while this
+        // insert waited on it.
+        let insert = client
+            .prepare_cached(
+                "INSERT INTO service_secrets (name, value) VALUES ($1, $2) \
+                         ON CONFLICT (name) DO NOTHING",
+            )
+            .await?;
+        client
+            .execute(&insert, &[&name, &candidate.expose()])
+            .await?;
+        let select = client
+            .prepare_cached("SELECT value FROM service_secrets WHERE name = $1")
+            .await?;
+        let row = client.query_one(&select, &[&name]).await?;
+        Ok(Secret::new(row.try_get::<_, String>("value")?))
+    })
+    .await
+}
+
+/// The id namespace of this database: drawn by the first instance that asks,
+/// then the same for every instance and every start.
+async fn load_id_namespace(db: &Db) -> Result<IdNamespace, StoreError> {
+    let candidate = IdNamespace::from_bytes(uuid::Uuid::new_v4().into_bytes());
+    let kept = service_secret(db, ID_NAMESPACE, &Secret::new(candidate.to_hex())).await?;
+    IdNamespace::from_hex(kept.expose()).ok_or_else(|| {
+        StoreError::Failed(format!(
+            "service secret {ID_NAMESPACE} is not 32 hex digits"
+        ))
+    })
+}
+
+/// The `service_secrets` row of the id namespace.
+const ID_NAMESPACE: &str = "idempotency_id_namespace";

@@ -106,7 +106,7 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
     ("feed.rs", "SELECT pg_notify($1, p)", Class::Cold("NOTIFY plumbing: status announcements")),
     ("idempotency.rs", "SELECT EXISTS (SELECT 1 FROM idempotency_legacy_keys)",
      Class::Cold("whether legacy keys are left: at start-up and after each reaper batch")),
-    ("idempotency.rs", "DELETE FROM idempotency_legacy_keys WHERE created_at < $1",
+    ("idempotency.rs", "DELETE FROM idempotency_legacy_keys WHERE (partner_id, idempotency_key) IN",
      Class::Cold("the idempotency-key reaper, a periodic background sweep")),
     ("idempotency.rs", "ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
      Class::Cold("the idempotency-key reaper, a periodic background sweep")),
@@ -193,6 +193,8 @@ const SQL_ARGUMENTS: &[(&str, &str, &str)] = &[
      "the embedded migrations: their tables and keys are the schema check's"),
     ("partners/sql.rs", "query",
      "`read`'s argument: the `children!` statements, read where `read` is called"),
+    ("batch.rs", "crate : : idempotency : : STORED_IDS",
+     "the look-up of taken ids, a `const` of idempotency.rs audited there"),
 ];
 
 /// The methods of tokio-postgres clients and transactions that take SQL (or a

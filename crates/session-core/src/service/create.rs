@@ -111,8 +111,9 @@ impl SessionService {
         // outcome is the one a look-up first would give, and a first request
         // (nearly every request) costs no extra round trip: it is written
         // as the key's first generation, which a key never used has free.
+        let namespace = self.ports.idempotency.id_namespace();
         let mut generation = 0;
-        let first_id = keyed_transaction_id(&partner.id, &key, generation);
+        let first_id = keyed_transaction_id(&namespace, &partner.id, &key, generation);
         let mut created = match self.prepare_session(partner, mode, request, first_id).await {
             Ok(created) => created,
             Err(refusal) => {
@@ -151,7 +152,7 @@ impl SessionService {
                 KeyLookup::Free { generation: next } if next > generation => {
                     generation = next;
                     keyed.generation = next;
-                    let id = keyed_transaction_id(&partner.id, &keyed.key, next);
+                    let id = keyed_transaction_id(&namespace, &partner.id, &keyed.key, next);
                     created = self.reissue(partner, created, id);
                 }
                 // The holder wrote nothing after all (it failed), or its
@@ -540,7 +541,7 @@ mod tests {
         use crate::json::Object;
         use crate::ports::KeyedInsert;
         use crate::service::SessionAnswer;
-        use crate::service::fixtures::{IDEMPOTENCY_TTL_SECONDS, created_session};
+        use crate::service::fixtures::{IDEMPOTENCY_TTL_SECONDS, TEST_NAMESPACE, created_session};
 
         const KEY: &[&[u8]] = &[b"retry-7"];
 
@@ -626,7 +627,7 @@ mod tests {
             let key = IdempotencyKey::parse(b"retry-7").expect("key");
             assert_eq!(
                 session.merchant_transaction_id,
-                keyed_transaction_id(&partner().id, &key, 0),
+                keyed_transaction_id(&TEST_NAMESPACE, &partner().id, &key, 0),
                 "the key's id, not a random one"
             );
         }
@@ -665,7 +666,7 @@ mod tests {
             assert_eq!(second.1.generation, 3);
             assert_eq!(
                 second.0.merchant_transaction_id,
-                keyed_transaction_id(&partner().id, &key, 3)
+                keyed_transaction_id(&TEST_NAMESPACE, &partner().id, &key, 3)
             );
             assert!(
                 body.starts_with(second.0.id_text().as_bytes()),

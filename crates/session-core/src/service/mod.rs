@@ -125,6 +125,10 @@ pub(crate) mod fixtures {
     /// The fixtures' `--idempotency-ttl`.
     pub const IDEMPOTENCY_TTL_SECONDS: i64 = 600;
 
+    /// The mock store's id namespace.
+    pub const TEST_NAMESPACE: crate::idempotency::IdNamespace =
+        crate::idempotency::IdNamespace::from_bytes([0x5a; 16]);
+
     pub fn partner() -> Arc<Partner> {
         Arc::new(example_partner("acme").build().expect("fixture partner"))
     }
@@ -140,11 +144,15 @@ pub(crate) mod fixtures {
 
     impl Mocks {
         pub fn new() -> Self {
+            let mut idempotency = MockIdempotencyStore::new();
+            idempotency
+                .expect_id_namespace()
+                .return_const(TEST_NAMESPACE);
             Self {
                 partners: MockPartnerDirectory::new(),
                 wallets: None,
                 sessions: MockSessionStore::new(),
-                idempotency: MockIdempotencyStore::new(),
+                idempotency,
                 feed: ScriptedFeed::default(),
             }
         }

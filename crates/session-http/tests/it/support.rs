@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use session_core::access::TrustedProxies;
 use session_core::client_token::{self, TokenDigest, TokenEnv};
-use session_core::idempotency::{IdempotencyKey, KeyLookup, KeyedAnswer};
+use session_core::idempotency::{IdNamespace, IdempotencyKey, KeyLookup, KeyedAnswer};
 use session_core::partner::{Partner, PartnerId, PartnerSpec, RateLimit};
 use session_core::ports::{
     ConfiguredWallets, EventApplied, IdempotencyStore, KeyedInsert, PartnerRegistry, Redemption,
@@ -108,6 +108,9 @@ impl<S: TestStore> SessionStore for FaultyStore<S> {
 /// Keyed creations fail the same way as plain ones.
 #[async_trait]
 impl<S: TestStore> IdempotencyStore for FaultyStore<S> {
+    fn id_namespace(&self) -> IdNamespace {
+        self.0.id_namespace()
+    }
     async fn idempotent_answer(
         &self,
         partner: &PartnerId,

@@ -145,7 +145,7 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
         generation: 0,
         expired_before: at(0),
     };
-    let first = keyed_session(&acme, "held", 0, "u1", 1);
+    let first = keyed_session(&*store, &acme, "held", 0, "u1", 1);
     let written = store
         .insert_keyed_session(&first, &keyed("held"))
         .await
@@ -155,7 +155,7 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
     for round in 0..3 {
         let retries = (0..10).map(|n| {
             let store = Arc::clone(&store);
-            let session = keyed_session(&acme, "held", 0, "u2", 100 + n);
+            let session = keyed_session(&*store, &acme, "held", 0, "u2", 100 + n);
             let answer = keyed("held");
             tokio::spawn(async move { store.insert_keyed_session(&session, &answer).await })
         });
@@ -164,7 +164,7 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
                 let store = Arc::clone(&store);
                 let key = format!("fresh-{round}-{n}");
                 let plain = sample_session(&acme, "u3", "u3@example.com", 200 + n);
-                let session = keyed_session(&acme, &key, 0, "u3", 200 + n);
+                let session = keyed_session(&*store, &acme, &key, 0, "u3", 200 + n);
                 let answer = keyed(&key);
                 tokio::spawn(async move {
                     if n % 2 == 0 {

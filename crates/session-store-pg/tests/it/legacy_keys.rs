@@ -26,16 +26,31 @@ async fn a_key_written_before_ids_were_derived_holds_until_it_expires() {
     let legacy = sample_session(&acme, "u1", "u1@example.com", 10);
     store.insert_session(&legacy).await.expect("insert");
     let client = raw(db.url()).await;
+    let key_it = "UPDATE transactions SET idempotency_key = $2, idempotency_fingerprint = $3 \
+                  WHERE merchant_transaction_id = $1";
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [
+        &legacy.merchant_transaction_id,
+        &key.as_str(),
+        &fingerprint.as_bytes().as_slice(),
+    ];
+    let refused = client
+        .execute(key_it, &params)
+        .await
+        .expect_err("an earlier version's keyed write is refused now");
+    assert_eq!(
+        refused.as_db_error().and_then(|e| e.constraint()),
+        Some("transactions_keyed_ids_are_derived"),
+        "{refused:?}"
+    );
+    // As it was before the migration.
     client
-        .execute(
-            "UPDATE transactions SET idempotency_key = $2, idempotency_fingerprint = $3 \
-             WHERE merchant_transaction_id = $1",
-            &[
-                &legacy.merchant_transaction_id,
-                &key.as_str(),
-                &fingerprint.as_bytes().as_slice(),
-            ],
+        .batch_execute(
+            "ALTER TABLE transactions DROP CONSTRAINT transactions_keyed_ids_are_derived",
         )
+        .await
+        .expect("drop the check");
+    client
+        .execute(key_it, &params)
         .await
         .expect("key the session");
     client
@@ -69,7 +84,7 @@ async fn a_key_written_before_ids_were_derived_holds_until_it_expires() {
         generation: 0,
         expired_before,
     };
-    let retry = keyed_session(&acme, "before-upgrade", 0, "u1", 20);
+    let retry = keyed_session(&store, &acme, "before-upgrade", 0, "u1", 20);
     assert_eq!(
         store
             .insert_keyed_session(&retry, &keyed(at(0)))
