@@ -147,9 +147,10 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
      Class::Cold("NOTIFY plumbing: wakes other instances' dispatchers")),
     ("webhooks.rs", "SELECT 1 FROM transactions WHERE merchant_transaction_id = (SELECT",
      Class::Cold("an operator's requeue locks the delivery's transaction")),
-    ("webhooks.rs", "WITH candidate AS (", Class::Unkeyed(
-        "the dispatcher's claim takes the oldest due deliveries of all transactions at once \
-         (SKIP LOCKED, ORDER BY, LIMIT) and updates them by id (docs/scaling.md, \"Citus\")")),
+    ("webhooks.rs", "SELECT merchant_transaction_id, id, partner_id FROM outbox WHERE state",
+     Class::FanOut(
+        "the dispatcher's claim finds the oldest due deliveries of all transactions, without \
+         a lock, then claims them by transaction and id (docs/scaling.md, \"Citus\")")),
     ("webhooks.rs", "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
      Class::Cold("the pending-deliveries gauge, read per metrics scrape")),
     ("webhooks.rs", "SELECT id, partner_id, merchant_transaction_id, event, state",
