@@ -76,6 +76,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "transaction_test_mode",
         sql: include_str!("../migrations/0010_transaction_test_mode.sql"),
     },
+    Migration {
+        version: 12,
+        name: "outbox_key_and_end_user_reference",
+        sql: include_str!("../migrations/0012_outbox_key_and_end_user_reference.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

@@ -175,13 +175,6 @@ const SCHEMA_FINDINGS: &[(&str, &str)] = &[
     ("transactions: unique (partner_id, idempotency_key) lacks merchant_transaction_id",
      "one winner per Idempotency-Key across instances rests on this index, and a key names no \
       transaction (docs/scaling.md, \"Citus\")"),
-    ("transactions: foreign key (partner_id, partner_user_id) to end_users crosses co-location \
-      groups",
-     "end_users is distributed by partner_id, transactions by merchant_transaction_id \
-      (docs/scaling.md, \"Citus\")"),
-    ("outbox: unique (id) lacks merchant_transaction_id",
-     "the dispatcher's claim and an operator's requeue find a delivery by its id alone \
-      (docs/scaling.md, \"Citus\")"),
 ];
 
 /// What a `{placeholder}` of a `format!`-built statement stands for.

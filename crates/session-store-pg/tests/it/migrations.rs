@@ -38,6 +38,7 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "provider_events_per_transaction",
             "outbox_record_final_by_transaction",
             "transaction_test_mode",
+            "outbox_key_and_end_user_reference",
         ],
         "one row per migration, in order"
     );
