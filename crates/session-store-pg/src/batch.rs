@@ -311,9 +311,11 @@ const ID_INDEX: &str = "transactions_pkey";
 /// statement, and only those whose email changed (`IS DISTINCT FROM`), so an
 /// unchanged user is never locked. Both see the snapshot taken before the
 /// statement, so a user is either inserted or updated, never both. The main
-/// INSERT writes the transactions; its foreign key to end_users is checked at
-/// the end of the statement, when the CTEs' rows exist. List columns arrive
-/// as text array literals and are cast back with `::text[]`.
+/// INSERT writes the transactions. Every transaction's end user thus exists
+/// once the statement commits: the invariant a foreign key kept until
+/// migration 0012, which a distributed layout could not keep (end users and
+/// transactions are sharded by different columns). List columns arrive as
+/// text array literals and are cast back with `::text[]`.
 ///
 /// A session's idempotency key and fingerprint (NULL without one) go in with
 /// its row; a keyed session whose id (its key's) another session holds fails

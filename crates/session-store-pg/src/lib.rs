@@ -25,10 +25,11 @@
 //! - `provider_events`: the events seen, keyed by `(merchant_transaction_id,
 //!   event_id)`, for exactly-once application per transaction.
 //! - `outbox`: one JSON event per applied status change (written in the same
-//!   transaction), which is also the webhook delivery: its `state`, attempts,
-//!   `next_attempt_at` (due time or lease end), `blocked` behind an earlier
-//!   pending delivery of its transaction, and a partial index on the deliveries
-//!   that can go now (see `webhooks.rs`).
+//!   transaction), keyed by `(merchant_transaction_id, id)`, which is also
+//!   the webhook delivery: its `state`, attempts, `next_attempt_at` (due time
+//!   or lease end), `blocked` behind an earlier pending delivery of its
+//!   transaction, and a partial index on the deliveries that can go now (see
+//!   `webhooks.rs`).
 //! - `service_secrets`: secrets every instance on the database shares, such as
 //!   the init-token signing key ([`PgStore::service_secret`]).
 //!

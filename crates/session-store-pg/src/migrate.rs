@@ -81,6 +81,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "idempotency_keys_by_transaction_id",
         sql: include_str!("../migrations/0011_idempotency_keys_by_transaction_id.sql"),
     },
+    Migration {
+        version: 12,
+        name: "outbox_key_and_end_user_reference",
+        sql: include_str!("../migrations/0012_outbox_key_and_end_user_reference.sql"),
+    },
 ];
 
 /// The advisory lock key that serialises migrations (any fixed 64-bit value;

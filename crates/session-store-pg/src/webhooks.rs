@@ -1,10 +1,15 @@
 //! The webhook outbox on PostgreSQL. Deliveries are outbox rows whose `state`
-//! is not `none` (see migration 0002). Any number of instances claim them with
-//! `FOR UPDATE SKIP LOCKED` and a lease in `next_attempt_at`; a transaction's
-//! delivery is claimable only while no earlier one of it is still pending (it
-//! is `blocked` until then: migration 0004), so its events go out in order.
+//! is not `none` (see migration 0002). Any number of instances claim them in
+//! two steps: a read without a lock finds the oldest that can go, then a
+//! statement that names their transactions locks them (`FOR UPDATE SKIP
+//! LOCKED`), checks again that they can go and leases them in
+//! `next_attempt_at`. A transaction's delivery is claimable only while no
+//! earlier one of it is still pending (it is `blocked` until then: migration
+//! 0004), so its events go out in order.
 //! Every write that changes which of a transaction's deliveries are pending
 //! holds the transaction's row lock and keeps `blocked` current.
+
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
@@ -15,12 +20,13 @@ use session_core::ports::{
 };
 use session_core::status::TxStatus;
 use session_core::time::Timestamp;
-use tokio_postgres::Row;
 use tokio_postgres::types::Json;
 use tokio_postgres::types::ToSql;
+use tokio_postgres::{Row, Statement};
 use uuid::Uuid;
 
 use crate::PgStore;
+use crate::db::Client;
 use crate::error::{Fault, corrupt};
 use crate::outbox::OutboxEvent;
 use crate::rows::{PgTime, maybe_time, parsed, time};
@@ -99,6 +105,176 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+fn int(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The claim's first step: the oldest deliveries that can go now, of
+/// partners with room and not passed over, found through the `outbox_due`
+/// index without a lock. It names no transaction: a distributed engine runs
+/// it on every node and merges the answers (ORDER BY and LIMIT pushed down),
+/// one index probe per node (`FanOut` in the shard audit).
+const FIND_DUE: &str = "SELECT merchant_transaction_id, id, partner_id FROM outbox \
+     WHERE state = 'pending' AND NOT blocked AND next_attempt_at <= $1 \
+       AND partner_id <> ALL($2) AND id <> ALL($3) \
+     ORDER BY next_attempt_at, id LIMIT $4";
+
+/// The claim's second step: locks the found deliveries, named by transaction
+/// and id, re-checks under the lock that each can still go (another claim
+/// may have leased it since it was found, or an attempt recorded it), ranks
+/// the locked ones per partner (a window function cannot sit beside FOR
+/// UPDATE) and leases the chosen. SKIP LOCKED and the re-check give each
+/// delivery to exactly one claim; the rows not chosen are unlocked when the
+/// statement commits. The deliveries are named as pairs (`unnest`), one
+/// primary-key probe each: with a list per column (`= ANY($1) AND id =
+/// ANY($2)`) the planner either scans the due range of `outbox_due` once per
+/// listed id or probes every pair of the two lists.
+const CLAIM_FOUND: &str = "WITH candidate AS ( \
+         SELECT o.merchant_transaction_id, o.id, o.partner_id, o.next_attempt_at \
+         FROM unnest($1::uuid[], $2::bigint[]) AS d (merchant_transaction_id, id) \
+         JOIN outbox o ON o.merchant_transaction_id = d.merchant_transaction_id AND o.id = d.id \
+         WHERE o.state = 'pending' AND NOT o.blocked AND o.next_attempt_at <= $3 \
+         FOR UPDATE OF o SKIP LOCKED), \
+     ranked AS ( \
+         SELECT c.merchant_transaction_id, c.id, c.next_attempt_at, \
+             row_number() OVER ( \
+                 PARTITION BY c.partner_id ORDER BY c.next_attempt_at, c.id) AS place, \
+             $6::int - COALESCE(f.busy, 0) AS room \
+         FROM candidate c \
+         LEFT JOIN unnest($4::text[], $5::int[]) AS f (partner_id, busy) \
+             ON f.partner_id = c.partner_id), \
+     chosen AS ( \
+         SELECT merchant_transaction_id, id FROM ranked WHERE place <= room \
+         ORDER BY next_attempt_at, id LIMIT $7) \
+     UPDATE outbox SET next_attempt_at = $8 FROM chosen \
+     WHERE outbox.merchant_transaction_id = chosen.merchant_transaction_id \
+       AND outbox.id = chosen.id \
+     RETURNING outbox.id, outbox.event, outbox.attempts, outbox.created_at";
+
+/// How many rounds of the two steps one claim takes at most. A round after
+/// the first runs only when a concurrent claim took deliveries this one found
+/// (both read them before either leased them); it passes over those and
+/// finds the next. Bounded so that a claim among many still ends: what it
+/// leaves goes to the next claim.
+const CLAIM_ROUNDS: usize = 4;
+
+/// One claim in progress: its limits, what it took and the deliveries it
+/// passes over.
+struct Progress {
+    total: usize,
+    per_partner: usize,
+    /// Each partner's deliveries in flight: before the claim, plus taken.
+    busy: HashMap<String, usize>,
+    claimed: Vec<Delivery>,
+    /// Found in an earlier round and taken by a concurrent claim.
+    passed_over: Vec<i64>,
+}
+
+impl Progress {
+    fn new(limits: &ClaimLimits<'_>) -> Self {
+        let mut busy = HashMap::new();
+        for (partner, n) in limits.in_flight {
+            *busy.entry(partner.as_str().to_owned()).or_default() += n;
+        }
+        Self {
+            total: limits.total,
+            per_partner: limits.per_partner,
+            busy,
+            claimed: Vec::new(),
+            passed_over: Vec::new(),
+        }
+    }
+
+    fn has_room(&self, partner: &str) -> bool {
+        self.busy.get(partner).copied().unwrap_or(0) < self.per_partner
+    }
+
+    /// Finds and claims once; answers whether another round may find more.
+    async fn round(
+        &mut self,
+        client: &Client,
+        find: &Statement,
+        claim: &Statement,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<bool, Fault> {
+        let total = self.total.saturating_sub(self.claimed.len());
+        if total == 0 {
+            return Ok(false);
+        }
+        let full: Vec<&str> = self
+            .busy
+            .iter()
+            .filter(|(_, n)| **n >= self.per_partner)
+            .map(|(partner, _)| partner.as_str())
+            .collect();
+        // Never more found than one partner's bound: each is a row lock
+        // written by the claim, and a partner with little room but a long
+        // queue would otherwise have the claim lock many of its rows to take
+        // one. Others' deliveries behind such a queue wait one claim: the
+        // partner is full after this one and excluded from the next.
+        let candidates = limit(total.min(self.per_partner));
+        let found = client
+            .query(find, &[&PgTime(now), &full, &self.passed_over, &candidates])
+            .await?;
+        if found.is_empty() {
+            return Ok(false);
+        }
+        let mut transactions = Vec::with_capacity(found.len());
+        let mut ids = Vec::with_capacity(found.len());
+        let mut partners_found = Vec::with_capacity(found.len());
+        for row in &found {
+            transactions.push(row.try_get::<_, Uuid>("merchant_transaction_id")?);
+            ids.push(row.try_get::<_, i64>("id")?);
+            partners_found.push(row.try_get::<_, String>("partner_id")?);
+        }
+        let (partners, busy): (Vec<&str>, Vec<i32>) = self
+            .busy
+            .iter()
+            .map(|(partner, n)| (partner.as_str(), int(*n)))
+            .unzip();
+        let rows = client
+            .query(
+                claim,
+                &[
+                    &transactions,
+                    &ids,
+                    &PgTime(now),
+                    &partners,
+                    &busy,
+                    &int(self.per_partner),
+                    &limit(total),
+                    &PgTime(lease_until),
+                ],
+            )
+            .await?;
+        let taken = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
+        for delivery in &taken {
+            *self
+                .busy
+                .entry(delivery.event.partner_id.as_str().to_owned())
+                .or_default() += 1;
+        }
+        let taken_ids: HashSet<i64> = taken.iter().map(|d| d.id).collect();
+        self.claimed.extend(taken);
+        // A found delivery not taken was either not chosen (its partner's
+        // room or the total ran out: both are spent now) or lost to another
+        // claim (locked, or no longer due under the lock): only the latter
+        // is worth another round.
+        let lost: Vec<i64> = ids
+            .iter()
+            .zip(&partners_found)
+            .filter(|(id, partner)| !taken_ids.contains(id) && self.has_room(partner))
+            .map(|(id, _)| *id)
+            .collect();
+        if lost.is_empty() {
+            return Ok(false);
+        }
+        self.passed_over.extend(lost);
+        Ok(true)
+    }
+}
+
 #[async_trait]
 impl WebhookOutbox for PgStore {
     async fn claim_due(
@@ -107,66 +283,28 @@ impl WebhookOutbox for PgStore {
         lease_until: Timestamp,
         limits: &ClaimLimits<'_>,
     ) -> Result<Vec<Delivery>, StoreError> {
-        let full: Vec<&str> = limits.full().into_iter().map(PartnerId::as_str).collect();
-        let (partners, busy): (Vec<&str>, Vec<i32>) = limits
-            .in_flight
-            .iter()
-            .map(|(p, n)| (p.as_str(), i32::try_from(*n).unwrap_or(i32::MAX)))
-            .unzip();
-        let per_partner = i32::try_from(limits.per_partner).unwrap_or(i32::MAX);
-        // Candidates are locked first (a window function cannot sit beside
-        // FOR UPDATE); those not chosen are unlocked when the claim commits.
-        // Never more than one partner's bound of them: each is a row lock
-        // written, and a partner with little room but a long queue would
-        // otherwise have the claim lock many of its rows to take one. Others'
-        // deliveries behind such a queue wait one claim: the partner is full
-        // after this one and excluded from the next.
-        let candidates = limit(limits.total.min(limits.per_partner));
         self.outbox_db
             .run(async |client| {
-                let claim = client
-                    .prepare_cached(
-                        "WITH candidate AS ( \
-                             SELECT o.id, o.partner_id, o.next_attempt_at FROM outbox o \
-                             WHERE o.state = 'pending' AND NOT o.blocked \
-                               AND o.next_attempt_at <= $1 \
-                               AND o.partner_id <> ALL($4) \
-                             ORDER BY o.next_attempt_at, o.id \
-                             LIMIT $3 \
-                             FOR UPDATE SKIP LOCKED), \
-                         ranked AS ( \
-                             SELECT c.id, c.next_attempt_at, \
-                                 row_number() OVER ( \
-                                     PARTITION BY c.partner_id ORDER BY c.next_attempt_at, c.id) \
-                                     AS place, \
-                                 $7::int - COALESCE(f.busy, 0) AS room \
-                             FROM candidate c \
-                             LEFT JOIN unnest($5::text[], $6::int[]) AS f(partner_id, busy) \
-                                 ON f.partner_id = c.partner_id), \
-                         chosen AS ( \
-                             SELECT id FROM ranked WHERE place <= room \
-                             ORDER BY next_attempt_at, id LIMIT $8) \
-                         UPDATE outbox SET next_attempt_at = $2 FROM chosen \
-                         WHERE outbox.id = chosen.id \
-                         RETURNING outbox.id, outbox.event, outbox.attempts, outbox.created_at",
-                    )
-                    .await?;
-                let rows = client
-                    .query(
-                        &claim,
-                        &[
-                            &PgTime(now),
-                            &PgTime(lease_until),
-                            &candidates,
-                            &full,
-                            &partners,
-                            &busy,
-                            &per_partner,
-                            &limit(limits.total),
-                        ],
-                    )
-                    .await?;
-                let mut claimed = rows.iter().map(delivery).collect::<Result<Vec<_>, _>>()?;
+                let find = client.prepare_cached(FIND_DUE).await?;
+                let claim = client.prepare_cached(CLAIM_FOUND).await?;
+                let mut progress = Progress::new(limits);
+                for round in 0..CLAIM_ROUNDS {
+                    match progress
+                        .round(client, &find, &claim, now, lease_until)
+                        .await
+                    {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(error) if round == 0 => return Err(error),
+                        // What earlier rounds took is leased: hand it out
+                        // rather than leave it waiting for its lease to end.
+                        Err(error) => {
+                            tracing::warn!(error = %error.0, "webhook claim cut short");
+                            break;
+                        }
+                    }
+                }
+                let mut claimed = progress.claimed;
                 claimed.sort_by_key(|d| d.id);
                 Ok(claimed)
             })

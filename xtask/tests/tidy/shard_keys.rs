@@ -13,8 +13,9 @@
 //! column list writes it. A PL/pgSQL function of the migrations that a
 //! statement calls is audited as part of that statement. Statements that need
 //! no key (reference tables only, or cold) are listed in [`CLASSIFIED`] with
-//! their reason, and so are the open findings; any other statement that is not
-//! keyed fails. A second test checks the schema against the layout
+//! their reason, and so are bounded reads that take no lock and may ask every
+//! node ([`Class::FanOut`], checked to neither lock nor write) and the open
+//! findings; any other statement that is not keyed fails. A second test checks the schema against the layout
 //! ([`TABLES`]): unique keys include the distribution column, foreign keys stay
 //! within a co-location group or point at a reference table.
 //!
@@ -90,6 +91,22 @@ enum Class {
     /// Off the request path (migrations, the reaper, operators' listings,
     /// LISTEN/NOTIFY plumbing, health checks), so it need not be keyed.
     Cold(&'static str),
+    /// A read that takes no lock, which a distributed engine answers from
+    /// every node and merges: it names no shard, so each node runs it on its
+    /// own shards (ORDER BY and LIMIT pushed down) and the results are merged.
+    /// Acceptable on a hot path only as a whole: it takes no lock (nothing to
+    /// coordinate across nodes, and Citus runs such a read unchanged, where a
+    /// multi-shard `FOR UPDATE SKIP LOCKED` is refused); it is bounded by its
+    /// `LIMIT` (each node answers at most that many rows, found through an
+    /// index); and it runs once per claim of a background loop, not once per
+    /// request, so its cost grows with the nodes (one index probe each) and
+    /// not with the traffic. What it finds is then locked or written by a
+    /// keyed statement, which checks the rows again. A statement that locks
+    /// (`FOR UPDATE`, `FOR NO KEY UPDATE`, `FOR SHARE`, `FOR KEY SHARE`) or
+    /// writes (`INSERT`, `UPDATE`, `DELETE`, `MERGE`, in a CTE or a function
+    /// it calls too) can never be FanOut, and neither can one without a
+    /// `LIMIT` of its own (checked).
+    FanOut(&'static str),
     /// An open finding: a hot statement that is not keyed by the distribution
     /// column of a table it touches. Fix the statement, then delete the line.
     Unkeyed(&'static str),
@@ -127,9 +144,10 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
      Class::Cold("NOTIFY plumbing: wakes other instances' dispatchers")),
     ("webhooks.rs", "SELECT 1 FROM transactions WHERE merchant_transaction_id = (SELECT",
      Class::Cold("an operator's requeue locks the delivery's transaction")),
-    ("webhooks.rs", "WITH candidate AS (", Class::Unkeyed(
-        "the dispatcher's claim takes the oldest due deliveries of all transactions at once \
-         (SKIP LOCKED, ORDER BY, LIMIT) and updates them by id (docs/scaling.md, \"Citus\")")),
+    ("webhooks.rs", "SELECT merchant_transaction_id, id, partner_id FROM outbox WHERE state",
+     Class::FanOut(
+        "the dispatcher's claim finds the oldest due deliveries of all transactions, without \
+         a lock, then claims them by transaction and id (docs/scaling.md, \"Citus\")")),
     ("webhooks.rs", "SELECT count(*) FROM outbox WHERE delivered_at IS NULL",
      Class::Cold("the pending-deliveries gauge, read per metrics scrape")),
     ("webhooks.rs", "SELECT id, partner_id, merchant_transaction_id, event, state",
@@ -151,13 +169,6 @@ const CLASSIFIED: &[(&str, &str, Class)] = &[
 /// as the schema check words them: open findings, each with why it stays.
 #[rustfmt::skip]
 const SCHEMA_FINDINGS: &[(&str, &str)] = &[
-    ("transactions: foreign key (partner_id, partner_user_id) to end_users crosses co-location \
-      groups",
-     "end_users is distributed by partner_id, transactions by merchant_transaction_id \
-      (docs/scaling.md, \"Citus\")"),
-    ("outbox: unique (id) lacks merchant_transaction_id",
-     "the dispatcher's claim and an operator's requeue find a delivery by its id alone \
-      (docs/scaling.md, \"Citus\")"),
 ];
 
 /// What a `{placeholder}` of a `format!`-built statement stands for.
@@ -1102,6 +1113,42 @@ struct Audit {
     local: BTreeSet<String>,
     /// Empty when every distributed table it touches is keyed.
     unkeyed: Vec<String>,
+    /// The row locks it takes and the writes it makes (`FOR UPDATE`,
+    /// `INSERT`, ..), in any scope or a function of the migrations it calls.
+    locks_or_writes: BTreeSet<String>,
+    /// Whether the statement's own scope (not a subquery's) has a `LIMIT`.
+    limited: bool,
+}
+
+/// The row locks and writes among `tokens` of a statement, as SQL words.
+fn locks_and_writes(tokens: &[Sql]) -> Vec<String> {
+    let mut found = Vec::new();
+    for (i, token) in tokens.iter().enumerate() {
+        let Sql::Word(w) = token else { continue };
+        let next = |k: usize, expected: &str| word(tokens.get(i + k), expected);
+        if w == "for" {
+            let lock = if next(1, "update") {
+                "FOR UPDATE"
+            } else if next(1, "no") && next(2, "key") && next(3, "update") {
+                "FOR NO KEY UPDATE"
+            } else if next(1, "share") {
+                "FOR SHARE"
+            } else if next(1, "key") && next(2, "share") {
+                "FOR KEY SHARE"
+            } else {
+                continue;
+            };
+            found.push(lock.to_owned());
+        } else if one_of("insert update delete merge", w) {
+            // The UPDATE of a locking clause is not a write.
+            let locking =
+                i > 0 && (word(tokens.get(i - 1), "for") || word(tokens.get(i - 1), "key"));
+            if !locking {
+                found.push(w.to_uppercase());
+            }
+        }
+    }
+    found
 }
 
 /// Audits the SQL `text` (and the functions of the migrations it calls,
@@ -1114,7 +1161,16 @@ fn audit_sql(
     within: &str,
 ) {
     let tokens = sql_tokens(text, params);
-    for scope in sql_scopes(&tokens) {
+    let scopes = sql_scopes(&tokens);
+    if within.is_empty() {
+        audit.limited = scopes[0].iter().any(|t| word(Some(t), "limit"));
+    }
+    audit.locks_or_writes.extend(
+        locks_and_writes(&tokens)
+            .into_iter()
+            .map(|found| format!("{within}{found}")),
+    );
+    for scope in scopes {
         audit_scope(&scope, audit, within);
     }
     for pair in tokens.windows(2) {
@@ -1233,6 +1289,18 @@ fn audit_scope(scope: &[Sql], audit: &mut Audit, within: &str) {
     }
 }
 
+/// The index a constraint is made from: `USING INDEX index` at `at`.
+fn using_index(element: &[Sql], at: usize) -> Option<String> {
+    match (element.get(at), element.get(at + 1), element.get(at + 2)) {
+        (Some(Sql::Word(using)), Some(Sql::Word(index)), Some(Sql::Word(name)))
+            if using == "using" && index == "index" =>
+        {
+            Some(name.clone())
+        }
+        _ => None,
+    }
+}
+
 /// The words of the bracketed list that starts at `open` (empty when there is none).
 fn bracketed_words(scope: &[Sql], open: usize) -> Vec<String> {
     if scope.get(open) != Some(&Sql::Open) {
@@ -1293,6 +1361,25 @@ fn verdict(audit: &Audit, class: Option<Class>) -> Result<&'static str, String> 
         }
         Some(Class::Reference(_)) => Ok("reference"),
         Some(Class::Cold(_)) => Ok("cold"),
+        Some(Class::FanOut(_)) if audit.unkeyed.is_empty() => {
+            Err("listed as a fan-out read, but it is keyed: delete its line from CLASSIFIED".into())
+        }
+        Some(Class::FanOut(_)) if !audit.locks_or_writes.is_empty() => Err(format!(
+            "classified as a fan-out read but it locks or writes ({}): a statement that locks \
+             or writes rows must name their shard; key it",
+            audit
+                .locks_or_writes
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )),
+        Some(Class::FanOut(_)) if !audit.limited => Err(
+            "classified as a fan-out read but it has no LIMIT of its own: every node would \
+             answer with all its rows"
+                .into(),
+        ),
+        Some(Class::FanOut(_)) => Ok("hot, fan-out read (no lock, bounded)"),
         Some(Class::Unkeyed(_)) if audit.unkeyed.is_empty() => Err(
             "listed as an unkeyed hot statement, but it is keyed now: delete its line from \
              CLASSIFIED"
@@ -1472,6 +1559,8 @@ fn hot_pg_statements_are_keyed_by_their_distribution_column() {
 /// A foreign key of the schema.
 #[derive(Debug)]
 struct ForeignKey {
+    /// The constraint's name: as the DDL gives it, else PostgreSQL's default.
+    name: String,
     table: String,
     columns: Vec<String>,
     target: String,
@@ -1540,6 +1629,7 @@ impl Schema {
                     let at = if word(action.get(2), "if") { 4 } else { 2 };
                     if let Some(Sql::Word(name)) = action.get(at) {
                         self.unique.retain(|(unique, ..)| unique != name);
+                        self.foreign.retain(|fk| fk.name != *name);
                     }
                 }
                 if !word(action.first(), "add") {
@@ -1579,6 +1669,15 @@ impl Schema {
         }
     }
 
+    /// The columns of the unique index `index`, which a constraint takes
+    /// over (with its own name): the index is no longer listed as itself.
+    fn adopt(&mut self, index: &str) -> Vec<String> {
+        match self.unique.iter().position(|(name, ..)| name == index) {
+            Some(at) => self.unique.remove(at).2,
+            None => Vec::new(),
+        }
+    }
+
     /// A column definition or a table constraint of `table`.
     fn element(&mut self, table: &str, element: &[Sql]) {
         let (name, element) = match element.get(1) {
@@ -1593,13 +1692,24 @@ impl Schema {
         let mut unique: Option<(Vec<String>, String)> = None;
         let mut foreign: Option<Vec<String>> = None;
         match element.first() {
+            // `PRIMARY KEY USING INDEX index` and `UNIQUE USING INDEX index`
+            // make a unique index the constraint: it keeps its columns and
+            // takes the constraint's name (else the constraint takes its).
             Some(Sql::Word(w)) if w == "primary" => {
-                unique = Some((bracketed_words(element, 2), format!("{table}_pkey")));
+                unique = Some(match using_index(element, 2) {
+                    Some(index) => (self.adopt(&index), index),
+                    None => (bracketed_words(element, 2), format!("{table}_pkey")),
+                });
             }
             Some(Sql::Word(w)) if w == "unique" => {
-                let columns = bracketed_words(element, 1);
-                let name = format!("{table}_{}_key", columns.join("_"));
-                unique = Some((columns, name));
+                unique = Some(match using_index(element, 1) {
+                    Some(index) => (self.adopt(&index), index),
+                    None => {
+                        let columns = bracketed_words(element, 1);
+                        let name = format!("{table}_{}_key", columns.join("_"));
+                        (columns, name)
+                    }
+                });
             }
             Some(Sql::Word(w)) if w == "foreign" => foreign = Some(bracketed_words(element, 2)),
             Some(Sql::Word(w)) if w == "check" || w == "exclude" => {}
@@ -1621,7 +1731,7 @@ impl Schema {
             _ => {}
         }
         if let Some((columns, default)) = unique {
-            let name = name.unwrap_or(default);
+            let name = name.clone().unwrap_or(default);
             self.unique.push((name, table.to_owned(), columns));
         }
         if let (Some(columns), Some(at)) = (foreign, references) {
@@ -1629,7 +1739,9 @@ impl Schema {
                 Some(Sql::Word(target)) => target.clone(),
                 _ => String::new(),
             };
+            let default = format!("{table}_{}_fkey", columns.join("_"));
             self.foreign.push(ForeignKey {
+                name: name.unwrap_or(default),
                 table: table.to_owned(),
                 columns,
                 target,
@@ -1910,4 +2022,156 @@ mod tests { const IGNORED: &str = "SELECT 2"; }
     );
     assert_eq!(line("partners/sql.rs", "INSERT INTO client_tokens"), ["*"]);
     assert_eq!(line("lib.rs", "SELECT 2"), Vec::<&str>::new());
+}
+
+#[test]
+fn a_fan_out_read_takes_no_lock_writes_nothing_and_is_bounded() {
+    let functions = functions_of(&[
+        "CREATE FUNCTION mark(p_id bigint) RETURNS void LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    UPDATE outbox SET state = 'x' WHERE id = p_id;\nEND\n$$;\n\
+         CREATE FUNCTION peek(p_id bigint) RETURNS void LANGUAGE plpgsql AS $$\n\
+         BEGIN\n    PERFORM 1 FROM outbox WHERE id = p_id FOR SHARE;\nEND\n$$;"
+            .into(),
+    ]);
+    let audit = |sql: &str| {
+        let mut audit = Audit::default();
+        audit_sql(sql, &[], &functions, &mut audit, "");
+        audit
+    };
+    let fan_out = Some(Class::FanOut("found on every node"));
+    let read = "SELECT merchant_transaction_id, id FROM outbox \
+                WHERE state = 'pending' AND next_attempt_at <= $1 \
+                ORDER BY next_attempt_at, id LIMIT $2";
+    let found = audit(read);
+    assert!(!found.unkeyed.is_empty(), "{read}: names no shard");
+    assert!(found.locks_or_writes.is_empty(), "{read}");
+    assert_eq!(
+        verdict(&found, fan_out),
+        Ok("hot, fan-out read (no lock, bounded)")
+    );
+    // The same read unclassified is an unkeyed hot statement.
+    assert!(verdict(&found, None).is_err_and(|why| why.contains("not keyed")));
+
+    #[rustfmt::skip]
+    let refused = [
+        (format!("{read} FOR UPDATE SKIP LOCKED"), "FOR UPDATE"),
+        (format!("{read} FOR UPDATE OF outbox"), "FOR UPDATE"),
+        (format!("{read} FOR NO KEY UPDATE"), "FOR NO KEY UPDATE"),
+        (format!("{read} FOR SHARE"), "FOR SHARE"),
+        (format!("{read} FOR KEY SHARE SKIP LOCKED"), "FOR KEY SHARE"),
+        // A lock in a subquery or a CTE locks all the same.
+        ("WITH c AS (SELECT id FROM outbox WHERE state = 'pending' LIMIT $1 \
+          FOR UPDATE SKIP LOCKED) SELECT id FROM c ORDER BY id LIMIT $1".into(), "FOR UPDATE"),
+        ("UPDATE outbox SET attempts = 0 WHERE state = 'pending'".into(), "UPDATE"),
+        ("DELETE FROM outbox WHERE state = 'delivered'".into(), "DELETE"),
+        ("INSERT INTO outbox (partner_id, event) SELECT partner_id, event FROM outbox \
+          WHERE state = 'failed' LIMIT $1".into(), "INSERT"),
+        ("WITH gone AS (DELETE FROM outbox WHERE state = 'failed' RETURNING id) \
+          SELECT id FROM gone ORDER BY id LIMIT $1".into(), "DELETE"),
+        ("MERGE INTO outbox o USING outbox p ON o.id = p.id \
+          WHEN MATCHED THEN UPDATE SET attempts = 0".into(), "MERGE"),
+        // Through a function of the migrations.
+        ("SELECT mark(id) FROM outbox WHERE state = 'failed' LIMIT $1".into(), "UPDATE"),
+        ("SELECT peek(id) FROM outbox WHERE state = 'failed' LIMIT $1".into(), "FOR SHARE"),
+    ];
+    for (statement, lock) in refused {
+        let found = audit(&statement);
+        assert!(
+            found.locks_or_writes.iter().any(|l| l.ends_with(lock)),
+            "{statement}: {:?}",
+            found.locks_or_writes
+        );
+        let why = verdict(&found, fan_out).expect_err(&statement);
+        assert!(
+            why.contains("locks or writes") && why.contains(lock),
+            "{why}"
+        );
+    }
+
+    // Unbounded: every node would answer with all its rows.
+    let unbounded = audit("SELECT id FROM outbox WHERE state = 'pending' ORDER BY id");
+    assert!(verdict(&unbounded, fan_out).is_err_and(|why| why.contains("no LIMIT")));
+    let inner = audit(
+        "SELECT o.id FROM outbox o WHERE o.id IN \
+         (SELECT id FROM outbox WHERE state = 'pending' LIMIT $1)",
+    );
+    assert!(
+        !inner.limited,
+        "a subquery's LIMIT does not bound the statement"
+    );
+    // A keyed read needs no class at all.
+    let keyed = audit("SELECT id FROM outbox WHERE merchant_transaction_id = $1 LIMIT $2");
+    assert!(verdict(&keyed, fan_out).is_err_and(|why| why.contains("it is keyed")));
+}
+
+#[test]
+fn the_schema_check_follows_keys_made_from_indexes_and_dropped_foreign_keys() {
+    let schema = Schema::of(&[
+        "CREATE TABLE end_users (partner_id text, partner_user_id text, \
+             PRIMARY KEY (partner_id, partner_user_id));\n\
+         CREATE TABLE transactions (merchant_transaction_id uuid PRIMARY KEY, partner_id text,\n\
+             partner_user_id text, FOREIGN KEY (partner_id, partner_user_id)\n\
+             REFERENCES end_users (partner_id, partner_user_id));\n\
+         CREATE TABLE outbox (id bigserial PRIMARY KEY, merchant_transaction_id uuid,\n\
+             partner_id text REFERENCES partners (id));\n\
+         CREATE TABLE provider_events (event_id text, merchant_transaction_id uuid,\n\
+             CONSTRAINT seen FOREIGN KEY (merchant_transaction_id) REFERENCES outbox);"
+            .to_owned(),
+    ]);
+    assert_eq!(
+        schema.issues(),
+        [
+            "outbox: unique (id) lacks merchant_transaction_id",
+            "transactions: foreign key (partner_id, partner_user_id) to end_users crosses \
+             co-location groups",
+        ]
+    );
+    let names: Vec<&str> = schema.foreign.iter().map(|fk| fk.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "transactions_partner_id_partner_user_id_fkey",
+            "outbox_partner_id_fkey",
+            "seen"
+        ],
+        "PostgreSQL's default names, or the DDL's"
+    );
+
+    let migrated = Schema::of(&[
+        "CREATE TABLE end_users (partner_id text, partner_user_id text, \
+             PRIMARY KEY (partner_id, partner_user_id));\n\
+         CREATE TABLE transactions (merchant_transaction_id uuid PRIMARY KEY, partner_id text,\n\
+             partner_user_id text, FOREIGN KEY (partner_id, partner_user_id)\n\
+             REFERENCES end_users (partner_id, partner_user_id));\n\
+         CREATE TABLE outbox (id bigserial PRIMARY KEY, merchant_transaction_id uuid);\n\
+         CREATE UNIQUE INDEX outbox_key ON outbox (merchant_transaction_id, id);\n\
+         ALTER TABLE outbox DROP CONSTRAINT outbox_pkey,\n\
+             ADD CONSTRAINT outbox_pkey PRIMARY KEY USING INDEX outbox_key;\n\
+         CREATE UNIQUE INDEX by_id ON outbox (id);\n\
+         ALTER TABLE outbox ADD UNIQUE USING INDEX by_id;\n\
+         ALTER TABLE transactions DROP CONSTRAINT transactions_partner_id_partner_user_id_fkey;"
+            .to_owned(),
+    ]);
+    assert_eq!(
+        migrated.issues(),
+        ["outbox: unique (id) lacks merchant_transaction_id"],
+        "the adopted index keeps its columns; the dropped foreign key is gone"
+    );
+    let outbox: Vec<(&str, Vec<String>)> = migrated
+        .unique
+        .iter()
+        .filter(|(_, table, _)| table == "outbox")
+        .map(|(name, _, columns)| (name.as_str(), columns.clone()))
+        .collect();
+    assert_eq!(
+        outbox,
+        [
+            (
+                "outbox_pkey",
+                vec!["merchant_transaction_id".into(), "id".into()]
+            ),
+            ("by_id", vec!["id".into()]),
+        ]
+    );
+    assert!(migrated.foreign.is_empty());
 }

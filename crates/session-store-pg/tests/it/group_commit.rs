@@ -212,3 +212,107 @@ async fn held_keys_fail_alone_and_fresh_rows_still_land() {
         .get(0);
     assert_eq!(count, 1 + 3 * 30);
 }
+
+/// No foreign key ties a transaction to its end user (migration 0012: the
+/// two tables would be distributed by different columns); the statement that
+/// writes a transaction writes its user, batched or row by row after a failed
+/// batch, with an idempotency key or without, so the user is always there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_written_session_has_its_end_user() {
+    use session_core::idempotency::{Fingerprint, IdempotencyKey, KeyedAnswer};
+    use session_core::ports::IdempotencyStore;
+    use session_store_contract::{at, keyed_session};
+
+    let Some(db) = database().await else { return };
+    let store = Arc::new(connect(db.url()).await);
+    let acme = partner(&*store, "acme").await;
+    let observer = raw(db.url()).await;
+    let foreign_keys: i64 = observer
+        .query_one(
+            "SELECT count(*) FROM pg_constraint \
+             WHERE conrelid = 'transactions'::regclass AND contype = 'f'",
+            &[],
+        )
+        .await
+        .expect("count foreign keys")
+        .get(0);
+    assert_eq!(foreign_keys, 0, "the invariant is the application's");
+
+    let first = sample_session(&acme, "first", "first@example.com", 0);
+    store.insert_session(&first).await.expect("first insert");
+    let tasks: Vec<_> = (1..=90u32)
+        .map(|n| {
+            let store = Arc::clone(&store);
+            // A duplicate now and then fails its batch, whose other rows are
+            // then written one by one.
+            let session = if n % 30 == 0 {
+                Arc::clone(&first)
+            } else if n % 2 == 1 {
+                let user = format!("user-{}", n % 11);
+                keyed_session(&*store, &acme, &format!("key-{n}"), 0, &user, n)
+            } else {
+                sample_session(
+                    &acme,
+                    &format!("user-{}", n % 11),
+                    &format!("u{n}@example.com"),
+                    n,
+                )
+            };
+            tokio::spawn(async move {
+                let written = if n % 2 == 0 {
+                    store.insert_session(&session).await
+                } else {
+                    let answer = KeyedAnswer {
+                        key: IdempotencyKey::parse(format!("key-{n}").as_bytes()).expect("key"),
+                        fingerprint: Fingerprint::from_bytes([7; 32]),
+                        generation: 0,
+                        expired_before: at(0),
+                    };
+                    store
+                        .insert_keyed_session(&session, &answer)
+                        .await
+                        .map(|_| ())
+                };
+                (session, written)
+            })
+        })
+        .collect();
+    let mut written = vec![Arc::clone(&first)];
+    for task in tasks {
+        match task.await.expect("task") {
+            (session, Ok(())) => written.push(session),
+            (session, Err(StoreError::Conflict(_))) if Arc::ptr_eq(&session, &first) => {}
+            (_, Err(error)) => panic!("insert failed: {error}"),
+        }
+    }
+    assert_eq!(written.len(), 1 + 90 - 3);
+
+    let orphans: i64 = observer
+        .query_one(
+            "SELECT count(*) FROM transactions t WHERE NOT EXISTS ( \
+                 SELECT 1 FROM end_users u \
+                 WHERE u.partner_id = t.partner_id AND u.partner_user_id = t.partner_user_id)",
+            &[],
+        )
+        .await
+        .expect("count orphans")
+        .get(0);
+    assert_eq!(orphans, 0, "a transaction without its end user");
+    for session in &written {
+        let user = observer
+            .query_opt(
+                "SELECT 1 FROM end_users WHERE partner_id = $1 AND partner_user_id = $2",
+                &[
+                    &session.partner_id.as_str(),
+                    &session.user.partner_user_id.as_str(),
+                ],
+            )
+            .await
+            .expect("read user");
+        assert!(
+            user.is_some(),
+            "no end user for session {}",
+            session.merchant_transaction_id
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! Adapter-specific tests of the PostgreSQL store: migrations, several
-//! instances on one database, group commit, and behaviour while the database
-//! is unreachable, TLS. Each test makes its own database (see
-//! `session_store_pg::testing`) and returns early when none can be had.
+//! instances on one database, the dispatcher's claim among them, group
+//! commit, and behaviour while the database is unreachable, TLS. Each test
+//! makes its own database (see `session_store_pg::testing`) and returns early
+//! when none can be had.
 
+mod claims;
 mod group_commit;
 mod instances;
 mod legacy_keys;

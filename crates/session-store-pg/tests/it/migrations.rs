@@ -39,6 +39,7 @@ async fn four_instances_starting_at_once_migrate_exactly_once() {
             "outbox_record_final_by_transaction",
             "transaction_test_mode",
             "idempotency_keys_by_transaction_id",
+            "outbox_key_and_end_user_reference",
         ],
         "one row per migration, in order"
     );
