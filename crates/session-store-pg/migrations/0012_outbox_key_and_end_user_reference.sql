@@ -44,3 +44,40 @@ DROP INDEX outbox_by_transaction;
 CREATE INDEX outbox_by_id ON outbox (id);
 
 ALTER TABLE transactions DROP CONSTRAINT transactions_partner_id_partner_user_id_fkey;
+
+-- outbox_record_final (migration 0009) finds the transaction's next pending
+-- delivery by the transaction itself rather than through the updated row:
+-- joined to the CTE, the planner's generic plan for a table it has no
+-- statistics for yet (a new database, or one autovacuum has not analysed
+-- since the key changed) was a sequential scan of the whole outbox per
+-- recorded attempt. Named by the parameter, it is a probe of the primary
+-- key. Nothing else changes: one statement, one snapshot, and a delivery
+-- that is not of that transaction (or is gone) still changes nothing.
+CREATE OR REPLACE FUNCTION outbox_record_final(
+    p_transaction uuid,
+    p_id bigint,
+    p_attempted_at timestamptz,
+    p_result text,
+    p_state text,
+    p_delivered_at timestamptz
+) RETURNS void
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM transactions
+    WHERE merchant_transaction_id = p_transaction
+    FOR NO KEY UPDATE;
+
+    WITH r AS (
+        UPDATE outbox SET attempts = attempts + 1, last_attempt_at = p_attempted_at,
+            last_result = p_result, state = p_state, next_attempt_at = NULL,
+            delivered_at = p_delivered_at, blocked = false
+        WHERE merchant_transaction_id = p_transaction AND id = p_id
+        RETURNING id)
+    UPDATE outbox SET blocked = false
+    WHERE merchant_transaction_id = p_transaction
+      AND EXISTS (SELECT 1 FROM r)
+      AND id = (SELECT min(e.id) FROM outbox e
+                WHERE e.merchant_transaction_id = p_transaction
+                  AND e.state = 'pending' AND e.id <> p_id);
+END
+$$;

@@ -213,6 +213,11 @@ impl LoadDatabase {
             .map_err(|e| Error::failed(format!("{}: `{sql}`: {e}", self.name)))
     }
 
+    /// Whether the server runs autovacuum.
+    pub fn autovacuum(&self) -> Result<bool> {
+        Ok(self.integer("SELECT (current_setting('autovacuum') = 'on')::int::bigint")? == 1)
+    }
+
     /// A connection of its own to this database, listening on `channels`.
     pub fn listener(&self, channels: &[&str]) -> Result<postgres::Client> {
         let mut client = connect(&self.url)

@@ -155,6 +155,7 @@ pub(super) fn run(plan: &Plan) -> Result<()> {
         &files::bootstrap_with_webhook(&format!("http://{receiver}/hook")),
     )?;
     let max_connections = database.integer("SELECT current_setting('max_connections')::bigint")?;
+    let autovacuum = database.autovacuum()?;
     let flags = [
         "--provider-secret",
         PROVIDER_SECRET,
@@ -223,10 +224,12 @@ pub(super) fn run(plan: &Plan) -> Result<()> {
     );
 
     let context = format!(
-        "- Machine: {}\n- Database: PostgreSQL {} on {source}, max_connections {max_connections}\n\
+        "- Machine: {}\n- Database: PostgreSQL {} on {source}, max_connections {max_connections}, \
+         autovacuum {}\n\
          - Command: `{}` ({} s in all)\n",
         machine::describe("lifecycle-load (benches/src/bin/lifecycle-load)").summary(),
         database.server_version(),
+        if autovacuum { "on" } else { "off" },
         plan.invocation(),
         started.elapsed().as_secs()
     );
