@@ -32,8 +32,9 @@ use crate::error::{Fault, corrupt};
 use crate::rows::{self, PgTime, session_columns};
 
 /// How many later generations the first probe past the first one reads;
-/// each further probe reads twice as many. Nearly every key has one
-/// generation (one statement); a key reused daily for a year takes seven.
+/// each further probe reads twice as many. A key never used costs one
+/// statement, nearly every other key two; a key reused daily for a year
+/// takes eight.
 const FIRST_GENERATIONS: u32 = 8;
 
 /// Whether keys written before ids were derived from them may still hold
@@ -265,11 +266,12 @@ struct Newest {
 ///
 /// A generation is written only after a look-up found the one before it
 /// expired, and transactions are never deleted, so the key's sessions are
-/// its first generations, none missing, and a live one is the newest. The
-/// first generation is read whole, by its id alone (nearly every look-up
-/// ends there: the key's only session, live). Past it, the ids of later
+/// its first generations, none missing. The first generation is read whole,
+/// by its id alone (a key never used ends there). Past it, the ids of later
 /// generations are probed in batches, each twice the last, until one is not
-/// full, and the newest is read whole.
+/// full, and the newest is read whole. The probe runs even when the first
+/// generation looks live: to an instance whose clock runs behind the one
+/// that wrote the second, it still would.
 async fn newest_generation(
     client: &mut Client,
     namespace: &IdNamespace,
