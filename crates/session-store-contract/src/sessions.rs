@@ -16,7 +16,9 @@ fn user(text: &str) -> PartnerUserId {
     PartnerUserId::parse(text).unwrap_or_else(|why| panic!("{why}"))
 }
 
-pub(crate) fn event(id: &str, tx: Uuid, status: TxStatus, occurred_at: i64) -> EventPlan {
+/// A provider event `id` moving `tx` to `status` at `occurred_at`, applied a
+/// second later, with no amounts and no KYC status.
+pub fn event(id: &str, tx: Uuid, status: TxStatus, occurred_at: i64) -> EventPlan {
     EventPlan {
         event: ProviderEvent {
             event_id: id.into(),

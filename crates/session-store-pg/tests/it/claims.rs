@@ -8,10 +8,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use session_core::ports::{ClaimLimits, SessionStore, WebhookOutbox};
-use session_core::session::{EventPlan, ProviderEvent};
 use session_core::status::TxStatus;
-use session_store_contract::{at, partner, sample_session};
-use uuid::Uuid;
+use session_store_contract::{at, event, partner, sample_session};
 
 use crate::{connect, database};
 
@@ -22,23 +20,6 @@ const INSTANCES: usize = 3;
 const CLAIMERS_PER_INSTANCE: usize = 4;
 const TOTAL: usize = 8;
 const PARTNER_BOUND: usize = 3;
-
-fn processing(id: Uuid, occurred_at: i64) -> EventPlan {
-    EventPlan {
-        event: ProviderEvent {
-            event_id: format!("{id}-processing"),
-            merchant_transaction_id: id,
-            status: TxStatus::Processing,
-            crypto_amount: None,
-            fiat_amount: None,
-            fiat_currency: None,
-            payment_method: None,
-            occurred_at: at(occurred_at),
-            kyc_status: None,
-        },
-        now: at(occurred_at + 1),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_claims_take_each_due_delivery_exactly_once() {
@@ -54,7 +35,12 @@ async fn racing_claims_take_each_due_delivery_exactly_once() {
             writes.push(tokio::spawn(async move {
                 let id = session.merchant_transaction_id;
                 store.insert_session(&session).await.expect("insert");
-                let plan = processing(id, 10 + i64::from(n));
+                let plan = event(
+                    &format!("{id}-processing"),
+                    id,
+                    TxStatus::Processing,
+                    10 + i64::from(n),
+                );
                 store.apply_provider_event(&plan).await.expect("apply");
                 id
             }));

@@ -67,11 +67,14 @@ async fn a_key_written_before_ids_were_derived_holds_until_it_expires() {
     drop(store);
     let store = connect(db.url()).await;
 
-    assert_eq!(
+    let lookup = async |since| {
         store
-            .idempotent_answer(&acme.id, &key, at(0))
+            .idempotent_answer(&acme.id, &key, since)
             .await
-            .expect("look-up"),
+            .expect("look-up")
+    };
+    assert_eq!(
+        lookup(at(0)).await,
         KeyLookup::Held(StoredAnswer {
             fingerprint,
             session: Arc::clone(&legacy),
@@ -102,13 +105,7 @@ async fn a_key_written_before_ids_were_derived_holds_until_it_expires() {
     );
 
     // Expired: the first generation is free, and the reaper deletes the key.
-    assert_eq!(
-        store
-            .idempotent_answer(&acme.id, &key, at(11))
-            .await
-            .expect("look-up"),
-        KeyLookup::Free { generation: 0 }
-    );
+    assert_eq!(lookup(at(11)).await, KeyLookup::Free { generation: 0 });
     assert_eq!(
         store
             .insert_keyed_session(&retry, &keyed(at(11)))
@@ -127,10 +124,7 @@ async fn a_key_written_before_ids_were_derived_holds_until_it_expires() {
         .get(0);
     assert_eq!(left, 0, "expired legacy keys are deleted");
     assert_eq!(
-        store
-            .idempotent_answer(&acme.id, &key, at(0))
-            .await
-            .expect("look-up"),
+        lookup(at(0)).await,
         KeyLookup::Held(StoredAnswer {
             fingerprint,
             session: Arc::clone(&retry),
